@@ -1,0 +1,183 @@
+"""Reading, verifying and writing programs: the one place where IR text becomes ops.
+
+Every error a user can cause with IR text surfaces as an `IRError` whose message starts
+with `FILE:LINE:COL: error:`, the compiler convention that editors and CI logs understand.
+Ops parsed from text carry their position as a `FileLineColLoc`, so a verifier failing
+after any number of passes still points at the line the op came from.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from io import StringIO
+
+from xdsl.context import Context
+from xdsl.dialects.arith import Arith
+from xdsl.dialects.builtin import (
+    Builtin,
+    FileLineColLoc,
+    IntAttr,
+    ModuleOp,
+    StringAttr,
+    UnregisteredAttr,
+    UnregisteredOp,
+)
+from xdsl.ir import Operation, Region, SSAValue, TypeAttribute
+from xdsl.parser import Parser
+from xdsl.printer import Printer
+from xdsl.traits import IsolatedFromAbove
+from xdsl.utils.exceptions import ParseError, VerifyException
+
+from ir.dy import Dy, op_name
+from ir.torch import Torch
+
+CARRIED_NAMESPACE = "torch."
+"""Ops and types of this namespace are carried as they are, without being registered."""
+
+
+@dataclass
+class IRError(Exception):
+    """A diagnostic about user-supplied IR, pinned to a place in a file."""
+
+    filename: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.filename}:{self.line}:{self.column}: error: {self.message}"
+
+
+class ProgramContext(Context):
+    """An xDSL context for programs: builtin, arith, torch types and dy are registered;
+    unknown `torch.*` ops and types are carried opaquely, anything else unknown is an error.
+    """
+
+    def __init__(self):
+        super().__init__(allow_unregistered=False)
+        for dialect in (Builtin, Arith, Torch, Dy):
+            self.load_dialect(dialect)
+
+    def get_optional_op(self, name: str, *, dialect_stack=()):
+        found = super().get_optional_op(name, dialect_stack=dialect_stack)
+        if found is None and name.startswith(CARRIED_NAMESPACE):
+            found = UnregisteredOp.with_name(name)
+            self._loaded_ops[name] = found
+        return found
+
+    def get_optional_type(self, name: str) -> type[TypeAttribute] | None:
+        found = super().get_optional_type(name)
+        if found is None and name.startswith(CARRIED_NAMESPACE):
+            found = UnregisteredAttr.with_name_and_type(name, True)
+            self._loaded_types[name] = found
+        return found
+
+    def get_optional_attr(self, name: str):
+        found = super().get_optional_attr(name)
+        if found is None and name.startswith(CARRIED_NAMESPACE):
+            found = UnregisteredAttr.with_name_and_type(name, False)
+            self._loaded_attrs[name] = found
+        return found
+
+
+class _LocatingParser(Parser):
+    """Records where each op starts in the text, as its location."""
+
+    def __init__(self, ctx: Context, text: str, filename: str):
+        super().__init__(ctx, text, filename)
+        self._filename = StringAttr(filename)
+        self._line_starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+
+    def line_column(self, offset: int) -> tuple[int, int]:
+        line = bisect_right(self._line_starts, offset)
+        return line, offset - self._line_starts[line - 1] + 1
+
+    def parse_operation(self) -> Operation:
+        start = self._current_token.span.start
+        op = super().parse_operation()
+        if not isinstance(op.location, FileLineColLoc):
+            line, column = self.line_column(start)
+            op.location = FileLineColLoc(self._filename, IntAttr(line), IntAttr(column))
+        return op
+
+
+def parse_module(text: str, filename: str = "<stdin>") -> ModuleOp:
+    """Parse program text (custom or generic form) into a module; does not verify."""
+    parser = _LocatingParser(ProgramContext(), text, filename)
+    try:
+        return parser.parse_module()
+    except ParseError as error:
+        line, column = parser.line_column(error.span.start)
+        raise IRError(filename, line, column, _first_line(error.msg)) from None
+    except VerifyException as error:
+        line, column = parser.line_column(parser.pos)
+        raise IRError(filename, line, column, _first_line(error)) from None
+
+
+def _first_line(error: Exception | str) -> str:
+    if isinstance(error, str):
+        text = error
+    else:
+        text = str(error.args[0]) if error.args else type(error).__name__
+    return text.strip().splitlines()[0] if text.strip() else "invalid IR"
+
+
+def location_of(op: Operation, default_filename: str = "<unknown>") -> tuple[str, int, int]:
+    """The (file, line, column) an op came from, or its nearest located ancestor's."""
+    current: Operation | None = op
+    while current is not None:
+        if isinstance(current.location, FileLineColLoc):
+            loc = current.location
+            return loc.filename.data, loc.line.data, loc.column.data
+        current = current.parent_op()
+    return default_filename, 0, 0
+
+
+def error_at(op: Operation, message: str) -> IRError:
+    """An `IRError` placed at `op`, its message prefixed with the op's name."""
+    filename, line, column = location_of(op)
+    return IRError(filename, line, column, f"'{op_name(op)}' op {message}")
+
+
+def verify_module(module: ModuleOp) -> None:
+    """Verify every op, innermost first, then that every value is defined before its uses,
+    reporting the first failure at the op's place."""
+    for op in module.walk(reverse=True):
+        try:
+            op.verify(verify_nested_ops=False)
+        except VerifyException as error:
+            message = _first_line(error).removeprefix("Operation does not verify: ")
+            raise error_at(op, message) from None
+    _verify_dominance(module.body, [])
+
+
+def _verify_dominance(region: Region, visible: list[set[SSAValue]]) -> None:
+    """In structured code a value is usable after its definition in the same block and in
+    the regions nested below it, except across an op that is isolated from above."""
+    for block in region.blocks:
+        defined: set[SSAValue] = set(block.args)
+        scopes = [*visible, defined]
+        for op in block.ops:
+            for index, operand in enumerate(op.operands):
+                if not any(operand in scope for scope in scopes):
+                    raise error_at(
+                        op, f"operand #{index} is used before it is defined or outside its scope"
+                    )
+            for nested in op.regions:
+                _verify_dominance(nested, [] if op.has_trait(IsolatedFromAbove) else scopes)
+            defined.update(op.results)
+
+
+def parse_and_verify(text: str, filename: str = "<stdin>") -> ModuleOp:
+    module = parse_module(text, filename)
+    verify_module(module)
+    return module
+
+
+def print_module(module: Operation, *, generic: bool = False) -> str:
+    """Print a module; the generic form is the one that real MLIR parses."""
+    stream = StringIO()
+    Printer(stream=stream, print_generic_format=generic).print_op(module)
+    stream.write("\n")
+    return stream.getvalue()

@@ -1,0 +1,151 @@
+"""Lowering of one torch-dialect sub-graph to the LLVM dialect.
+
+Stages, each a pass pipeline run through ``torch_mlir.passmanager``:
+
+1. ``torch-backend-to-linalg-on-tensors-backend-pipeline`` (torch-mlir's own).
+2. Bound arguments become ``arith.constant`` tensors, so weight transposes and
+   other parameter-only computations fold at compile time.
+3. Tensor-level optimisation: elementwise fusion, then the loop schedule of
+   :mod:`.schedule` (tiling, vectorisation) applied by the transform interpreter.
+4. Bufferisation with results turned into caller-provided out-parameters.
+5. Conversion to the LLVM dialect.
+"""
+
+import re
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch_mlir import ir
+from torch_mlir.dialects import torch as torch_dialect
+from torch_mlir.passmanager import PassManager
+
+from . import schedule
+from .errors import LoweringError
+
+TORCH_TO_LINALG = "builtin.module(torch-backend-to-linalg-on-tensors-backend-pipeline)"
+
+TENSOR_OPTIMIZATION = (
+    "builtin.module(canonicalize, linalg-fuse-elementwise-ops, canonicalize, cse)"
+)
+
+BUFFERIZATION = (
+    "builtin.module("
+    "eliminate-empty-tensors, empty-tensor-to-alloc-tensor,"
+    "one-shot-bufferize{bufferize-function-boundaries "
+    "function-boundary-type-conversion=identity-layout-map},"
+    "buffer-results-to-out-params{hoist-static-allocs modify-public-functions},"
+    "canonicalize, cse, buffer-deallocation-pipeline, canonicalize)"
+)
+
+TO_LLVM = (
+    "builtin.module("
+    "func.func(convert-linalg-to-loops), lower-affine, convert-vector-to-scf,"
+    "convert-scf-to-cf, expand-strided-metadata, finalize-memref-to-llvm,"
+    "convert-vector-to-llvm, convert-math-to-llvm, convert-math-to-libm,"
+    "convert-arith-to-llvm, convert-func-to-llvm, convert-cf-to-llvm,"
+    "convert-ub-to-llvm, reconcile-unrealized-casts)"
+)
+
+_TORCH_OP_NAME = re.compile(r"'?(torch\.[A-Za-z0-9_.]+)'?")
+
+
+def _diagnostic_messages(error: ir.MLIRError) -> list[str]:
+    messages = []
+
+    def collect(diagnostic) -> None:
+        messages.append(f"{diagnostic.message} [{diagnostic.location}]")
+        for note in diagnostic.notes:
+            collect(note)
+
+    for diagnostic in error.error_diagnostics:
+        collect(diagnostic)
+    return messages or [error.message]
+
+
+def _lowering_error(stage: str, error: ir.MLIRError) -> LoweringError:
+    """Builds a LoweringError whose message leads with the first unlowerable torch op."""
+    messages = _diagnostic_messages(error)
+    for message in messages:
+        match = _TORCH_OP_NAME.search(message.split(" [")[0])
+        if match:
+            first = message.split(" [")[0]
+            reason = "failed to legalize" if "legalize" in first else first
+            return LoweringError(f"{match.group(1)}: {reason} ({stage}); " + "; ".join(messages))
+    return LoweringError(f"{stage} failed: " + "; ".join(messages))
+
+
+def run_pipeline(module: ir.Module, pipeline: str, stage: str) -> None:
+    try:
+        PassManager.parse(pipeline, context=module.context).run(module.operation)
+    except ir.MLIRError as error:
+        raise _lowering_error(stage, error) from None
+
+
+def new_context() -> ir.Context:
+    context = ir.Context()
+    torch_dialect.register_dialect(context)
+    context.allow_unregistered_dialects = False
+    return context
+
+
+def parse_torch_module(module_text: str, context: ir.Context) -> ir.Module:
+    try:
+        return ir.Module.parse(module_text, context)
+    except ir.MLIRError as error:
+        raise _lowering_error("parsing", error) from None
+
+
+def find_function(module: ir.Module, func_name: str):
+    for operation in module.body.operations:
+        if operation.operation.name == "func.func" and (
+            ir.StringAttr(operation.attributes["sym_name"]).value == func_name
+        ):
+            return operation
+    raise LoweringError(f"no func.func named @{func_name} in the module")
+
+
+def _dense_constant(tensor: torch.Tensor, tensor_type: ir.RankedTensorType) -> ir.DenseElementsAttr:
+    array = tensor.detach().cpu().contiguous().numpy()
+    if array.dtype == np.bool_:
+        return ir.DenseElementsAttr.get(np.packbits(array, axis=None, bitorder="little"),
+                                        type=tensor_type)
+    return ir.DenseElementsAttr.get(array, type=tensor_type)
+
+
+def bind_arguments_as_constants(function, bound_args: Mapping[int, torch.Tensor]) -> None:
+    """Replaces the bound block arguments of `function` by constants and drops them."""
+    block = function.regions[0].blocks[0]
+    with ir.InsertionPoint.at_block_begin(block), function.location:
+        for index in sorted(bound_args):
+            argument = block.arguments[index]
+            value = _dense_constant(bound_args[index], argument.type)
+            constant = ir.Operation.create("arith.constant", results=[argument.type],
+                                           attributes={"value": value})
+            argument.replace_all_uses_with(constant.result)
+    for index in sorted(bound_args, reverse=True):
+        block.erase_argument(index)
+    function_type = ir.FunctionType(ir.TypeAttr(function.attributes["function_type"]).value)
+    remaining_inputs = [argument.type for argument in block.arguments]
+    function.attributes["function_type"] = ir.TypeAttr.get(
+        ir.FunctionType.get(remaining_inputs, function_type.results))
+
+
+def lower_to_llvm(module_text: str, func_name: str, bound_args: Mapping[int, torch.Tensor],
+                  context: ir.Context) -> ir.Module:
+    """Returns the sub-graph as an LLVM-dialect module with a C-interface entry point."""
+    module = parse_torch_module(module_text, context)
+    function = find_function(module, func_name)
+    arity = len(function.regions[0].blocks[0].arguments)
+    out_of_range = [index for index in bound_args if not 0 <= index < arity]
+    if out_of_range:
+        raise LoweringError(f"bound argument indices {out_of_range} out of range for @{func_name}")
+    run_pipeline(module, TORCH_TO_LINALG, "torch to linalg-on-tensors")
+    function = find_function(module, func_name)
+    bind_arguments_as_constants(function, bound_args)
+    function.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get(context)
+    run_pipeline(module, TENSOR_OPTIMIZATION, "tensor optimization")
+    schedule.apply(module)
+    run_pipeline(module, BUFFERIZATION, "bufferization")
+    run_pipeline(module, TO_LLVM, "LLVM conversion")
+    return module
