@@ -112,7 +112,13 @@ class _Learner:
 
     def learn_rule(
         self, positives: np.ndarray, negatives: np.ndarray, used_columns: set[int]
-    ) -> _LearnedRule:
+    ) -> _LearnedRule | None:
+        """Specializes a rule for ``positives``; None if it cannot reach the ratio.
+
+        A rule with an empty body is only learned when the ratio already
+        holds (a default rule); otherwise its exceptions would simply swap the
+        roles of positives and negatives without progress.
+        """
         literals: list[tuple[int, bool]] = []
         while negatives.sum() > self.exception_ratio * positives.sum():
             literal = self.best_literal(positives, negatives, used_columns | {c for c, _ in literals})
@@ -124,6 +130,8 @@ class _Learner:
                 break
             literals.append(literal)
             positives, negatives = positives & holds, negatives & holds
+        if not literals and negatives.sum() > self.exception_ratio * positives.sum():
+            return None
         rule = _LearnedRule(literals)
         if negatives.any():
             rule.exceptions = self.fold(
@@ -139,6 +147,8 @@ class _Learner:
         positives = positives.copy()
         while positives.sum() >= self.min_cover:
             rule = self.learn_rule(positives, negatives, used_columns)
+            if rule is None:
+                break
             covered = self.covers(rule)
             true_positives = (covered & positives).sum()
             if true_positives < self.min_cover or true_positives <= (covered & negatives).sum():

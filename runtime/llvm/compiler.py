@@ -9,6 +9,7 @@ load kernels the same way, and a cache hit runs no MLIR at all.
 import atexit
 import functools
 import hashlib
+import importlib.metadata
 import json
 import os
 import pathlib
@@ -18,7 +19,6 @@ import tempfile
 from collections.abc import Mapping
 
 import torch
-from torch_mlir import ir
 from torch_mlir.execution_engine import ExecutionEngine
 
 from . import lowering, native
@@ -27,12 +27,6 @@ from .errors import LoweringError
 
 LLVM_OPT_LEVEL = 3
 
-_TORCH_DTYPES = {
-    "f16": torch.float16, "bf16": torch.bfloat16, "f32": torch.float32, "f64": torch.float64,
-    "i1": torch.bool, "i8": torch.int8, "ui8": torch.uint8, "i16": torch.int16,
-    "i32": torch.int32, "i64": torch.int64,
-}
-
 
 @functools.cache
 def _backend_fingerprint() -> str:
@@ -40,14 +34,13 @@ def _backend_fingerprint() -> str:
     digest = hashlib.sha256()
     for source in sorted(pathlib.Path(__file__).parent.glob("*.py")):
         digest.update(source.read_bytes())
+    digest.update(importlib.metadata.version("torch-mlir").encode())
     digest.update(platform.machine().encode())
     try:
-        cpu_flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags"))
-        digest.update(cpu_flags.encode())
+        with open("/proc/cpuinfo") as cpuinfo:
+            digest.update(next(line for line in cpuinfo if line.startswith("flags")).encode())
     except (OSError, StopIteration):
         pass
-    import torch_mlir
-    digest.update(str(pathlib.Path(torch_mlir.__file__).parent.stat().st_mtime).encode())
     return digest.hexdigest()
 
 
@@ -59,8 +52,8 @@ def cache_key(module_text: str, func_name: str, bound_args: Mapping[int, torch.T
     for index in sorted(bound_args):
         tensor = bound_args[index].detach().cpu().contiguous()
         digest.update(f"\0{index}:{tensor.dtype}:{list(tensor.shape)}\0".encode())
-        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes()
-                      if tensor.numel() else b"")
+        if tensor.numel():
+            digest.update(tensor.view(-1).view(torch.uint8).numpy().data)
     return digest.hexdigest()[:40]
 
 
@@ -72,33 +65,69 @@ def _scratch_directory() -> pathlib.Path:
     return directory
 
 
-def _tensor_spec(tensor_type: ir.Type) -> TensorSpec:
-    ranked = ir.RankedTensorType(tensor_type)
-    element = str(ranked.element_type)
-    if element not in _TORCH_DTYPES:
-        raise LoweringError(f"unsupported element type {element} at the sub-graph boundary")
-    return TensorSpec(tuple(ranked.shape), _TORCH_DTYPES[element])
+def _load(library: pathlib.Path, metadata: pathlib.Path) -> CompiledSubgraph:
+    signature = json.loads(metadata.read_text())
+    return CompiledSubgraph(
+        library,
+        signature["func_name"],
+        [TensorSpec.from_json(spec) for spec in signature["inputs"]],
+        [TensorSpec.from_json(spec) for spec in signature["outputs"]],
+    )
 
 
-def _signature(function) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    function_type = ir.FunctionType(ir.TypeAttr(function.attributes["function_type"]).value)
-    return ([_tensor_spec(t) for t in function_type.inputs],
-            [_tensor_spec(t) for t in function_type.results])
+def _build(
+    module_text: str,
+    func_name: str,
+    bound_args: Mapping[int, torch.Tensor],
+    directory: pathlib.Path,
+    key: str,
+) -> None:
+    """Compiles into `<key>.so` and `<key>.json`; the metadata file is written last."""
+    runtime = native.runtime_library(directory)
+    with tempfile.TemporaryDirectory(dir=directory) as scratch:
+        obj = pathlib.Path(scratch) / "kernel.o"
+        staged_library = pathlib.Path(scratch) / "kernel.so"
+        with lowering.new_context() as context:
+            lowered = lowering.lower_to_llvm(module_text, func_name, bound_args, context)
+            try:
+                engine = ExecutionEngine(
+                    lowered.module,
+                    opt_level=LLVM_OPT_LEVEL,
+                    shared_libs=[str(runtime)],
+                    enable_object_dump=True,
+                    enable_pic=True,
+                )
+            except RuntimeError as error:
+                raise LoweringError(f"LLVM code generation failed: {error}") from None
+            if not engine.raw_lookup(ENTRY_PREFIX + func_name):
+                raise LoweringError(f"LLVM code generation produced no entry @{func_name}")
+            engine.dump_to_object_file(str(obj))
+        native.link_shared_object(obj, staged_library, [runtime])
+        os.replace(staged_library, directory / f"{key}.so")
+        staged_metadata = pathlib.Path(scratch) / "kernel.json"
+        staged_metadata.write_text(
+            json.dumps(
+                {
+                    "func_name": func_name,
+                    "inputs": [spec.to_json() for spec in lowered.inputs],
+                    "outputs": [spec.to_json() for spec in lowered.outputs],
+                }
+            )
+        )
+        os.replace(staged_metadata, directory / f"{key}.json")
 
 
-def _compile_to_object(module_text: str, func_name: str, bound_args: Mapping[int, torch.Tensor],
-                       runtime: pathlib.Path, obj: pathlib.Path) -> dict:
-    with lowering.new_context() as context:
-        module = lowering.lower_to_llvm(module_text, func_name, bound_args, context,
-                                        signature_callback=None)
-        signature = module.signature
-        try:
-            engine = ExecutionEngine(module.llvm, opt_level=LLVM_OPT_LEVEL,
-                                     shared_libs=[str(runtime)],
-                                     enable_object_dump=True, enable_pic=True)
-        except (RuntimeError, ir.MLIRError) as error:
-            raise LoweringError(f"LLVM code generation failed: {error}") from None
-        if not engine.raw_lookup(ENTRY_PREFIX + func_name):
-            raise LoweringError(f"LLVM code generation produced no entry {func_name}")
-        engine.dump_to_object_file(str(obj))
-    return signature
+def compile_subgraph(
+    module_text: str,
+    func_name: str,
+    bound_args: Mapping[int, torch.Tensor],
+    cache_dir: pathlib.Path | None = None,
+) -> CompiledSubgraph:
+    """Compiles one torch-dialect sub-graph; see the package docstring."""
+    directory = pathlib.Path(cache_dir) if cache_dir is not None else _scratch_directory()
+    directory.mkdir(parents=True, exist_ok=True)
+    key = cache_key(module_text, func_name, bound_args)
+    library, metadata = directory / f"{key}.so", directory / f"{key}.json"
+    if not (library.exists() and metadata.exists()):
+        _build(module_text, func_name, bound_args, directory, key)
+    return _load(library, metadata)

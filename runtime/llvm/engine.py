@@ -49,8 +49,13 @@ def _descriptor(spec: TensorSpec) -> ctypes.Array:
 class CompiledSubgraph:
     """A compiled sub-graph; call it with the non-bound arguments, in order."""
 
-    def __init__(self, library: pathlib.Path, func_name: str,
-                 inputs: list[TensorSpec], outputs: list[TensorSpec]):
+    def __init__(
+        self,
+        library: pathlib.Path,
+        func_name: str,
+        inputs: list[TensorSpec],
+        outputs: list[TensorSpec],
+    ):
         self.library_path = library
         self.inputs = tuple(inputs)
         self.outputs = tuple(outputs)
@@ -71,11 +76,14 @@ class CompiledSubgraph:
             raise TypeError(f"expected {len(self._input_checks)} arguments, got {len(arguments)}")
         keep_alive = []
         for position, (tensor, (shape, dtype), descriptor) in enumerate(
-                zip(arguments, self._input_checks, self._input_descriptors)):
+            zip(arguments, self._input_checks, self._input_descriptors)
+        ):
             if tensor.dtype != dtype or tensor.shape != shape or tensor.device.type != "cpu":
-                raise TypeError(f"argument {position}: expected a CPU {dtype} tensor of shape "
-                                f"{list(shape)}, got {tensor.dtype} {list(tensor.shape)} "
-                                f"on {tensor.device}")
+                raise TypeError(
+                    f"argument {position}: expected a CPU {dtype} tensor of shape "
+                    f"{list(shape)}, got {tensor.dtype} {list(tensor.shape)} "
+                    f"on {tensor.device}"
+                )
             if not tensor.is_contiguous():
                 tensor = tensor.contiguous()
                 keep_alive.append(tensor)

@@ -11,6 +11,7 @@ Stages, each a pass pipeline run through ``torch_mlir.passmanager``:
 5. Conversion to the LLVM dialect.
 """
 
+import dataclasses
 import re
 from collections.abc import Mapping
 
@@ -21,13 +22,12 @@ from torch_mlir.dialects import torch as torch_dialect
 from torch_mlir.passmanager import PassManager
 
 from . import schedule
+from .engine import TensorSpec
 from .errors import LoweringError
 
 TORCH_TO_LINALG = "builtin.module(torch-backend-to-linalg-on-tensors-backend-pipeline)"
 
-TENSOR_OPTIMIZATION = (
-    "builtin.module(canonicalize, linalg-fuse-elementwise-ops, canonicalize, cse)"
-)
+TENSOR_OPTIMIZATION = "builtin.module(canonicalize, linalg-fuse-elementwise-ops, canonicalize, cse)"
 
 BUFFERIZATION = (
     "builtin.module("
@@ -46,6 +46,19 @@ TO_LLVM = (
     "convert-arith-to-llvm, convert-func-to-llvm, convert-cf-to-llvm,"
     "convert-ub-to-llvm, reconcile-unrealized-casts)"
 )
+
+_TORCH_DTYPES = {
+    "f16": torch.float16,
+    "bf16": torch.bfloat16,
+    "f32": torch.float32,
+    "f64": torch.float64,
+    "i1": torch.bool,
+    "i8": torch.int8,
+    "ui8": torch.uint8,
+    "i16": torch.int16,
+    "i32": torch.int32,
+    "i64": torch.int64,
+}
 
 _TORCH_OP_NAME = re.compile(r"'?(torch\.[A-Za-z0-9_.]+)'?")
 
@@ -108,8 +121,9 @@ def find_function(module: ir.Module, func_name: str):
 def _dense_constant(tensor: torch.Tensor, tensor_type: ir.RankedTensorType) -> ir.DenseElementsAttr:
     array = tensor.detach().cpu().contiguous().numpy()
     if array.dtype == np.bool_:
-        return ir.DenseElementsAttr.get(np.packbits(array, axis=None, bitorder="little"),
-                                        type=tensor_type)
+        return ir.DenseElementsAttr.get(
+            np.packbits(array, axis=None, bitorder="little"), type=tensor_type
+        )
     return ir.DenseElementsAttr.get(array, type=tensor_type)
 
 
@@ -120,20 +134,40 @@ def bind_arguments_as_constants(function, bound_args: Mapping[int, torch.Tensor]
         for index in sorted(bound_args):
             argument = block.arguments[index]
             value = _dense_constant(bound_args[index], argument.type)
-            constant = ir.Operation.create("arith.constant", results=[argument.type],
-                                           attributes={"value": value})
+            constant = ir.Operation.create(
+                "arith.constant", results=[argument.type], attributes={"value": value}
+            )
             argument.replace_all_uses_with(constant.result)
     for index in sorted(bound_args, reverse=True):
         block.erase_argument(index)
     function_type = ir.FunctionType(ir.TypeAttr(function.attributes["function_type"]).value)
     remaining_inputs = [argument.type for argument in block.arguments]
     function.attributes["function_type"] = ir.TypeAttr.get(
-        ir.FunctionType.get(remaining_inputs, function_type.results))
+        ir.FunctionType.get(remaining_inputs, function_type.results)
+    )
 
 
-def lower_to_llvm(module_text: str, func_name: str, bound_args: Mapping[int, torch.Tensor],
-                  context: ir.Context) -> ir.Module:
-    """Returns the sub-graph as an LLVM-dialect module with a C-interface entry point."""
+def _tensor_spec(tensor_type: ir.Type) -> TensorSpec:
+    ranked = ir.RankedTensorType(tensor_type)
+    element = str(ranked.element_type)
+    if element not in _TORCH_DTYPES:
+        raise LoweringError(f"unsupported element type {element} at the sub-graph boundary")
+    return TensorSpec(tuple(ranked.shape), _TORCH_DTYPES[element])
+
+
+@dataclasses.dataclass
+class LoweredSubgraph:
+    """An LLVM-dialect module and the tensor signature of its entry point."""
+
+    module: ir.Module
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+
+def lower_to_llvm(
+    module_text: str, func_name: str, bound_args: Mapping[int, torch.Tensor], context: ir.Context
+) -> LoweredSubgraph:
+    """Lowers the sub-graph to the LLVM dialect with a C-interface entry point."""
     module = parse_torch_module(module_text, context)
     function = find_function(module, func_name)
     arity = len(function.regions[0].blocks[0].arguments)
@@ -143,9 +177,12 @@ def lower_to_llvm(module_text: str, func_name: str, bound_args: Mapping[int, tor
     run_pipeline(module, TORCH_TO_LINALG, "torch to linalg-on-tensors")
     function = find_function(module, func_name)
     bind_arguments_as_constants(function, bound_args)
+    function_type = ir.FunctionType(ir.TypeAttr(function.attributes["function_type"]).value)
+    inputs = [_tensor_spec(t) for t in function_type.inputs]
+    outputs = [_tensor_spec(t) for t in function_type.results]
     function.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get(context)
     run_pipeline(module, TENSOR_OPTIMIZATION, "tensor optimization")
     schedule.apply(module)
     run_pipeline(module, BUFFERIZATION, "bufferization")
     run_pipeline(module, TO_LLVM, "LLVM conversion")
-    return module
+    return LoweredSubgraph(module, inputs, outputs)

@@ -100,7 +100,9 @@ def runtime_library(directory: pathlib.Path) -> pathlib.Path:
     return library
 
 
-def link_shared_object(obj: pathlib.Path, output: pathlib.Path, libraries: list[pathlib.Path]) -> None:
+def link_shared_object(
+    obj: pathlib.Path, output: pathlib.Path, libraries: list[pathlib.Path]
+) -> None:
     """Links the JIT's relocatable object into a self-contained shared object.
 
     `-Bsymbolic` keeps each kernel's internal symbols bound to itself, so many

@@ -1,0 +1,212 @@
+"""Micro-benchmark of the LLVM back end on single sub-graphs at batch 1.
+
+Each workload is a straight-line PyTorch function whose parameters are
+explicit arguments; it is exported with ``torch_mlir.fx.export_and_import``,
+compiled with ``runtime.llvm.compile_subgraph`` (parameters bound), and timed
+against eager PyTorch in the same process, interleaved, as medians.
+
+    python benchmarks/subgraph_bench.py [--repeats N] [--only NAME ...]
+"""
+
+import argparse
+import dataclasses
+import pathlib
+import re
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from runtime.llvm import compile_subgraph
+
+
+@dataclasses.dataclass
+class Workload:
+    """A function of (inputs..., parameters...), with example tensors for each."""
+
+    name: str
+    function: Callable[..., object]
+    inputs: list[torch.Tensor]
+    parameters: list[torch.Tensor]
+
+    def eager(self, *inputs: torch.Tensor):
+        return self.function(*inputs, *self.parameters)
+
+    def bound_args(self) -> dict[int, torch.Tensor]:
+        return {len(self.inputs) + i: p for i, p in enumerate(self.parameters)}
+
+
+class _AsModule(torch.nn.Module):
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+
+    def forward(self, *args):
+        return self.function(*args)
+
+
+def export_torch_dialect(function: Callable, example_args: list[torch.Tensor],
+                         generic: bool = False) -> str:
+    """The torch-dialect text of `function`, as the host's outlining pass would hand it over."""
+    from torch_mlir import fx
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = fx.export_and_import(_AsModule(function), *example_args,
+                                      output_type="torch", func_name="main")
+    text = module.operation.get_asm(print_generic_op_form=generic)
+    return re.sub(r"\{-#.*#-\}", "", text, flags=re.DOTALL)
+
+
+def batch_norm_parameters(channels: int) -> list[torch.Tensor]:
+    return [torch.rand(channels) + 0.5, torch.randn(channels) * 0.1,
+            torch.randn(channels) * 0.1, torch.rand(channels) + 0.5]
+
+
+def conv_weight(out_channels: int, in_channels: int, kernel: int = 3) -> torch.Tensor:
+    return torch.randn(out_channels, in_channels, kernel, kernel) / (in_channels * kernel**2) ** 0.5
+
+
+def _bn(x, gamma, beta, mean, var):
+    return F.batch_norm(x, mean, var, gamma, beta, training=False)
+
+
+def mlp(x, w1, b1, w2, b2, w3, b3):
+    return F.linear(F.relu(F.linear(F.relu(F.linear(x, w1, b1)), w2, b2)), w3, b3)
+
+
+def conv_bn_relu(x, w, *bn):
+    return F.relu(_bn(F.conv2d(x, w, padding=1), *bn))
+
+
+def residual_block(x, w1, g1, b1, m1, v1, w2, g2, b2, m2, v2):
+    y = F.relu(_bn(F.conv2d(x, w1, padding=1), g1, b1, m1, v1))
+    return F.relu(_bn(F.conv2d(y, w2, padding=1), g2, b2, m2, v2) + x)
+
+
+def mobilenet_block(x, w_dw, g1, b1, m1, v1, w_pw, g2, b2, m2, v2):
+    y = F.relu(_bn(F.conv2d(x, w_dw, padding=1, groups=x.shape[1]), g1, b1, m1, v1))
+    return F.relu(_bn(F.conv2d(y, w_pw), g2, b2, m2, v2))
+
+
+def vgg_stage(x, w, *bn):
+    return F.max_pool2d(F.relu(_bn(F.conv2d(x, w, padding=1), *bn)), 2)
+
+
+def lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh):
+    gates = F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)
+    i, f, g, o = gates.chunk(4, dim=1)
+    c_next = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c_next), c_next
+
+
+def exit_head(features, w, b):
+    """Early-exit classifier: pooled features -> logits -> confidence test and prediction."""
+    logits = F.linear(features.mean(dim=(2, 3)), w, b)
+    probabilities = torch.softmax(logits, dim=1)
+    entropy = -(probabilities * torch.log(probabilities)).sum()
+    confidence = probabilities.max()
+    return confidence >= 0.5, probabilities.argmax(dim=1), entropy
+
+
+def workloads() -> list[Workload]:
+    torch.manual_seed(0)
+    linear = lambda o, i: [torch.randn(o, i) / i**0.5, torch.randn(o) * 0.1]
+    return [
+        Workload("mlp_256", mlp, [torch.randn(1, 256)],
+                 [*linear(256, 256), *linear(256, 256), *linear(10, 256)]),
+        Workload("conv_bn_relu_16x32", conv_bn_relu, [torch.randn(1, 16, 32, 32)],
+                 [conv_weight(16, 16), *batch_norm_parameters(16)]),
+        Workload("resblock_16x32", residual_block, [torch.randn(1, 16, 32, 32)],
+                 [conv_weight(16, 16), *batch_norm_parameters(16),
+                  conv_weight(16, 16), *batch_norm_parameters(16)]),
+        Workload("resblock_32x16", residual_block, [torch.randn(1, 32, 16, 16)],
+                 [conv_weight(32, 32), *batch_norm_parameters(32),
+                  conv_weight(32, 32), *batch_norm_parameters(32)]),
+        Workload("resblock_64x8", residual_block, [torch.randn(1, 64, 8, 8)],
+                 [conv_weight(64, 64), *batch_norm_parameters(64),
+                  conv_weight(64, 64), *batch_norm_parameters(64)]),
+        Workload("mobilenet_32x16", mobilenet_block, [torch.randn(1, 32, 16, 16)],
+                 [conv_weight(32, 1), *batch_norm_parameters(32),
+                  conv_weight(64, 32, 1), *batch_norm_parameters(64)]),
+        Workload("vgg_64x32", vgg_stage, [torch.randn(1, 64, 32, 32)],
+                 [conv_weight(64, 64), *batch_norm_parameters(64)]),
+        Workload("vgg_256x8", vgg_stage, [torch.randn(1, 256, 8, 8)],
+                 [conv_weight(256, 256), *batch_norm_parameters(256)]),
+        Workload("vgg_512x2", vgg_stage, [torch.randn(1, 512, 2, 2)],
+                 [conv_weight(512, 512), *batch_norm_parameters(512)]),
+        Workload("lstm_cell_128", lstm_cell,
+                 [torch.randn(1, 64), torch.randn(1, 128), torch.randn(1, 128)],
+                 [*linear(512, 64)[:1], torch.randn(512, 128) / 128**0.5,
+                  torch.randn(512) * 0.1, torch.randn(512) * 0.1]),
+        Workload("exit_head_64", exit_head, [torch.randn(1, 64, 8, 8)], linear(10, 64)),
+    ]
+
+
+def compile_workload(workload: Workload, cache_dir: pathlib.Path | None = None):
+    text = export_torch_dialect(workload.function, workload.inputs + workload.parameters)
+    return compile_subgraph(text, "main", workload.bound_args(), cache_dir)
+
+
+def _as_tuple(value) -> tuple:
+    return value if isinstance(value, tuple) else (value,)
+
+
+def max_abs_error(expected, actual) -> float:
+    return max((e.double() - a.double()).abs().max().item()
+               for e, a in zip(_as_tuple(expected), actual))
+
+
+def interleaved_medians(first: Callable, second: Callable, repeats: int,
+                        calls_per_sample: int) -> tuple[float, float]:
+    """Median seconds per call of two functions, sampled alternately to share the noise."""
+    samples_first, samples_second = [], []
+    for _ in range(repeats):
+        for run, samples in ((first, samples_first), (second, samples_second)):
+            start = time.perf_counter()
+            for _ in range(calls_per_sample):
+                run()
+            samples.append((time.perf_counter() - start) / calls_per_sample)
+    return statistics.median(samples_first), statistics.median(samples_second)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=41)
+    parser.add_argument("--only", nargs="*", default=None)
+    options = parser.parse_args(argv)
+    selected = [w for w in workloads() if options.only is None or w.name in options.only]
+    header = (f"{'workload':<20} {'compile s':>9} {'eager us':>10} {'ours us':>10} "
+              f"{'speedup':>8} {'max abs err':>12}")
+    print(header)
+    print("-" * len(header))
+    speedups = []
+    with tempfile.TemporaryDirectory() as cache_dir:
+        for workload in selected:
+            start = time.perf_counter()
+            compiled = compile_workload(workload, pathlib.Path(cache_dir))
+            compile_seconds = time.perf_counter() - start
+            error = max_abs_error(workload.eager(*workload.inputs), compiled(*workload.inputs))
+            eager_call = lambda: workload.eager(*workload.inputs)
+            ours_call = lambda: compiled(*workload.inputs)
+            for _ in range(10):
+                eager_call(), ours_call()
+            probe = time.perf_counter()
+            eager_call()
+            calls = max(1, min(200, int(2e-3 / max(time.perf_counter() - probe, 1e-7))))
+            eager, ours = interleaved_medians(eager_call, ours_call, options.repeats, calls)
+            speedups.append(eager / ours)
+            print(f"{workload.name:<20} {compile_seconds:>9.2f} {eager * 1e6:>10.1f} "
+                  f"{ours * 1e6:>10.1f} {eager / ours:>7.2f}x {error:>12.2e}")
+            sys.stdout.flush()
+    geomean = statistics.geometric_mean(speedups)
+    print(f"geomean speedup over eager: {geomean:.2f}x  (torch threads: {torch.get_num_threads()})")
+
+
+if __name__ == "__main__":
+    main()

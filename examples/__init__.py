@@ -1,0 +1,1 @@
+"""Example dynamic PyTorch programs (see ``examples/dynn`` for the model zoo)."""
