@@ -8,6 +8,7 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Block
 from xdsl.passes import ModulePass
+from xdsl.traits import IsTerminator
 
 from ir import dy
 from passes.effects import is_pure
@@ -19,8 +20,12 @@ def _erase_dead_ops(block: Block) -> bool:
         for region in op.regions:
             for nested in region.blocks:
                 changed |= _erase_dead_ops(nested)
-        if is_pure(op) and not any(result.uses for result in op.results):
-            op.erase()
+        if (
+            is_pure(op)
+            and not op.has_trait(IsTerminator)
+            and not any(result.uses for result in op.results)
+        ):
+            block.erase_op(op)
             changed = True
     return changed
 
@@ -42,4 +47,4 @@ class DeadCodeElimination(ModulePass):
         }
         for graph in list(op.ops):
             if isinstance(graph, dy.GraphOp) and graph.sym_name.data not in called:
-                graph.erase()
+                op.body.block.erase_op(graph)

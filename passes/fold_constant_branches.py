@@ -14,6 +14,7 @@ from xdsl.dialects import arith
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp
 from xdsl.ir import Operation, Region, SSAValue
 from xdsl.passes import ModulePass
+from xdsl.rewriter import Rewriter
 
 from ir import dy
 
@@ -46,7 +47,7 @@ def inline_region_in_place(op: Operation, region: Region) -> None:
     if isinstance(terminator, dy.YieldOp):
         for result, value in zip(op.results, terminator.operands):
             result.replace_all_uses_with(value)
-        op.erase()
+        parent_block.erase_op(op)
         return
     terminator.detach()
     parent_block.insert_op_before(terminator, op)
@@ -55,13 +56,10 @@ def inline_region_in_place(op: Operation, region: Region) -> None:
     while current is not None:
         unreachable.append(current)
         current = current.next_op
-    for dead in reversed(unreachable):
-        for result in dead.results:
-            for use in list(result.uses):
-                use.operation.drop_all_references()
-        dead.drop_all_references()
-    for dead in reversed(unreachable):
-        dead.erase(safe_erase=False)
+    for dead in unreachable:
+        dead.detach()
+    for dead in unreachable:
+        Rewriter.erase_op(dead, safe_erase=False)
 
 
 def _chosen_region(op: Operation) -> Region | None:

@@ -10,15 +10,17 @@ from xdsl.utils.arg_spec import ArgSpecParseError, parse_pipeline
 
 from passes.dead_code_elimination import DeadCodeElimination
 from passes.fold_constant_branches import FoldConstantBranches
+from passes.outline_regions import OutlineRegions
 
 _PASS_CLASSES: tuple[type[ModulePass], ...] = (
     FoldConstantBranches,
     DeadCodeElimination,
+    OutlineRegions,
 )
 
 PASSES: dict[str, type[ModulePass]] = {cls.name: cls for cls in _PASS_CLASSES}
 
-DEFAULT_PIPELINE = "fold-constant-branches,dce"
+DEFAULT_PIPELINE = "fold-constant-branches,dce,outline-regions"
 """What `opt-pipeline` runs without `-p`: the pipeline that prepares a program for codegen."""
 
 

@@ -237,3 +237,27 @@ def calibrate_gate_biases(model: nn.Module, inputs: list[tuple[torch.Tensor, ...
             hook.remove()
         for layer, outputs in recorded.items():
             layer.bias -= torch.quantile(torch.cat(outputs), 1 - keep_rate, dim=0)
+
+
+@torch.no_grad()
+def calibrate_end_token(model: nn.Module, images: torch.Tensor, stop_rate: float) -> None:
+    """Raise the end token's output bias until about ``stop_rate`` of captions end early.
+
+    Used by the captioning models (attributes ``encoder``, ``init_state``, ``embed``,
+    ``lstm``, ``vocab``, ``start_token``, ``end_token``, ``max_len``).  Until greedy decoding
+    emits the end token, its path does not depend on that token's logit, so one batched
+    rollout with the end token masked out gives, per image, the smallest bias at which it
+    would be emitted within ``max_len`` steps; the bias is set to their ``stop_rate`` quantile.
+    """
+    h, c = model.init_state(model.encoder(images))
+    token = torch.full((images.shape[0],), model.start_token)
+    gaps = []
+    for _ in range(model.max_len):
+        h, c = model.lstm(model.embed(token), (h, c))
+        logits = model.vocab(h)
+        end_logit = logits[:, model.end_token].clone()
+        logits[:, model.end_token] = -math.inf
+        best, token = logits.max(dim=1)
+        gaps.append(best - end_logit)
+    needed = torch.stack(gaps, dim=1).amin(dim=1)
+    model.vocab.bias[model.end_token] += torch.quantile(needed, stop_rate)

@@ -14,7 +14,8 @@ the file's classes, and following ``self.helper(...)`` calls and the branch func
   ``for`` / ``while``; ``loop-else`` instead of ``loop-exit`` when the loop has an ``else``,
 * ``break``, ``continue`` and every ``return`` nested inside a compound statement,
 * ``cond-true`` / ``cond-false`` for ``torch.cond`` and ``while_loop-body`` for
-  ``torch.while_loop``.
+  ``torch.while_loop`` (the branch functions may be methods, ``self.f``, or functions defined
+  inside the method, whose own statements count as part of it).
 
 An ``if`` whose line carries the comment ``# static`` tests a Python-static condition (a
 config flag, ``self.training``) that a compiler folds; its arms are marked ``static`` so that
@@ -173,9 +174,12 @@ def find_arms(model_file: str) -> set[Arm]:
             for statement in methods[name].body:
                 finder.visit(statement)
             arms.update(finder.arms)
+            nested = {node.name: node for node in ast.walk(methods[name])
+                      if isinstance(node, ast.FunctionDef)}
             for kind, target in finder.branch_functions:
-                if target in methods:
-                    arms.add(_line_arm(kind, methods[target].body[0]))
+                function = methods.get(target) or nested.get(target)
+                if function is not None:
+                    arms.add(_line_arm(kind, function.body[0]))
             todo.extend(finder.callees)
     return arms
 

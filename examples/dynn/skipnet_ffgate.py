@@ -12,10 +12,9 @@ Control flow: ``for`` over ``zip(blocks[1:], gates)``; a static ``if self.traini
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ._common import (CALIBRATION_SEED, BasicBlock, calibrate_gate_biases, conv_bn,
+from ._common import (CALIBRATION_SEED, calibrate_gate_biases, conv_bn,
                       cifar_resnet_blocks, random_images, recalibrate_batchnorm, stack_inputs)
 
 

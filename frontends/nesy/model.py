@@ -1,9 +1,7 @@
 """A small VGG-style CNN whose last convolutional layer feeds the rules.
 
 Two VGG blocks (two 3x3 conv + BN + ReLU, then 2x2 max-pool) and a final
-3x3 conv layer of ``n_filters`` filters: the layer NeSyFOLD binarizes. It has
-no batch normalization, which would re-center every filter per batch and so
-keep a filter from being silent on most images. The
+3x3 conv layer of ``n_filters`` filters: the layer NeSyFOLD binarizes. The
 head is global average pooling and one linear layer, so the class decision
 depends on the filters only through their spatial means.
 """
@@ -50,7 +48,7 @@ class VggCnn(nn.Module):
             *_conv(second, second),
             nn.MaxPool2d(2),
         )
-        self.last_conv = nn.Sequential(nn.Conv2d(second, config.n_filters, 3, padding=1), nn.ReLU())
+        self.last_conv = nn.Sequential(*_conv(second, config.n_filters))
         self.classifier = nn.Linear(config.n_filters, config.n_classes)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

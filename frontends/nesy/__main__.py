@@ -1,0 +1,126 @@
+"""Command line: ``python -m frontends.nesy {run,table,rules} ...``.
+
+``run`` also works under ``torchrun --nproc_per_node N``: training is data
+parallel (DistributedDataParallel, gloo) and rank 0 does the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from frontends.nesy.data import load_dataset
+from frontends.nesy.errors import NesyError
+from frontends.nesy.foldsem import DEFAULT_EXCEPTION_RATIO, DEFAULT_TAIL
+from frontends.nesy.pipeline import RuleConfig, default_epochs, run
+from frontends.nesy.rules import parse_rules
+from frontends.nesy.sparsity import DEFAULT_FILTERS_PER_CLASS, DEFAULT_TARGET_LEVEL, DEFAULT_WEIGHT
+from frontends.nesy.table import run_table
+from frontends.nesy.train import DEFAULT_STRATEGY, STRATEGIES, TrainConfig, train_cnn
+
+
+def _comma_list(text: str) -> list[str]:
+    return [item for item in text.split(",") if item]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m frontends.nesy", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run_command = commands.add_parser("run", help="train, extract rules, evaluate, write DIR")
+    run_command.add_argument("--dataset", required=True, help="digits, mnist5k or folder:PATH")
+    run_command.add_argument("--strategy", choices=STRATEGIES, default=DEFAULT_STRATEGY)
+    run_command.add_argument("--out", type=Path, required=True)
+    run_command.add_argument("--seed", type=int, default=0)
+    run_command.add_argument("--epochs", type=int, help="default: 20 (digits, folders), 10 (mnist5k)")
+    run_command.add_argument("--batch-size", type=int, default=64)
+    run_command.add_argument("--learning-rate", type=float, default=2e-3)
+    run_command.add_argument("--sparsity-weight", type=float, default=DEFAULT_WEIGHT)
+    run_command.add_argument("--filters-per-class", type=int, default=DEFAULT_FILTERS_PER_CLASS)
+    run_command.add_argument("--target-level", type=float, default=DEFAULT_TARGET_LEVEL)
+    run_command.add_argument("--n-filters", type=int, default=64)
+    run_command.add_argument("--image-size", type=int, default=32, help="folder datasets only")
+    run_command.add_argument("--exception-ratio", type=float, default=DEFAULT_EXCEPTION_RATIO)
+    run_command.add_argument("--tail", type=float, default=DEFAULT_TAIL)
+    run_command.add_argument("--compare-foldrm", action="store_true")
+    run_command.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    run_command.add_argument("--no-progress", action="store_true")
+
+    table_command = commands.add_parser("table", help="regenerate the docs/nesy.md results table")
+    table_command.add_argument("--datasets", type=_comma_list, default=["digits", "mnist5k"])
+    table_command.add_argument("--seeds", type=lambda text: [int(s) for s in _comma_list(text)], default=[0, 1, 2])
+    table_command.add_argument("--out", type=Path, required=True)
+    table_command.add_argument("--threads", type=int, default=1)
+    table_command.add_argument("--no-progress", action="store_true")
+
+    rules_command = commands.add_parser("rules", help="check a rule file and print it back")
+    rules_command.add_argument("file", type=Path)
+    return parser
+
+
+def _run(arguments: argparse.Namespace) -> None:
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        dist.init_process_group("gloo")
+    try:
+        dataset = load_dataset(arguments.dataset, arguments.seed, arguments.image_size)
+        config = TrainConfig(
+            strategy=arguments.strategy,
+            epochs=arguments.epochs or default_epochs(arguments.dataset),
+            batch_size=arguments.batch_size,
+            learning_rate=arguments.learning_rate,
+            sparsity_weight=arguments.sparsity_weight,
+            filters_per_class=arguments.filters_per_class,
+            target_level=arguments.target_level,
+            n_filters=arguments.n_filters,
+            seed=arguments.seed,
+            progress=not arguments.no_progress,
+        )
+        rule_config = RuleConfig(arguments.exception_ratio, arguments.tail, arguments.compare_foldrm)
+        if distributed and dist.get_rank() != 0:
+            train_cnn(dataset, config)
+            return
+        result = run(dataset, config, rule_config, arguments.out)
+        summary_keys = ("cnn_accuracy", "nesy_accuracy", "fidelity", "n_rules", "n_preds", "size")
+        summary = {key: result.metrics[key] for key in summary_keys}
+        print(json.dumps(summary))
+    finally:
+        if distributed:
+            dist.destroy_process_group()
+
+
+def _rules(arguments: argparse.Namespace) -> None:
+    try:
+        text = arguments.file.read_text()
+    except OSError as failure:
+        raise NesyError(f"{arguments.file}: error: cannot read rule file ({failure.strerror})") from None
+    rule_set = parse_rules(text, str(arguments.file))
+    print(rule_set, end="")
+    size = rule_set.size()
+    print(f"% {size.n_rules} rules, {size.n_preds} predicates, size {size.size}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    torch.set_num_threads(getattr(arguments, "threads", 1))
+    try:
+        if arguments.command == "run":
+            _run(arguments)
+        elif arguments.command == "table":
+            print(run_table(arguments.datasets, arguments.seeds, arguments.out, not arguments.no_progress))
+        else:
+            _rules(arguments)
+    except NesyError as error:
+        print(error, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

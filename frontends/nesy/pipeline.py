@@ -1,0 +1,169 @@
+"""One end-to-end run: train, binarize, learn rules, evaluate, write outputs.
+
+Outputs in the run directory:
+
+``metrics.json``       accuracies, fidelity and rule-set size (see :func:`run`)
+``rules.txt``          the FOLD-SE-M rule-set in NeSyFOLD text form
+``model.safetensors``  CNN weights, the binarization thresholds and (for the
+                       sparse strategies) the filter ownership; the CNN
+                       configuration is in the metadata
+``filters/fK.png``     for each filter the rules use, the training images on
+                       which it fires most strongly (to name the filter)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from frontends.nesy.binarize import binarize, thresholds
+from frontends.nesy.data import Dataset, ImageSet
+from frontends.nesy.errors import NesyError
+from frontends.nesy.foldrm_baseline import learn_foldrm
+from frontends.nesy.foldsem import DEFAULT_EXCEPTION_RATIO, DEFAULT_TAIL, learn_rule_set
+from frontends.nesy.model import VggCnn
+from frontends.nesy.rules import RuleSet
+from frontends.nesy.train import TrainConfig, TrainedCnn, infer, train_cnn
+
+DEFAULT_EPOCHS = {"digits": 20, "mnist5k": 10}
+FOLDER_DEFAULT_EPOCHS = 20
+TOP_IMAGES_PER_FILTER = 16
+
+
+def default_epochs(dataset_spec: str) -> int:
+    return DEFAULT_EPOCHS.get(dataset_spec, FOLDER_DEFAULT_EPOCHS)
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    exception_ratio: float = DEFAULT_EXCEPTION_RATIO
+    tail: float = DEFAULT_TAIL
+    compare_foldrm: bool = False
+
+
+@dataclass
+class RunResult:
+    metrics: dict
+    trained: TrainedCnn
+    rule_set: RuleSet
+
+
+def _accuracy(predicted: np.ndarray, expected: np.ndarray) -> float:
+    return float((predicted == expected).mean())
+
+
+def run(
+    dataset: Dataset,
+    train_config: TrainConfig,
+    rule_config: RuleConfig,
+    out_dir: Path,
+    pretrained: VggCnn | None = None,
+) -> RunResult:
+    """Runs the pipeline on ``dataset`` and writes the outputs to ``out_dir``.
+
+    Accuracies are on the test split; ``fidelity`` is the share of test images
+    on which the NeSy model (CNN up to the last conv layer + rules over the
+    binarized table) agrees with the CNN's own prediction, images no rule
+    covers counting as disagreement.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as failure:
+        raise NesyError(f"{out_dir}: error: cannot create output folder ({failure.strerror})") from None
+    started = time.perf_counter()
+    trained = train_cnn(dataset, train_config, pretrained)
+    train_seconds = time.perf_counter() - started
+    _, train_norms = infer(trained.model, dataset.train.images)
+    cnn_test, test_norms = infer(trained.model, dataset.test.images)
+    filter_thresholds = thresholds(train_norms)
+    train_table = binarize(train_norms, filter_thresholds)
+    test_table = binarize(test_norms, filter_thresholds)
+    started = time.perf_counter()
+    rule_set = learn_rule_set(
+        train_table, dataset.train.labels, dataset.class_names, rule_config.exception_ratio, rule_config.tail
+    )
+    fold_seconds = time.perf_counter() - started
+    nesy_test = rule_set.predict(test_table)
+    size = rule_set.size()
+    metrics = {
+        "dataset": dataset.name,
+        "strategy": train_config.strategy,
+        "seed": train_config.seed,
+        "cnn_accuracy": _accuracy(cnn_test, dataset.test.labels),
+        "nesy_accuracy": _accuracy(nesy_test, dataset.test.labels),
+        "fidelity": _accuracy(nesy_test, cnn_test),
+        "n_rules": size.n_rules,
+        "n_preds": size.n_preds,
+        "size": size.size,
+        "nesy_train_accuracy": _accuracy(rule_set.predict(train_table), dataset.train.labels),
+        "active_filter_fraction": float(test_table.mean()),
+        "train_seconds": train_seconds,
+        "fold_seconds": fold_seconds,
+        "n_train": len(dataset.train),
+        "n_test": len(dataset.test),
+        "train_config": asdict(train_config),
+        "rule_config": asdict(rule_config),
+    }
+    if rule_config.compare_foldrm:
+        started = time.perf_counter()
+        foldrm_model = learn_foldrm(train_table, dataset.train.labels, dataset.class_names)
+        foldrm_predictions = foldrm_model.predict(test_table)
+        foldrm_size = foldrm_model.size()
+        metrics["foldrm"] = {
+            "nesy_accuracy": _accuracy(foldrm_predictions, dataset.test.labels),
+            "fidelity": _accuracy(foldrm_predictions, cnn_test),
+            "n_rules": foldrm_size.n_rules,
+            "n_preds": foldrm_size.n_preds,
+            "size": foldrm_size.size,
+            "seconds": time.perf_counter() - started,
+        }
+    (out_dir / "rules.txt").write_text(str(rule_set))
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    _save_weights(out_dir / "model.safetensors", trained, filter_thresholds, dataset)
+    _plot_top_images(out_dir / "filters", rule_set.used_filters(), train_norms, dataset.train)
+    return RunResult(metrics, trained, rule_set)
+
+
+def _save_weights(path: Path, trained: TrainedCnn, filter_thresholds: np.ndarray, dataset: Dataset) -> None:
+    tensors = {f"cnn.{name}": value.contiguous() for name, value in trained.model.state_dict().items()}
+    tensors["binarization.thresholds"] = torch.from_numpy(filter_thresholds.astype(np.float32))
+    if trained.ownership is not None:
+        tensors["sparsity.ownership"] = trained.ownership.to(torch.uint8)
+    metadata = {
+        "cnn_config": json.dumps(trained.model.config.to_json_dict()),
+        "class_names": json.dumps(list(dataset.class_names)),
+    }
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def _plot_top_images(folder: Path, filters: list[int], norms: np.ndarray, images: ImageSet) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(exist_ok=True)
+    count = min(TOP_IMAGES_PER_FILTER, len(images))
+    columns = int(np.ceil(np.sqrt(count)))
+    rows = int(np.ceil(count / columns))
+    for filter_index in filters:
+        top = np.argsort(-norms[:, filter_index], kind="stable")[:count]
+        figure, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.5 * rows + 0.4), squeeze=False)
+        for axis in axes.flat:
+            axis.axis("off")
+        for axis, index in zip(axes.flat, top):
+            picture = images.images[index]
+            if picture.shape[0] == 1:
+                axis.imshow(picture[0], cmap="gray", vmin=0, vmax=1)
+            else:
+                axis.imshow(picture.transpose(1, 2, 0).clip(0, 1))
+            axis.set_title(f"{norms[index, filter_index]:.2f}", fontsize=7)
+        figure.suptitle(f"f{filter_index}: top-{count} training images by filter norm", fontsize=8)
+        figure.savefig(folder / f"f{filter_index}.png", dpi=80)
+        plt.close(figure)
