@@ -87,11 +87,31 @@ class _LocatingParser(Parser):
     def __init__(self, ctx: Context, text: str, filename: str):
         super().__init__(ctx, text, filename)
         self._filename = StringAttr(filename)
+        self._text = text
         self._line_starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
 
     def line_column(self, offset: int) -> tuple[int, int]:
         line = bisect_right(self._line_starts, offset)
         return line, offset - self._line_starts[line - 1] + 1
+
+    def _get_op_by_name(self, name: str) -> type[Operation]:
+        """Report an unknown op at its name, not at the token after it."""
+        if self.ctx.get_optional_op(name, dialect_stack=self._parser_state.dialect_stack) is None:
+            at = self._text.rfind(name, 0, self.pos)
+            self.raise_error(f"unknown operation '{name}'", at, at + len(name))
+        return super()._get_op_by_name(name)
+
+    def first_undefined_use(self) -> tuple[int, int, str] | None:
+        """(line, column, name) of the earliest op using a value that is never defined in
+        its scope; xDSL itself only reports such values at the end of the input."""
+        uses = []
+        for name, references in self.forward_ssa_references.items():
+            for value in references.values():
+                for use in value.uses:
+                    location = use.operation.location
+                    if isinstance(location, FileLineColLoc):
+                        uses.append((location.line.data, location.column.data, name))
+        return min(uses, default=None)
 
     def parse_operation(self) -> Operation:
         start = self._current_token.span.start
@@ -108,6 +128,10 @@ def parse_module(text: str, filename: str = "<stdin>") -> ModuleOp:
     try:
         return parser.parse_module()
     except ParseError as error:
+        undefined = parser.first_undefined_use()
+        if undefined is not None:
+            line, column, name = undefined
+            raise IRError(filename, line, column, f"use of undefined value '%{name}'") from None
         line, column = parser.line_column(error.span.start)
         raise IRError(filename, line, column, _first_line(error.msg)) from None
     except VerifyException as error:
@@ -120,7 +144,12 @@ def _first_line(error: Exception | str) -> str:
         text = error
     else:
         text = str(error.args[0]) if error.args else type(error).__name__
-    return text.strip().splitlines()[0] if text.strip() else "invalid IR"
+    lines = [line.strip() for line in text.strip().splitlines()]
+    if not lines:
+        return "invalid IR"
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{lines[0]} {lines[1]}"
+    return lines[0]
 
 
 def location_of(op: Operation, default_filename: str = "<unknown>") -> tuple[str, int, int]:
@@ -141,15 +170,16 @@ def error_at(op: Operation, message: str) -> IRError:
 
 
 def verify_module(module: ModuleOp) -> None:
-    """Verify every op, innermost first, then that every value is defined before its uses,
-    reporting the first failure at the op's place."""
+    """Verify that every value is defined before its uses, then every op, innermost first,
+    reporting the first failure at the op's place. Scopes go first so that a value leaking
+    into an isolated op is reported at its use, not by the isolated op's trait."""
+    _verify_dominance(module.body, [])
     for op in module.walk(reverse=True):
         try:
             op.verify(verify_nested_ops=False)
         except VerifyException as error:
             message = _first_line(error).removeprefix("Operation does not verify: ")
             raise error_at(op, message) from None
-    _verify_dominance(module.body, [])
 
 
 def _verify_dominance(region: Region, visible: list[set[SSAValue]]) -> None:

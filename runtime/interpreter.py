@@ -164,7 +164,7 @@ class Interpreter:
         self._symbols = {
             op.sym_name.data: op for op in module.ops if isinstance(op, dy.FuncOp | dy.GraphOp)
         }
-        self._graph_runner = graph_runner or self._eager_graph
+        self._graph_runner = graph_runner or self.eager_graph
         self._functions: dict[str, Callable[..., Sequence[Any]]] = {}
         if dy.ENTRY_FUNCTION not in self._symbols:
             raise IRError("<program>", 0, 0, f"no 'dy.func @{dy.ENTRY_FUNCTION}' entry function")
@@ -172,6 +172,12 @@ class Interpreter:
         if not isinstance(self.entry, dy.FuncOp):
             raise error_at(self.entry, f"@{dy.ENTRY_FUNCTION} must be a 'dy.func'")
         self._entry_call = self._function(dy.ENTRY_FUNCTION)
+
+    def prepare_all(self) -> None:
+        """Compile every function and sub-graph now instead of at its first call, so that
+        load-time work (and its errors) happen before the program runs."""
+        for name in self._symbols:
+            self._function(name)
 
     def run(self, *inputs: Any) -> list[Any]:
         """Run the entry function on inputs checked against its signature."""
@@ -209,7 +215,8 @@ class Interpreter:
 
         return call
 
-    def _eager_graph(self, graph: dy.GraphOp) -> Callable[..., Sequence[Any]]:
+    def eager_graph(self, graph: dy.GraphOp) -> Callable[..., Sequence[Any]]:
+        """Executes a sub-graph op by op with eager PyTorch."""
         block = graph.body.block
         run_body = self._block(block)
 

@@ -240,8 +240,6 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
     vector_type = f"vector<{lanes}xf32>"
     input_type, weight_type, output_type = _conv_types(shape, lanes)
     pixels = [(oh, ow) for oh in range(shape.out_height) for ow in range(shape.out_width)]
-    in_bounds = "true" if shape.filters % lanes == 0 else "false"
-    along_filters = "affine_map<(d0, d1, d2, d3) -> (d1)>"
     e = _Emitter()
     zero = "%zero"
     e.emit(f"{zero} = arith.constant 0.0 : f32")
@@ -249,12 +247,17 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
     (out0,) = _loop_nest_header(e, "%fo", -(-shape.filters // lanes), 1,
                                 [("%o0", "%init", output_type)])
     filter_base = e.affine(f"d0 * {lanes}", ["%fo"])
+    filter_index = [e.add(filter_base, lane) for lane in range(lanes)]
     initial = []
     for oh, ow in pixels:
+        elements = []
+        for lane in range(lanes):
+            element = e.fresh("e")
+            e.emit(f"{element} = tensor.extract %o0[{c0}, {filter_index[lane]}, {e.index(oh)}, "
+                   f"{e.index(ow)}] : {output_type}")
+            elements.append(element)
         value = e.fresh("init")
-        e.emit(f"{value} = vector.transfer_read %o0[{c0}, {filter_base}, {e.index(oh)}, "
-               f"{e.index(ow)}], {zero} {{in_bounds = [{in_bounds}], permutation_map = "
-               f"{along_filters}}} : {output_type}, {vector_type}")
+        e.emit(f"{value} = vector.from_elements {', '.join(elements)} : {vector_type}")
         initial.append(value)
     accumulator_types = [vector_type] * len(pixels)
     by_channel = _loop_nest_header(e, "%c", shape.channels, 1, [
@@ -277,19 +280,25 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
     _close_loop(e, by_row, accumulator_types)
     result = "%o0"
     for k, (oh, ow) in enumerate(pixels):
-        written = e.fresh("o")
-        e.emit(f"{written} = vector.transfer_write {by_channel[k]}, {result}[{c0}, {filter_base}, "
-               f"{e.index(oh)}, {e.index(ow)}] {{in_bounds = [{in_bounds}], permutation_map = "
-               f"{along_filters}}} : {vector_type}, {output_type}")
-        result = written
+        for lane in range(lanes):
+            element = e.fresh("e")
+            e.emit(f"{element} = vector.extract {by_channel[k]}[{lane}] : f32 from {vector_type}")
+            written = e.fresh("o")
+            e.emit(f"{written} = tensor.insert {element} into {result}[{c0}, "
+                   f"{filter_index[lane]}, {e.index(oh)}, {e.index(ow)}] : {output_type}")
+            result = written
     _close_loop(e, [result], [output_type])
     return _function(name, [("%input", input_type), ("%weights", weight_type),
                             ("%init", output_type)], output_type, e, out0)
 
 
-def conv_fits_filter_tiling(shape: ConvShape) -> bool:
-    """Whether the small-map kernel keeps every output pixel in a register."""
-    return shape.vectorize_along_width or shape.out_height * shape.out_width <= MAX_ACCUMULATORS
+def conv_is_supported(shape: ConvShape) -> bool:
+    """Whether a kernel applies: the small-map one needs whole filter blocks and
+    every output pixel in a register."""
+    if shape.vectorize_along_width:
+        return True
+    return (shape.filters % VECTOR_LANES == 0
+            and shape.out_height * shape.out_width <= MAX_ACCUMULATORS)
 
 
 @dataclasses.dataclass(frozen=True)

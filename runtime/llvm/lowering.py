@@ -40,7 +40,7 @@ BUFFERIZATION = (
 
 TO_LLVM = (
     "builtin.module("
-    "func.func(convert-linalg-to-loops), lower-affine, convert-vector-to-scf,"
+    "func.func(convert-linalg-to-loops), lower-affine, convert-vector-to-scf{full-unroll},"
     "convert-scf-to-cf, expand-strided-metadata, finalize-memref-to-llvm,"
     "convert-vector-to-llvm, convert-math-to-llvm, convert-math-to-libm,"
     "convert-arith-to-llvm, convert-func-to-llvm, convert-cf-to-llvm,"
@@ -93,6 +93,8 @@ def run_pipeline(module: ir.Module, pipeline: str, stage: str) -> None:
         PassManager.parse(pipeline, context=module.context).run(module.operation)
     except ir.MLIRError as error:
         raise _lowering_error(stage, error) from None
+    except ValueError as error:
+        raise LoweringError(f"{stage}: invalid pass pipeline: {error}") from None
 
 
 def new_context() -> ir.Context:
@@ -125,6 +127,24 @@ def _dense_constant(tensor: torch.Tensor, tensor_type: ir.RankedTensorType) -> i
             np.packbits(array, axis=None, bitorder="little"), type=tensor_type
         )
     return ir.DenseElementsAttr.get(array, type=tensor_type)
+
+
+def erase_runtime_assertions(module: ir.Module) -> None:
+    """Drops the ``cf.assert`` guards torch-mlir emits (e.g. division by zero).
+
+    Eager PyTorch performs no such checks (it yields inf/nan), and the guards
+    sit inside elementwise loop bodies where they block vectorisation.
+    """
+    assertions = []
+
+    def collect(operation):
+        if operation.operation.name == "cf.assert":
+            assertions.append(operation.operation)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(collect)
+    for assertion in assertions:
+        assertion.erase()
 
 
 def bind_arguments_as_constants(function, bound_args: Mapping[int, torch.Tensor]) -> None:
@@ -175,6 +195,7 @@ def lower_to_llvm(
     if out_of_range:
         raise LoweringError(f"bound argument indices {out_of_range} out of range for @{func_name}")
     run_pipeline(module, TORCH_TO_LINALG, "torch to linalg-on-tensors")
+    erase_runtime_assertions(module)
     function = find_function(module, func_name)
     bind_arguments_as_constants(function, bound_args)
     function_type = ir.FunctionType(ir.TypeAttr(function.attributes["function_type"]).value)

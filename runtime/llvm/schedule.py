@@ -53,7 +53,7 @@ def _conv_shape(operation: ir.Operation) -> kernels.ConvShape | None:
         filters=weight_shape[0], out_height=output_shape[2], out_width=output_shape[3],
         kernel_height=weight_shape[2], kernel_width=weight_shape[3],
         stride_h=stride_h, stride_w=stride_w)
-    return shape if kernels.conv_fits_filter_tiling(shape) else None
+    return shape if kernels.conv_is_supported(shape) else None
 
 
 def _matmul_shape(operation: ir.Operation) -> kernels.MatmulShape | None:
