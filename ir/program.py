@@ -174,7 +174,7 @@ def verify_module(module: ModuleOp) -> None:
     reporting the first failure at the op's place. Scopes go first so that a value leaking
     into an isolated op is reported at its use, not by the isolated op's trait."""
     _verify_dominance(module.body, [])
-    for op in module.walk(reverse=True):
+    for op in module.walk(region_first=True):
         try:
             op.verify(verify_nested_ops=False)
         except VerifyException as error:

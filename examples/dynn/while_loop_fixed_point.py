@@ -23,7 +23,7 @@ CONTRACTION = 0.9
 
 
 class FixedPointClassifier(nn.Module):
-    def __init__(self, num_classes: int = 10, tolerance: float = 0.1, max_steps: int = 16):
+    def __init__(self, num_classes: int = 10, tolerance: float = 0.1, max_steps: int = 12):
         super().__init__()
         self.tolerance, self.max_steps = tolerance, max_steps
         self.encoder = nn.Sequential(conv_bn(3, 32, stride=2), conv_bn(32, 64, stride=2),

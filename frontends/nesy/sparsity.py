@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-DEFAULT_FILTERS_PER_CLASS = 4
+DEFAULT_FILTERS_PER_CLASS = 1
 DEFAULT_TARGET_LEVEL = 1.0
 DEFAULT_WEIGHT = 1.0
 

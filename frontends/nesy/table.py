@@ -2,8 +2,8 @@
 
 For each dataset and seed every strategy is run (``nesyfold`` first; its CNN
 is the cross-entropy phase that ``finetune`` continues, so it is not trained
-twice), FOLD-RM is run on the binary tables of ``nesyfold`` and of the
-default strategy, and the means over seeds are written as Markdown.
+twice), FOLD-RM is run on the same binary tables as FOLD-SE-M, and the means
+over seeds are written as Markdown.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from frontends.nesy.pipeline import RuleConfig, default_epochs, run
 from frontends.nesy.train import DEFAULT_STRATEGY, STRATEGIES, TrainConfig
 
 COLUMNS = ("cnn_accuracy", "nesy_accuracy", "fidelity", "n_rules", "n_preds", "size")
-FOLDRM_STRATEGIES = ("nesyfold", DEFAULT_STRATEGY)
 
 
 def run_table(datasets: Sequence[str], seeds: Sequence[int], out_dir: Path, progress: bool = True) -> str:
@@ -35,7 +34,7 @@ def run_table(datasets: Sequence[str], seeds: Sequence[int], out_dir: Path, prog
                 outcome = run(
                     dataset,
                     config,
-                    RuleConfig(compare_foldrm=strategy in FOLDRM_STRATEGIES),
+                    RuleConfig(compare_foldrm=True),
                     out_dir / dataset_spec / f"seed{seed}" / strategy,
                     pretrained=cross_entropy_model if strategy == "finetune" else None,
                 )
@@ -88,7 +87,7 @@ def format_table(results: list[dict], datasets: Sequence[str], seeds: Sequence[i
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for dataset in datasets:
-        for strategy in FOLDRM_STRATEGIES:
+        for strategy in STRATEGIES:
             rows = [r for r in results if r["dataset"] == dataset and r["strategy"] == strategy and "foldrm" in r]
             if not rows:
                 continue

@@ -39,7 +39,7 @@ from frontends.nesy.sparsity import (
 
 STRATEGIES = ("nesyfold", "scratch", "finetune", "warmup")
 SPARSE_STRATEGIES = ("scratch", "finetune", "warmup")
-DEFAULT_STRATEGY = "finetune"
+DEFAULT_STRATEGY = "warmup"
 FINETUNE_LEARNING_RATE_SCALE = 0.3
 
 

@@ -56,8 +56,14 @@ def _conv_shape(operation: ir.Operation) -> kernels.ConvShape | None:
     return shape if kernels.conv_is_supported(shape) else None
 
 
+_MATMUL_MAPS = ("[affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, "
+                "affine_map<(d0, d1, d2) -> (d0, d1)>]")
+
+
 def _matmul_shape(operation: ir.Operation) -> kernels.MatmulShape | None:
-    if "indexing_maps" in operation.attributes or len(operation.operands) != 3:
+    if len(operation.operands) != 3 or (
+            "indexing_maps" in operation.attributes
+            and str(operation.attributes["indexing_maps"]) != _MATMUL_MAPS):
         return None
     lhs = ir.RankedTensorType(operation.operands[0].type)
     if str(lhs.element_type) != "f32":

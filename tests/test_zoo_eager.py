@@ -1,0 +1,91 @@
+"""Eager checks of the dynamic-model zoo (``examples/dynn``) and the showcase early-exit model.
+
+For every model, ``sample_inputs(100)`` must drive ``forward`` down every path its source
+allows (every arm of every ``if``, every loop exit, every ``break`` / ``continue`` / early
+``return``, both branches of ``torch.cond``), as measured by line tracing
+(``examples.dynn.coverage``); and building and running the model must be deterministic.
+These are the properties that make the zoo a meaningful test set for a compiler of dynamic
+networks: a branch no sample input takes is a branch no compiler test checks.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from examples.dynn import ZOO, coverage, load, model_file  # noqa: E402
+
+NUM_INPUTS = 100
+SHOWCASE = "early_exit"
+
+
+def _module_and_file(name: str):
+    if name == SHOWCASE:
+        module = importlib.import_module(f"examples.{SHOWCASE}")
+        return module, module.__file__
+    return load(name), model_file(name)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The zoo's timing targets are for one thread; it also keeps shared machines usable."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("name", [*ZOO, SHOWCASE])
+def test_sample_inputs_take_every_branch(name):
+    module, path = _module_and_file(name)
+    model = module.make_model()
+    taken, arms = coverage.branch_arms_taken(path, model, module.sample_inputs(NUM_INPUTS))
+    dynamic = {arm for arm in arms if not arm.static}
+    assert dynamic, f"{name}: no data-dependent control flow found in {path}"
+    missing = sorted(dynamic - taken)
+    assert not missing, f"{name}: arms never taken: {', '.join(map(str, missing))}"
+
+
+@pytest.mark.parametrize("name", [*ZOO, SHOWCASE])
+def test_model_and_inputs_are_deterministic(name):
+    module, _ = _module_and_file(name)
+    first, second = module.make_model(), module.make_model()
+    assert not first.training
+    for (key, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
+        assert torch.equal(a, b), f"{name}: make_model differs in {key}"
+    inputs = module.sample_inputs(10)
+    for x, y in zip(inputs, module.sample_inputs(10)):
+        assert all(torch.equal(a, b) for a, b in zip(x, y))
+    example = module.make_inputs()
+    assert all(t.shape[0] == 1 for t in example)
+    with torch.no_grad():
+        for example in inputs:
+            expected = first(*example)
+            assert torch.equal(expected, second(*example))
+            assert torch.equal(expected, first(*example))
+            # The reference semantics the coverage trace uses agree with torch's operators.
+            with coverage.eager_control_flow_operators():
+                torch.testing.assert_close(first(*example), expected)
+
+
+def test_shared_blocks_take_every_branch():
+    """The IC's shape check in ``_common`` sees maps both wider and not wider than 4."""
+    module = load("sdn_vgg16")
+    path = os.path.join(os.path.dirname(module.__file__), "_common.py")
+    taken, arms = coverage.branch_arms_taken(path, module.make_model(),
+                                             module.sample_inputs(NUM_INPUTS))
+    assert arms and arms <= taken, sorted(map(str, arms - taken))
+
+
+def test_coverage_finds_every_kind_of_arm():
+    """``find_arms`` on the showcase: loop body and exit, both ``if`` arms, the ``break``."""
+    module = importlib.import_module(f"examples.{SHOWCASE}")
+    kinds = sorted(arm.kind for arm in coverage.find_arms(module.__file__))
+    assert kinds == ["break", "if-false", "if-true", "loop-body", "loop-exit"]
