@@ -400,7 +400,7 @@ class IfOp(IRDLOperation):
 
     @classmethod
     def parse(cls, parser: Parser) -> IfOp:
-        cond = parser.parse_operand()
+        cond = parser.parse_operand(i1)
         result_types = _parse_results_arrow(parser)
         then_region = parser.parse_region()
         parser.parse_keyword("else")
@@ -473,11 +473,12 @@ class SwitchOp(IRDLOperation):
 
     @classmethod
     def parse(cls, parser: Parser) -> SwitchOp:
-        selector = parser.parse_operand()
+        selector = parser.parse_unresolved_operand()
         parser.parse_punctuation(":")
         selector_pos = parser.pos
         if parser.parse_type() != i64:
             parser.raise_error("'dy.switch' selector must be i64", selector_pos, parser.pos)
+        selector = parser.resolve_operand(selector, i64)
         result_types = _parse_results_arrow(parser)
         cases: list[int] = []
         regions: list[Region] = []
@@ -666,11 +667,11 @@ class ForOp(IRDLOperation):
     def parse(cls, parser: Parser) -> ForOp:
         induction_variable = parser.parse_argument(expect_type=False).resolve(i64)
         parser.parse_punctuation("=")
-        lb = parser.parse_operand()
+        lb = parser.parse_operand(i64)
         parser.parse_keyword("to")
-        ub = parser.parse_operand()
+        ub = parser.parse_operand(i64)
         parser.parse_keyword("step")
-        step = parser.parse_operand()
+        step = parser.parse_operand(i64)
         block_args = [induction_variable]
         inits: list[SSAValue] = []
         if parser.parse_optional_keyword("iter_args") is not None:

@@ -24,7 +24,9 @@ def _argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m runtime", description=__doc__.splitlines()[0])
     parser.add_argument("program", help="program IR file (.mlir)")
     parser.add_argument("--params", help="parameter file (default: the one the IR names)")
-    parser.add_argument("--input", action="append", default=[], help="an input: FILE.npy or int:/float:/bool:VALUE")
+    parser.add_argument(
+        "--input", action="append", default=[], help="an input: FILE.npy or int:/float:/bool:VALUE"
+    )
     parser.add_argument("-o", "--output", help="write outputs to this .npz file")
     parser.add_argument("--backend", choices=BACKENDS, default="llvm")
     parser.add_argument("--stats", action="store_true", help="print compile statistics and latency")

@@ -141,15 +141,15 @@ class CompiledProgram:
 
     def _compiled_graph(self, graph: dy.GraphOp) -> Callable[..., Sequence[Any]]:
         function = graph_as_torch_function(graph)
-        bound = {
-            function.first_param_index + i: self.params[key]
-            for i, key in enumerate(function.param_keys)
-        }
         missing = [key for key in function.param_keys if key not in self.params]
         if missing:
             raise IRError(
                 *location_of(graph), f"parameter '{missing[0]}' is not in the parameter file"
             )
+        bound = {
+            function.first_param_index + i: self.params[key]
+            for i, key in enumerate(function.param_keys)
+        }
         try:
             kernel = compile_subgraph(function.text, function.name, bound, cache_dir=self.cache_dir)
         except LoweringError as error:

@@ -1,0 +1,233 @@
+"""`python -m benchmarks`: every zoo model through eager PyTorch, TorchScript, torch.compile
+and our compiler, at batch 1.
+
+For each model it measures agreement with eager on sample inputs that take every path, cold
+compile time (empty cache) and warm compile time (cache filled) of ours, and the median
+latency of every system, timed in interleaved rounds so that machine noise hits all systems
+alike. Results go to a Markdown table (printed and written), a JSON file and a PNG chart;
+geometric means close the table.
+
+    python -m benchmarks [--models a,b] [--inputs 20] [--rounds 5] [--out benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+import platform
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+import frontends.torch as dynn
+from examples import dynn as zoo
+
+SYSTEMS = ("eager", "torchscript", "torch.compile", "ours")
+
+
+@dataclass
+class ModelResult:
+    model: str
+    agree: bool | None = None
+    max_abs_error: float | None = None
+    cold_compile_s: float | None = None
+    warm_compile_s: float | None = None
+    compiled_subgraphs: int | None = None
+    fallback_subgraphs: int | None = None
+    latency_ms: dict[str, float | None] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def speedup(self, system: str) -> float | None:
+        eager, other = self.latency_ms.get("eager"), self.latency_ms.get(system)
+        return eager / other if eager and other else None
+
+
+def _flatten(value: Any) -> list[Any]:
+    if isinstance(value, list | tuple):
+        return [leaf for item in value for leaf in _flatten(item)]
+    return [value]
+
+
+def _max_error(expected: Any, actual: Any) -> tuple[bool, float]:
+    """Agreement as the tests define it: rtol 1e-4, atol 1e-5, integers exactly."""
+    agree, worst = True, 0.0
+    for e, a in zip(_flatten(expected), _flatten(actual), strict=True):
+        if isinstance(e, torch.Tensor):
+            if e.shape != a.shape or e.dtype != a.dtype:
+                return False, math.inf
+            if e.is_floating_point():
+                worst = max(worst, (e - a).abs().max().item() if e.numel() else 0.0)
+                agree &= torch.allclose(e, a, rtol=1e-4, atol=1e-5)
+            else:
+                agree &= torch.equal(e, a)
+        else:
+            agree &= e == a
+    return agree, worst
+
+
+def _time_round(function: Callable[..., Any], inputs: Sequence[tuple]) -> list[float]:
+    timings = []
+    with torch.no_grad():
+        for args in inputs:
+            started = time.perf_counter()
+            function(*args)
+            timings.append(time.perf_counter() - started)
+    return timings
+
+
+def _prepare_systems(model: torch.nn.Module, module: Any, result: ModelResult, inputs: list[tuple]):
+    systems: dict[str, Callable[..., Any]] = {"eager": model}
+    try:
+        scripted = torch.jit.script(model)
+        with torch.no_grad():
+            for args in inputs:
+                scripted(*args)
+        systems["torchscript"] = scripted
+    except Exception as error:
+        result.notes["torchscript"] = (
+            f"{type(error).__name__}: {str(error).strip().splitlines()[0][:120]}"
+        )
+    try:
+        compiled = torch.compile(model, backend="inductor", dynamic=False)
+        with torch.no_grad():
+            for args in inputs:
+                compiled(*args)
+        systems["torch.compile"] = compiled
+    except Exception as error:
+        result.notes["torch.compile"] = (
+            f"{type(error).__name__}: {str(error).strip().splitlines()[0][:120]}"
+        )
+
+    example = module.make_inputs()
+    with tempfile.TemporaryDirectory() as cache:
+        cache_dir = pathlib.Path(cache)
+        started = time.perf_counter()
+        program = dynn.compile(model, example, backend="llvm", cache_dir=cache_dir)
+        result.cold_compile_s = time.perf_counter() - started
+        started = time.perf_counter()
+        program = dynn.compile(model, example, backend="llvm", cache_dir=cache_dir)
+        result.warm_compile_s = time.perf_counter() - started
+    result.compiled_subgraphs = program.stats.compiled
+    result.fallback_subgraphs = program.stats.fallback
+    systems["ours"] = program
+    return systems
+
+
+def benchmark_model(name: str, n_inputs: int, rounds: int) -> ModelResult:
+    module = zoo.load(name)
+    result = ModelResult(name)
+    model = module.make_model()
+    inputs = module.sample_inputs(n_inputs, seed=123)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        systems = _prepare_systems(model, module, result, inputs)
+    agree, worst = True, 0.0
+    with torch.no_grad():
+        for args in inputs:
+            ok, error = _max_error(model(*args), systems["ours"](*args))
+            agree &= ok
+            worst = max(worst, error)
+    result.agree, result.max_abs_error = agree, worst
+    timings: dict[str, list[float]] = {system: [] for system in systems}
+    for _ in range(rounds):
+        for system, function in systems.items():
+            timings[system] += _time_round(function, inputs)
+    result.latency_ms = {
+        system: (statistics.median(timings[system]) * 1e3 if system in timings else None)
+        for system in SYSTEMS
+    }
+    return result
+
+
+def _geomean(values: list[float]) -> float | None:
+    values = [v for v in values if v]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def markdown_table(results: list[ModelResult], machine: str) -> str:
+    lines = [
+        f"Batch 1, median latency in ms; speedup = eager / system. Machine: {machine}.",
+        "",
+        "| model | agree (max abs err) | ours: cold / warm compile (s) | sub-graphs (fallback) | eager | TorchScript | torch.compile | ours | TorchScript x | torch.compile x | ours x |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lat = r.latency_ms
+        lines.append(
+            f"| {r.model} | {'yes' if r.agree else 'NO'} ({_fmt(r.max_abs_error, '.1e')}) "
+            f"| {_fmt(r.cold_compile_s, '.1f')} / {_fmt(r.warm_compile_s, '.2f')} "
+            f"| {r.compiled_subgraphs} ({r.fallback_subgraphs}) "
+            + "".join(f"| {_fmt(lat.get(s), '.3f')} " for s in SYSTEMS)
+            + "".join(f"| {_fmt(r.speedup(s), '.2f')} " for s in SYSTEMS[1:])
+            + "|"
+        )
+    geo = {s: _geomean([r.speedup(s) for r in results]) for s in SYSTEMS[1:]}
+    lines.append(
+        "| **geomean** | | | "
+        + "| " * 4
+        + "".join(f"| **{_fmt(geo[s], '.2f')}** " for s in SYSTEMS[1:])
+        + "|"
+    )
+    notes = [f"- {r.model}, {system}: {note}" for r in results for system, note in r.notes.items()]
+    if notes:
+        lines += ["", "Systems that could not run a model:", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: list[ModelResult], path: pathlib.Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r.model for r in results]
+    width = 0.27
+    figure, axes = plt.subplots(figsize=(max(8, len(names) * 0.9), 4.5))
+    for offset, system in enumerate(SYSTEMS[1:]):
+        values = [r.speedup(system) or 0.0 for r in results]
+        axes.bar([i + (offset - 1) * width for i in range(len(names))], values, width, label=system)
+    axes.axhline(1.0, color="black", linewidth=0.8)
+    axes.set_xticks(range(len(names)), names, rotation=40, ha="right")
+    axes.set_ylabel("speedup over eager (batch 1)")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--models", default=",".join(zoo.ZOO), help="comma-separated zoo models")
+    parser.add_argument("--inputs", type=int, default=20, help="sample inputs per model")
+    parser.add_argument("--rounds", type=int, default=5, help="timing rounds over all inputs")
+    parser.add_argument("--out", default="benchmarks/results", help="output directory")
+    args = parser.parse_args(argv)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    results = []
+    for name in tqdm(args.models.split(","), desc="models", unit="model"):
+        results.append(benchmark_model(name, args.inputs, args.rounds))
+        (out / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+    table = markdown_table(results, machine)
+    (out / "results.md").write_text(table)
+    plot(results, out / "speedup.png")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
