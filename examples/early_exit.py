@@ -15,8 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .dynn._common import (CALIBRATION_SEED, confident, exit_temperature, random_images,
-                           scale_linear, stack_inputs)
+from .dynn._common import (
+    CALIBRATION_SEED,
+    confident,
+    exit_temperature,
+    random_images,
+    scale_linear,
+    stack_inputs,
+)
 
 
 def stage(in_channels: int, out_channels: int) -> nn.Sequential:

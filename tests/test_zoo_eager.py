@@ -10,6 +10,7 @@ networks: a branch no sample input takes is a branch no compiler test checks.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 
@@ -20,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from examples.dynn import ZOO, coverage, load, model_file  # noqa: E402
+from examples.dynn import ZOO, coverage, load, model_file
 
 NUM_INPUTS = 100
 SHOWCASE = "early_exit"
@@ -89,3 +90,37 @@ def test_coverage_finds_every_kind_of_arm():
     module = importlib.import_module(f"examples.{SHOWCASE}")
     kinds = sorted(arm.kind for arm in coverage.find_arms(module.__file__))
     assert kinds == ["break", "if-false", "if-true", "loop-body", "loop-exit"]
+
+
+UNCOVERED_MODEL = '''
+import torch
+from torch import nn
+
+
+class Model(nn.Module):
+    def forward(self, x):
+        if x.sum() > -1e9:
+            x = x + 1
+        while True:
+            if x.max() > 0:
+                break
+            x = x + 1
+        for _ in range(3):
+            if x.min() > 1e9:
+                return x
+        return x * 2
+'''
+
+
+def test_coverage_reports_arms_not_taken(tmp_path):
+    """Arms the inputs never take are reported (the check is not vacuous)."""
+    path = tmp_path / "uncovered.py"
+    path.write_text(UNCOVERED_MODEL)
+    spec = importlib.util.spec_from_file_location("uncovered", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    taken, arms = coverage.branch_arms_taken(str(path), module.Model(), [(torch.ones(2),)])
+    # The first if is never false, nor the one that breaks the while; the for's if is
+    # never true, so its return is never reached.  The while True has no loop-exit arm.
+    assert sorted(map(str, arms - taken)) == ["if-false@11", "if-false@8", "if-true@16",
+                                              "return@16"]

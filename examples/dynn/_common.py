@@ -226,17 +226,21 @@ def calibrate_gate_biases(model: nn.Module, inputs: list[tuple[torch.Tensor, ...
     each output column's bias then moves by the ``1 - keep_rate`` quantile of its logits.
     Decisions of early gates change what later gates see, so this repeats for a few rounds.
     """
+    recorded: dict[nn.Module, list[torch.Tensor]] = {layer: [] for layer in gate_layers}
+
+    def record(layer: nn.Module, args: object, output: torch.Tensor) -> None:
+        recorded[layer].append(output.flatten(1))
+
+    hooks = [layer.register_forward_hook(record) for layer in gate_layers]
     for _ in range(rounds):
-        recorded: dict[nn.Module, list[torch.Tensor]] = {layer: [] for layer in gate_layers}
-        hooks = [layer.register_forward_hook(
-                     lambda layer, args, output: recorded[layer].append(output.flatten(1)))
-                 for layer in gate_layers]
+        for outputs in recorded.values():
+            outputs.clear()
         for example in inputs:
             model(*example)
-        for hook in hooks:
-            hook.remove()
         for layer, outputs in recorded.items():
             layer.bias -= torch.quantile(torch.cat(outputs), 1 - keep_rate, dim=0)
+    for hook in hooks:
+        hook.remove()
 
 
 @torch.no_grad()

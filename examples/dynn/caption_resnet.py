@@ -12,8 +12,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._common import (CALIBRATION_SEED, calibrate_end_token, conv_bn, cifar_resnet_blocks,
-                      random_images, recalibrate_batchnorm, stack_inputs)
+from ._common import (
+    CALIBRATION_SEED,
+    calibrate_end_token,
+    cifar_resnet_blocks,
+    conv_bn,
+    random_images,
+    recalibrate_batchnorm,
+    stack_inputs,
+)
 
 
 class ResNetCaptioner(nn.Module):

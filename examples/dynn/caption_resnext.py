@@ -14,8 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import (CALIBRATION_SEED, calibrate_end_token, conv_bn, random_images,
-                      recalibrate_batchnorm, stack_inputs)
+from ._common import (
+    CALIBRATION_SEED,
+    calibrate_end_token,
+    conv_bn,
+    random_images,
+    recalibrate_batchnorm,
+    stack_inputs,
+)
 
 CARDINALITY = 8
 BOTTLENECK_WIDTH = 4

@@ -12,8 +12,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._common import (CALIBRATION_SEED, BasicBlock, conv_bn, random_images,
-                      recalibrate_batchnorm, stack_inputs)
+from ._common import (
+    CALIBRATION_SEED,
+    BasicBlock,
+    conv_bn,
+    random_images,
+    recalibrate_batchnorm,
+    stack_inputs,
+)
 
 
 class CondRouter(nn.Module):

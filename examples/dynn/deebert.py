@@ -15,8 +15,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import (CALIBRATION_SEED, TextEmbedding, TransformerLayer, exit_temperature, low_entropy,
-                      random_token_ids, scale_linear, stack_inputs)
+from ._common import (
+    CALIBRATION_SEED,
+    TextEmbedding,
+    TransformerLayer,
+    exit_temperature,
+    low_entropy,
+    random_token_ids,
+    scale_linear,
+    stack_inputs,
+)
 
 VOCAB_SIZE = 1000
 SEQUENCE_LENGTH = 32

@@ -15,8 +15,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._common import (CALIBRATION_SEED, TextEmbedding, TransformerLayer, random_token_ids,
-                      stack_inputs)
+from ._common import (
+    CALIBRATION_SEED,
+    TextEmbedding,
+    TransformerLayer,
+    random_token_ids,
+    stack_inputs,
+)
 
 VOCAB_SIZE = 1000
 SEQUENCE_LENGTH = 32

@@ -14,9 +14,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import (CALIBRATION_SEED, InternalClassifier, conv_bn, confident,
-                      exit_temperature, random_images, recalibrate_batchnorm, scale_linear,
-                      stack_inputs)
+from ._common import (
+    CALIBRATION_SEED,
+    InternalClassifier,
+    confident,
+    conv_bn,
+    exit_temperature,
+    random_images,
+    recalibrate_batchnorm,
+    scale_linear,
+    stack_inputs,
+)
 
 # (out_channels, stride) of MobileNet's 13 depthwise-separable blocks at CIFAR resolution.
 MOBILENET_BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1),
@@ -30,7 +38,7 @@ def depthwise_separable(in_channels: int, out_channels: int, stride: int) -> nn.
 
 
 class SDNMobileNet(nn.Module):
-    """MobileNet whose odd-numbered blocks (2nd, 4th, ... 12th) carry an internal classifier."""
+    """MobileNet whose 2nd, 4th, ..., 12th blocks carry an internal classifier."""
 
     def __init__(self, num_classes: int = 10, threshold: float = 0.5):
         super().__init__()

@@ -14,9 +14,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import (CALIBRATION_SEED, InternalClassifier, confident, conv_bn,
-                      cifar_resnet_blocks, exit_temperature, random_images,
-                      recalibrate_batchnorm, scale_linear, stack_inputs)
+from ._common import (
+    CALIBRATION_SEED,
+    InternalClassifier,
+    cifar_resnet_blocks,
+    confident,
+    conv_bn,
+    exit_temperature,
+    random_images,
+    recalibrate_batchnorm,
+    scale_linear,
+    stack_inputs,
+)
 
 EXIT_AFTER_BLOCKS = (3, 7, 11, 15, 19, 23)  # 0-based indices of the blocks with an IC
 

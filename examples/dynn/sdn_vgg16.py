@@ -13,9 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import (CALIBRATION_SEED, InternalClassifier, conv_bn, confident,
-                      exit_temperature, random_images, recalibrate_batchnorm, scale_linear,
-                      stack_inputs)
+from ._common import (
+    CALIBRATION_SEED,
+    InternalClassifier,
+    confident,
+    conv_bn,
+    exit_temperature,
+    random_images,
+    recalibrate_batchnorm,
+    scale_linear,
+    stack_inputs,
+)
 
 # (out_channels, max-pool after) for the 13 convolutions of VGG16.
 VGG16_CONVS = [(64, False), (64, True), (128, False), (128, True), (256, False), (256, False),

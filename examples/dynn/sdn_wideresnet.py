@@ -13,8 +13,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import (CALIBRATION_SEED, InternalClassifier, confident, exit_temperature,
-                      random_images, recalibrate_batchnorm, scale_linear, stack_inputs)
+from ._common import (
+    CALIBRATION_SEED,
+    InternalClassifier,
+    confident,
+    exit_temperature,
+    random_images,
+    recalibrate_batchnorm,
+    scale_linear,
+    stack_inputs,
+)
 
 WIDTHS = (64, 128, 256)
 BLOCKS_PER_STAGE = 5

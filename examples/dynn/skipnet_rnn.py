@@ -14,8 +14,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._common import (CALIBRATION_SEED, calibrate_gate_biases, conv_bn, cifar_resnet_blocks,
-                      random_images, recalibrate_batchnorm, stack_inputs)
+from ._common import (
+    CALIBRATION_SEED,
+    calibrate_gate_biases,
+    cifar_resnet_blocks,
+    conv_bn,
+    random_images,
+    recalibrate_batchnorm,
+    stack_inputs,
+)
 
 GATE_EMBEDDING = 10
 GATE_HIDDEN = 10

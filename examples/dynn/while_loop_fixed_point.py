@@ -15,8 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._common import (CALIBRATION_SEED, conv_bn, random_images, recalibrate_batchnorm,
-                      stack_inputs)
+from ._common import CALIBRATION_SEED, conv_bn, random_images, recalibrate_batchnorm, stack_inputs
 
 HIDDEN = 64
 CONTRACTION = 0.9
