@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Mapping
 
 import torch
+from torch_mlir import ir
 from torch_mlir.execution_engine import ExecutionEngine
 
 from . import lowering, native
@@ -75,6 +76,25 @@ def _load(library: pathlib.Path, metadata: pathlib.Path) -> CompiledSubgraph:
     )
 
 
+def _create_engine(module: ir.Module, context: ir.Context) -> ExecutionEngine:
+    """JIT-compiles `module`, turning translation diagnostics into a LoweringError."""
+    diagnostics = []
+
+    def record(diagnostic: ir.DiagnosticInfo) -> bool:
+        diagnostics.append(f"{diagnostic.message} [{diagnostic.location}]")
+        return True
+
+    handler = context.attach_diagnostic_handler(record)
+    try:
+        return ExecutionEngine(module, opt_level=LLVM_OPT_LEVEL,
+                               enable_object_dump=True, enable_pic=True)
+    except RuntimeError as error:
+        raise LoweringError(f"LLVM code generation failed: {'; '.join(diagnostics) or error}"
+                            ) from None
+    finally:
+        handler.detach()
+
+
 def _build(
     module_text: str,
     func_name: str,
@@ -82,27 +102,18 @@ def _build(
     directory: pathlib.Path,
     key: str,
 ) -> None:
-    """Compiles into `<key>.so` and `<key>.json`; the metadata file is written last."""
-    runtime = native.runtime_library(directory)
+    """Compiles into `<key>.so` and `<key>.json`; the metadata file is written last,
+    so a reader that sees it also sees the complete shared object."""
     with tempfile.TemporaryDirectory(dir=directory) as scratch:
         obj = pathlib.Path(scratch) / "kernel.o"
         staged_library = pathlib.Path(scratch) / "kernel.so"
         with lowering.new_context() as context:
             lowered = lowering.lower_to_llvm(module_text, func_name, bound_args, context)
-            try:
-                engine = ExecutionEngine(
-                    lowered.module,
-                    opt_level=LLVM_OPT_LEVEL,
-                    shared_libs=[str(runtime)],
-                    enable_object_dump=True,
-                    enable_pic=True,
-                )
-            except RuntimeError as error:
-                raise LoweringError(f"LLVM code generation failed: {error}") from None
+            engine = _create_engine(lowered.module, context)
             if not engine.raw_lookup(ENTRY_PREFIX + func_name):
                 raise LoweringError(f"LLVM code generation produced no entry @{func_name}")
             engine.dump_to_object_file(str(obj))
-        native.link_shared_object(obj, staged_library, [runtime])
+        native.link_shared_object(obj, staged_library)
         os.replace(staged_library, directory / f"{key}.so")
         staged_metadata = pathlib.Path(scratch) / "kernel.json"
         staged_metadata.write_text(
@@ -123,7 +134,14 @@ def compile_subgraph(
     bound_args: Mapping[int, torch.Tensor],
     cache_dir: pathlib.Path | None = None,
 ) -> CompiledSubgraph:
-    """Compiles one torch-dialect sub-graph; see the package docstring."""
+    """Compiles `func_name` of `module_text` (torch dialect, static shapes).
+
+    `bound_args` maps argument indices to tensors compiled into the code as
+    constants; the returned callable takes the remaining arguments in order.
+    With `cache_dir`, the result is stored there under a content key and later
+    calls with the same text and bound tensors only load it. Raises
+    LoweringError when the sub-graph cannot be compiled.
+    """
     directory = pathlib.Path(cache_dir) if cache_dir is not None else _scratch_directory()
     directory.mkdir(parents=True, exist_ok=True)
     key = cache_key(module_text, func_name, bound_args)

@@ -47,7 +47,11 @@ def _descriptor(spec: TensorSpec) -> ctypes.Array:
 
 
 class CompiledSubgraph:
-    """A compiled sub-graph; call it with the non-bound arguments, in order."""
+    """A compiled sub-graph; call it with the non-bound arguments, in order.
+
+    Calls on one object must not overlap in time (threads would share its
+    descriptors); separate objects are independent.
+    """
 
     def __init__(
         self,
@@ -78,7 +82,7 @@ class CompiledSubgraph:
         for position, (tensor, (shape, dtype), descriptor) in enumerate(
             zip(arguments, self._input_checks, self._input_descriptors)
         ):
-            if tensor.dtype != dtype or tensor.shape != shape or tensor.device.type != "cpu":
+            if tensor.dtype != dtype or tensor.shape != shape or not tensor.is_cpu:
                 raise TypeError(
                     f"argument {position}: expected a CPU {dtype} tensor of shape "
                     f"{list(shape)}, got {tensor.dtype} {list(tensor.shape)} "

@@ -1,7 +1,7 @@
 """Register-blocked, vectorised kernels for the compute-heavy linalg ops.
 
-``linalg.conv_2d_nchw_fchw`` and ``linalg.matmul`` whose weights are
-compile-time constants (bound parameters) are replaced by calls to private
+``linalg.conv_2d_nchw_fchw``, ``linalg.depthwise_conv_2d_nchw_chw`` and
+``linalg.matmul`` whose weights are compile-time constants (bound parameters) are replaced by calls to private
 functions generated here, written in the ``scf`` + ``vector`` dialects on
 tensors so that they bufferise with the rest of the sub-graph. Each kernel
 keeps a block of output vectors in registers across the whole reduction and
@@ -10,13 +10,14 @@ access in the inner loop is a contiguous vector or a scalar broadcast.
 
 Kernel shapes (f32, AVX-512 wide vectors of 16 lanes):
 
-* conv, output rows of at least 8 pixels: vectors run along the output row;
-  a block of ``FB`` output channels x ``NV`` vectors of the row is accumulated
-  (``FB x NV`` independent FMA chains), each input vector is reused ``FB``
-  times and each weight is a broadcast scalar.
-* conv, small feature maps (VGG's 4x4, 2x2): vectors run along 16 output
-  channels and every output pixel of the map is one accumulator, so each
-  weight vector is loaded once per call.
+* conv, rows of a multiple of 16 pixels (or filters not a multiple of 16):
+  vectors run along the output row; a block of ``FB`` output channels x ``NV``
+  vectors of the row is accumulated (``FB x NV`` independent FMA chains), each
+  input vector is reused ``FB`` times and each weight is a broadcast scalar.
+* conv, short rows (VGG's 8x8 .. 2x2 maps): vectors run along 16 or 32 output
+  channels and each output pixel of a block of rows is one accumulator, so each
+  weight vector is loaded once per row block.
+* depthwise conv: vectors along the output row, a block of rows per tile.
 * matmul ``[M, K] x [K, N]`` (linear layers, LSTM gates at batch 1): vectors
   run along ``N``; one tile of up to 8 vectors per ``K`` sweep, weights packed
   ``[N / tile, K, tile]`` so the sweep streams memory contiguously.
@@ -82,7 +83,7 @@ def _tensor(shape: tuple[int, ...]) -> str:
     return "tensor<" + "x".join(str(s) for s in shape) + "xf32>"
 
 
-def _loop_nest_header(emitter: _Emitter, induction: str, upper: int, step: int,
+def _open_loop(emitter: _Emitter, induction: str, upper: int, step: int,
                       carried: list[tuple[str, str, str]]) -> list[str]:
     """Opens an scf.for; `carried` holds (region name, initial value, type)."""
     results = emitter.fresh("r")
@@ -124,26 +125,44 @@ class ConvShape:
 
     @property
     def vectorize_along_width(self) -> bool:
-        return self.out_width >= 8
+        """Full-width vectors along the output row, unless rows are short and the
+        filters fill whole vectors."""
+        return (self.out_width % VECTOR_LANES == 0 or self.filters % VECTOR_LANES != 0
+                or self.out_width > VECTOR_LANES)
+
+    @property
+    def filter_vectors(self) -> int:
+        """Vectors of filters per tile in the small-map kernel."""
+        return 2 if self.out_width <= 8 and self.filters % (2 * VECTOR_LANES) == 0 else 1
+
+    @property
+    def rows_per_tile(self) -> int:
+        """Output rows per tile in the small-map kernel: as many as registers allow."""
+        budget = MAX_ACCUMULATORS // (self.out_width * self.filter_vectors)
+        return max(r for r in range(1, self.out_height + 1)
+                   if self.out_height % r == 0 and r <= budget)
+
+
+def _row_vectors(out_width: int, lanes: int) -> int:
+    """Vectors per row tile: two where they tile the row exactly, else one."""
+    return 2 if (out_width // lanes) % 2 == 0 else 1
 
 
 def conv_filter_block(shape: ConvShape) -> int:
+    """Output channels per tile; always a divisor of the filter count."""
     if not shape.vectorize_along_width:
-        return VECTOR_LANES
+        return VECTOR_LANES * shape.filter_vectors
     lanes = _largest_divisor(shape.out_width, (16, 8, 4, 2, 1))
-    vectors_per_row_tile = min(shape.out_width // lanes, 2)
+    vectors_per_row_tile = _row_vectors(shape.out_width, lanes)
     return _largest_divisor(shape.filters, tuple(
         b for b in (16, 8, 4, 2, 1) if b * vectors_per_row_tile <= MAX_ACCUMULATORS))
 
 
 def pack_conv_weights(weights: np.ndarray, filter_block: int) -> np.ndarray:
-    """[F, C, KH, KW] -> [ceil(F / FB), C, KH, KW, FB], zero-padded filters."""
+    """[F, C, KH, KW] -> [F / FB, C, KH, KW, FB]; `filter_block` divides F."""
     filters = weights.shape[0]
-    blocks = -(-filters // filter_block)
-    padded = np.zeros((blocks * filter_block, *weights.shape[1:]), dtype=weights.dtype)
-    padded[:filters] = weights
-    return np.ascontiguousarray(
-        padded.reshape(blocks, filter_block, *weights.shape[1:]).transpose(0, 2, 3, 4, 1))
+    return np.ascontiguousarray(weights.reshape(
+        filters // filter_block, filter_block, *weights.shape[1:]).transpose(0, 2, 3, 4, 1))
 
 
 def conv_kernel(name: str, shape: ConvShape) -> str:
@@ -154,7 +173,7 @@ def conv_kernel(name: str, shape: ConvShape) -> str:
 
 
 def _conv_types(shape: ConvShape, filter_block: int) -> tuple[str, str, str]:
-    blocks = -(-shape.filters // filter_block)
+    blocks = shape.filters // filter_block
     return (_tensor((1, shape.channels, shape.padded_height, shape.padded_width)),
             _tensor((blocks, shape.channels, shape.kernel_height, shape.kernel_width,
                      filter_block)),
@@ -164,7 +183,7 @@ def _conv_types(shape: ConvShape, filter_block: int) -> tuple[str, str, str]:
 def _conv_along_width(name: str, shape: ConvShape) -> str:
     filter_block = conv_filter_block(shape)
     lanes = _largest_divisor(shape.out_width, (16, 8, 4, 2, 1))
-    vectors = min(shape.out_width // lanes, 2)
+    vectors = _row_vectors(shape.out_width, lanes)
     row_tile = lanes * vectors
     vector_type = f"vector<{lanes}xf32>"
     input_type, weight_type, output_type = _conv_types(shape, filter_block)
@@ -172,11 +191,11 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
     zero = "%zero"
     e.emit(f"{zero} = arith.constant 0.0 : f32")
     c0 = e.index(0)
-    (out0,) = _loop_nest_header(e, "%fo", shape.filters // filter_block, 1,
-                                [("%o0", "%init", output_type)])
+    (out0,) = _open_loop(e, "%fo", shape.filters // filter_block, 1,
+                         [("%o0", "%init", output_type)])
     filter_base = e.affine(f"d0 * {filter_block}", ["%fo"])
-    (out1,) = _loop_nest_header(e, "%oh", shape.out_height, 1, [("%o1", "%o0", output_type)])
-    (out2,) = _loop_nest_header(e, "%ow", shape.out_width, row_tile,
+    (out1,) = _open_loop(e, "%oh", shape.out_height, 1, [("%o1", "%o0", output_type)])
+    (out2,) = _open_loop(e, "%ow", shape.out_width, row_tile,
                                 [("%o2", "%o1", output_type)])
     filter_index = [e.add(filter_base, i) for i in range(filter_block)]
     column_index = [e.add("%ow", j * lanes) for j in range(vectors)]
@@ -188,9 +207,9 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
                f"{column_index[j]}], {zero} {{in_bounds = [true]}} : {output_type}, {vector_type}")
         initial.append(value)
     accumulator_types = [vector_type] * len(blocks)
-    by_channel = _loop_nest_header(e, "%c", shape.channels, 1, [
+    by_channel = _open_loop(e, "%c", shape.channels, 1, [
         (f"%ca{k}", initial[k], vector_type) for k in range(len(blocks))])
-    by_row = _loop_nest_header(e, "%kh", shape.kernel_height, 1, [
+    by_row = _open_loop(e, "%kh", shape.kernel_height, 1, [
         (f"%ka{k}", f"%ca{k}", vector_type) for k in range(len(blocks))])
     input_row = e.affine(f"d0 * {shape.stride_h} + d1", ["%oh", "%kh"])
     accumulators = [f"%ka{k}" for k in range(len(blocks))]
@@ -237,72 +256,85 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
 
 def _conv_along_filters(name: str, shape: ConvShape) -> str:
     lanes = VECTOR_LANES
+    filter_vectors = shape.filter_vectors
+    filter_block = lanes * filter_vectors
+    rows = shape.rows_per_tile
     vector_type = f"vector<{lanes}xf32>"
-    input_type, weight_type, output_type = _conv_types(shape, lanes)
-    pixels = [(oh, ow) for oh in range(shape.out_height) for ow in range(shape.out_width)]
+    input_type, weight_type, output_type = _conv_types(shape, filter_block)
+    pixels = [(r, ow) for r in range(rows) for ow in range(shape.out_width)]
+    blocks = [(p, v) for p in range(len(pixels)) for v in range(filter_vectors)]
     e = _Emitter()
     zero = "%zero"
     e.emit(f"{zero} = arith.constant 0.0 : f32")
     c0 = e.index(0)
-    (out0,) = _loop_nest_header(e, "%fo", -(-shape.filters // lanes), 1,
-                                [("%o0", "%init", output_type)])
-    filter_base = e.affine(f"d0 * {lanes}", ["%fo"])
-    filter_index = [e.add(filter_base, lane) for lane in range(lanes)]
+    (out0,) = _open_loop(e, "%fo", shape.filters // filter_block, 1,
+                         [("%o0", "%init", output_type)])
+    filter_base = e.affine(f"d0 * {filter_block}", ["%fo"])
+    (out1,) = _open_loop(e, "%oh", shape.out_height, rows, [("%o1", "%o0", output_type)])
+    slice_type = _tensor((filter_block, rows, shape.out_width))
+    tile_type = _tensor((rows, shape.out_width, filter_block))
+    slice_position = (f"[{c0}, {filter_base}, %oh, {c0}] [1, {filter_block}, {rows}, "
+                      f"{shape.out_width}] [1, 1, 1, 1]")
+    e.emit(f"%slice = tensor.extract_slice %o1{slice_position} : {output_type} to {slice_type}")
+    e.emit(f"%tile_init = tensor.empty() : {tile_type}")
+    e.emit(f"%tile = linalg.transpose ins(%slice : {slice_type}) outs(%tile_init : {tile_type}) "
+           f"permutation = [1, 2, 0]")
     initial = []
-    for oh, ow in pixels:
-        elements = []
-        for lane in range(lanes):
-            element = e.fresh("e")
-            e.emit(f"{element} = tensor.extract %o0[{c0}, {filter_index[lane]}, {e.index(oh)}, "
-                   f"{e.index(ow)}] : {output_type}")
-            elements.append(element)
+    for p, v in blocks:
+        r, ow = pixels[p]
         value = e.fresh("init")
-        e.emit(f"{value} = vector.from_elements {', '.join(elements)} : {vector_type}")
+        e.emit(f"{value} = vector.transfer_read %tile[{e.index(r)}, {e.index(ow)}, "
+               f"{e.index(v * lanes)}], {zero} {{in_bounds = [true]}} : {tile_type}, "
+               f"{vector_type}")
         initial.append(value)
-    accumulator_types = [vector_type] * len(pixels)
-    by_channel = _loop_nest_header(e, "%c", shape.channels, 1, [
-        (f"%ca{k}", initial[k], vector_type) for k in range(len(pixels))])
-    by_row = _loop_nest_header(e, "%kh", shape.kernel_height, 1, [
-        (f"%ka{k}", f"%ca{k}", vector_type) for k in range(len(pixels))])
-    accumulators = [f"%ka{k}" for k in range(len(pixels))]
-    input_rows = {oh: e.affine(f"d0 + {oh * shape.stride_h}", ["%kh"])
-                  for oh in range(shape.out_height)}
+    accumulator_types = [vector_type] * len(blocks)
+    by_channel = _open_loop(e, "%c", shape.channels, 1, [
+        (f"%ca{k}", initial[k], vector_type) for k in range(len(blocks))])
+    by_row = _open_loop(e, "%kh", shape.kernel_height, 1, [
+        (f"%ka{k}", f"%ca{k}", vector_type) for k in range(len(blocks))])
+    accumulators = [f"%ka{k}" for k in range(len(blocks))]
+    input_rows = [e.affine(f"(d0 + {r}) * {shape.stride_h} + d1", ["%oh", "%kh"])
+                  for r in range(rows)]
     for kw in range(shape.kernel_width):
-        weight = e.fresh("w")
-        e.emit(f"{weight} = vector.transfer_read %weights[%fo, %c, %kh, {e.index(kw)}, {c0}], "
-               f"{zero} {{in_bounds = [true]}} : {weight_type}, {vector_type}")
-        for k, (oh, ow) in enumerate(pixels):
+        weights = []
+        for v in range(filter_vectors):
+            weight = e.fresh("w")
+            e.emit(f"{weight} = vector.transfer_read %weights[%fo, %c, %kh, {e.index(kw)}, "
+                   f"{e.index(v * lanes)}], {zero} {{in_bounds = [true]}} : {weight_type}, "
+                   f"{vector_type}")
+            weights.append(weight)
+        for p, (r, ow) in enumerate(pixels):
             scalar = e.fresh("x")
-            e.emit(f"{scalar} = tensor.extract %input[{c0}, %c, {input_rows[oh]}, "
+            e.emit(f"{scalar} = tensor.extract %input[{c0}, %c, {input_rows[r]}, "
                    f"{e.index(ow * shape.stride_w + kw)}] : {input_type}")
-            accumulators[k] = e.fma(scalar, weight, accumulators[k], vector_type)
+            for v in range(filter_vectors):
+                k = blocks.index((p, v))
+                accumulators[k] = e.fma(scalar, weights[v], accumulators[k], vector_type)
     _close_loop(e, accumulators, accumulator_types)
     _close_loop(e, by_row, accumulator_types)
-    result = "%o0"
-    for k, (oh, ow) in enumerate(pixels):
-        for lane in range(lanes):
-            element = e.fresh("e")
-            e.emit(f"{element} = vector.extract {by_channel[k]}[{lane}] : f32 from {vector_type}")
-            written = e.fresh("o")
-            e.emit(f"{written} = tensor.insert {element} into {result}[{c0}, "
-                   f"{filter_index[lane]}, {e.index(oh)}, {e.index(ow)}] : {output_type}")
-            result = written
+    tile = "%tile"
+    for k, (p, v) in enumerate(blocks):
+        r, ow = pixels[p]
+        written = e.fresh("t")
+        e.emit(f"{written} = vector.transfer_write {by_channel[k]}, {tile}[{e.index(r)}, "
+               f"{e.index(ow)}, {e.index(v * lanes)}] {{in_bounds = [true]}} : {vector_type}, "
+               f"{tile_type}")
+        tile = written
+    e.emit(f"%slice_result = linalg.transpose ins({tile} : {tile_type}) "
+           f"outs(%slice : {slice_type}) permutation = [2, 0, 1]")
+    result = e.fresh("o")
+    e.emit(f"{result} = tensor.insert_slice %slice_result into %o1{slice_position} : "
+           f"{slice_type} into {output_type}")
     _close_loop(e, [result], [output_type])
+    _close_loop(e, [out1], [output_type])
     return _function(name, [("%input", input_type), ("%weights", weight_type),
                             ("%init", output_type)], output_type, e, out0)
 
 
-def conv_is_supported(shape: ConvShape) -> bool:
-    """Whether a kernel applies: the small-map one needs whole filter blocks and
-    every output pixel in a register."""
-    if shape.vectorize_along_width:
-        return True
-    return (shape.filters % VECTOR_LANES == 0
-            and shape.out_height * shape.out_width <= MAX_ACCUMULATORS)
-
-
 @dataclasses.dataclass(frozen=True)
 class MatmulShape:
+    """``[rows, depth] x [depth, columns]``."""
+
     rows: int
     depth: int
     columns: int
@@ -338,8 +370,8 @@ def matmul_kernel(name: str, shape: MatmulShape) -> str:
     zero = "%zero"
     e.emit(f"{zero} = arith.constant 0.0 : f32")
     c0 = e.index(0)
-    (out0,) = _loop_nest_header(e, "%m", shape.rows, 1, [("%o0", "%init", output_type)])
-    (out1,) = _loop_nest_header(e, "%t", tiles, 1, [("%o1", "%o0", output_type)])
+    (out0,) = _open_loop(e, "%m", shape.rows, 1, [("%o0", "%init", output_type)])
+    (out1,) = _open_loop(e, "%t", tiles, 1, [("%o1", "%o0", output_type)])
     column_base = e.affine(f"d0 * {tile}", ["%t"])
     columns = [e.add(column_base, j * lanes) for j in range(vectors)]
     initial = []
@@ -349,7 +381,7 @@ def matmul_kernel(name: str, shape: MatmulShape) -> str:
                f"{{in_bounds = [{in_bounds}]}} : {output_type}, {vector_type}")
         initial.append(value)
     accumulator_types = [vector_type] * vectors
-    by_depth = _loop_nest_header(e, "%k", shape.depth, 1, [
+    by_depth = _open_loop(e, "%k", shape.depth, 1, [
         (f"%da{j}", initial[j], vector_type) for j in range(vectors)])
     scalar = e.fresh("x")
     e.emit(f"{scalar} = tensor.extract %lhs[%m, %k] : {lhs_type}")
@@ -369,4 +401,76 @@ def matmul_kernel(name: str, shape: MatmulShape) -> str:
     _close_loop(e, [result], [output_type])
     _close_loop(e, [out1], [output_type])
     return _function(name, [("%lhs", lhs_type), ("%weights", weight_type),
+                            ("%init", output_type)], output_type, e, out0)
+
+
+def depthwise_is_supported(shape: ConvShape) -> bool:
+    """Rows of at least 8 pixels fill a vector; smaller maps keep linalg's loops."""
+    return shape.out_width >= 8
+
+
+def depthwise_kernel(name: str, shape: ConvShape) -> str:
+    """The function text `(input, weights [C, KH, KW], init) -> output` of a depthwise
+    convolution: vectors along the output row, a block of rows per tile."""
+    lanes = _largest_divisor(shape.out_width, (16, 8, 4, 2, 1))
+    vectors = _row_vectors(shape.out_width, lanes)
+    rows = max(r for r in (8, 4, 2, 1)
+               if shape.out_height % r == 0 and r * vectors <= MAX_ACCUMULATORS // 2)
+    row_tile = lanes * vectors
+    vector_type = f"vector<{lanes}xf32>"
+    input_type = _tensor((1, shape.channels, shape.padded_height, shape.padded_width))
+    weight_type = _tensor((shape.channels, shape.kernel_height, shape.kernel_width))
+    output_type = _tensor((1, shape.channels, shape.out_height, shape.out_width))
+    stride = shape.stride_w
+    e = _Emitter()
+    zero = "%zero"
+    e.emit(f"{zero} = arith.constant 0.0 : f32")
+    c0 = e.index(0)
+    (out0,) = _open_loop(e, "%c", shape.channels, 1, [("%o0", "%init", output_type)])
+    (out1,) = _open_loop(e, "%oh", shape.out_height, rows, [("%o1", "%o0", output_type)])
+    (out2,) = _open_loop(e, "%ow", shape.out_width, row_tile,
+                                [("%o2", "%o1", output_type)])
+    output_rows = [e.add("%oh", r) for r in range(rows)]
+    columns = [e.add("%ow", j * lanes) for j in range(vectors)]
+    blocks = [(r, j) for r in range(rows) for j in range(vectors)]
+    accumulators = []
+    for r, j in blocks:
+        value = e.fresh("init")
+        e.emit(f"{value} = vector.transfer_read %o2[{c0}, %c, {output_rows[r]}, {columns[j]}], "
+               f"{zero} {{in_bounds = [true]}} : {output_type}, {vector_type}")
+        accumulators.append(value)
+    for kh in range(shape.kernel_height):
+        input_rows = [e.affine(f"(d0 + {r}) * {shape.stride_h} + {kh}", ["%oh"])
+                      for r in range(rows)]
+        for kw in range(shape.kernel_width):
+            weight = e.fresh("w")
+            e.emit(f"{weight} = tensor.extract %weights[%c, {e.index(kh)}, {e.index(kw)}] : "
+                   f"{weight_type}")
+            for k, (r, j) in enumerate(blocks):
+                column = e.affine(f"d0 * {stride} + {j * lanes * stride + kw}", ["%ow"])
+                value = e.fresh("x")
+                if stride == 1:
+                    e.emit(f"{value} = vector.transfer_read %input[{c0}, %c, {input_rows[r]}, "
+                           f"{column}], {zero} {{in_bounds = [true]}} : {input_type}, "
+                           f"{vector_type}")
+                else:
+                    wide = e.fresh("xw")
+                    e.emit(f"{wide} = vector.transfer_read %input[{c0}, %c, {input_rows[r]}, "
+                           f"{column}], {zero} {{in_bounds = [false]}} : {input_type}, "
+                           f"vector<{lanes * stride}xf32>")
+                    lanes_taken = ", ".join(str(stride * t) for t in range(lanes))
+                    e.emit(f"{value} = vector.shuffle {wide}, {wide} [{lanes_taken}] : "
+                           f"vector<{lanes * stride}xf32>, vector<{lanes * stride}xf32>")
+                accumulators[k] = e.fma(weight, value, accumulators[k], vector_type)
+    result = "%o2"
+    for k, (r, j) in enumerate(blocks):
+        written = e.fresh("o")
+        e.emit(f"{written} = vector.transfer_write {accumulators[k]}, {result}[{c0}, %c, "
+               f"{output_rows[r]}, {columns[j]}] {{in_bounds = [true]}} : {vector_type}, "
+               f"{output_type}")
+        result = written
+    _close_loop(e, [result], [output_type])
+    _close_loop(e, [out2], [output_type])
+    _close_loop(e, [out1], [output_type])
+    return _function(name, [("%input", input_type), ("%weights", weight_type),
                             ("%init", output_type)], output_type, e, out0)

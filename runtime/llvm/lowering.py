@@ -5,8 +5,8 @@ Stages, each a pass pipeline run through ``torch_mlir.passmanager``:
 1. ``torch-backend-to-linalg-on-tensors-backend-pipeline`` (torch-mlir's own).
 2. Bound arguments become ``arith.constant`` tensors, so weight transposes and
    other parameter-only computations fold at compile time.
-3. Tensor-level optimisation: elementwise fusion, then the loop schedule of
-   :mod:`.schedule` (tiling, vectorisation) applied by the transform interpreter.
+3. Tensor-level optimisation: elementwise fusion, then :mod:`.schedule`,
+   which replaces convolutions and matmuls by register-blocked vector kernels.
 4. Bufferisation with results turned into caller-provided out-parameters.
 5. Conversion to the LLVM dialect.
 """
@@ -15,7 +15,6 @@ import dataclasses
 import re
 from collections.abc import Mapping
 
-import numpy as np
 import torch
 from torch_mlir import ir
 from torch_mlir.dialects import torch as torch_dialect
@@ -32,6 +31,7 @@ TENSOR_OPTIMIZATION = "builtin.module(canonicalize, linalg-fuse-elementwise-ops,
 BUFFERIZATION = (
     "builtin.module("
     "eliminate-empty-tensors, empty-tensor-to-alloc-tensor,"
+    "func.func(tm-tensor-bufferize),"
     "one-shot-bufferize{bufferize-function-boundaries "
     "function-boundary-type-conversion=identity-layout-map},"
     "buffer-results-to-out-params{hoist-static-allocs modify-public-functions},"
@@ -40,8 +40,10 @@ BUFFERIZATION = (
 
 TO_LLVM = (
     "builtin.module("
-    "func.func(convert-linalg-to-loops), lower-affine, convert-vector-to-scf{full-unroll},"
-    "convert-scf-to-cf, expand-strided-metadata, finalize-memref-to-llvm,"
+    "func.func(refback-munge-memref-copy), func.func(tm-tensor-to-loops),"
+    "func.func(convert-linalg-to-loops),"
+    "func.func(refback-expand-ops-for-llvm), convert-vector-to-scf{full-unroll},"
+    "expand-strided-metadata, lower-affine, convert-scf-to-cf, finalize-memref-to-llvm,"
     "convert-vector-to-llvm, convert-math-to-llvm, convert-math-to-libm,"
     "convert-arith-to-llvm, convert-func-to-llvm, convert-cf-to-llvm,"
     "convert-ub-to-llvm, reconcile-unrealized-casts)"
@@ -60,7 +62,8 @@ _TORCH_DTYPES = {
     "i64": torch.int64,
 }
 
-_TORCH_OP_NAME = re.compile(r"'?(torch\.[A-Za-z0-9_.]+)'?")
+_UNKNOWN_OPERATOR_NAME = re.compile(r'name = "(torch\.[A-Za-z0-9_.]+)"')
+_QUOTED_TORCH_OP = re.compile(r"'(torch\.[A-Za-z0-9_.]+)'")
 
 
 def _diagnostic_messages(error: ir.MLIRError) -> list[str]:
@@ -79,13 +82,13 @@ def _diagnostic_messages(error: ir.MLIRError) -> list[str]:
 def _lowering_error(stage: str, error: ir.MLIRError) -> LoweringError:
     """Builds a LoweringError whose message leads with the first unlowerable torch op."""
     messages = _diagnostic_messages(error)
+    details = "; ".join(messages)
     for message in messages:
-        match = _TORCH_OP_NAME.search(message.split(" [")[0])
+        match = _UNKNOWN_OPERATOR_NAME.search(message) or _QUOTED_TORCH_OP.search(message)
         if match:
-            first = message.split(" [")[0]
-            reason = "failed to legalize" if "legalize" in first else first
-            return LoweringError(f"{match.group(1)}: {reason} ({stage}); " + "; ".join(messages))
-    return LoweringError(f"{stage} failed: " + "; ".join(messages))
+            reason = "failed to legalize" if "legalize" in message else message.split(" [")[0]
+            return LoweringError(f"{match.group(1)}: {reason} ({stage}); {details}")
+    return LoweringError(f"{stage} failed: {details}")
 
 
 def run_pipeline(module: ir.Module, pipeline: str, stage: str) -> None:
@@ -100,7 +103,6 @@ def run_pipeline(module: ir.Module, pipeline: str, stage: str) -> None:
 def new_context() -> ir.Context:
     context = ir.Context()
     torch_dialect.register_dialect(context)
-    context.allow_unregistered_dialects = False
     return context
 
 
@@ -122,10 +124,6 @@ def find_function(module: ir.Module, func_name: str):
 
 def _dense_constant(tensor: torch.Tensor, tensor_type: ir.RankedTensorType) -> ir.DenseElementsAttr:
     array = tensor.detach().cpu().contiguous().numpy()
-    if array.dtype == np.bool_:
-        return ir.DenseElementsAttr.get(
-            np.packbits(array, axis=None, bitorder="little"), type=tensor_type
-        )
     return ir.DenseElementsAttr.get(array, type=tensor_type)
 
 
@@ -153,7 +151,11 @@ def bind_arguments_as_constants(function, bound_args: Mapping[int, torch.Tensor]
     with ir.InsertionPoint.at_block_begin(block), function.location:
         for index in sorted(bound_args):
             argument = block.arguments[index]
-            value = _dense_constant(bound_args[index], argument.type)
+            try:
+                value = _dense_constant(bound_args[index], argument.type)
+            except (TypeError, ValueError) as error:
+                raise LoweringError(f"cannot bind argument {index} as a constant of type "
+                                    f"{argument.type}: {error}") from None
             constant = ir.Operation.create(
                 "arith.constant", results=[argument.type], attributes={"value": value}
             )
@@ -165,6 +167,24 @@ def bind_arguments_as_constants(function, bound_args: Mapping[int, torch.Tensor]
     function.attributes["function_type"] = ir.TypeAttr.get(
         ir.FunctionType.get(remaining_inputs, function_type.results)
     )
+
+
+def check_fully_converted(module: ir.Module) -> None:
+    """Raises LoweringError if an op outside the LLVM dialect survived conversion."""
+    leftovers = []
+
+    def visit(operation):
+        name = operation.operation.name
+        if name != "builtin.module" and not name.startswith("llvm."):
+            leftovers.append(operation.operation)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    if leftovers:
+        first = leftovers[0]
+        raise LoweringError(f"{first.name}: not converted to the LLVM dialect "
+                            f"({len(leftovers)} such ops; first at {first.location}: "
+                            f"{str(first).splitlines()[0][:200]})")
 
 
 def _tensor_spec(tensor_type: ir.Type) -> TensorSpec:
@@ -202,8 +222,11 @@ def lower_to_llvm(
     inputs = [_tensor_spec(t) for t in function_type.inputs]
     outputs = [_tensor_spec(t) for t in function_type.results]
     function.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get(context)
+    read_only = ir.DictAttr.get({"bufferization.writable": ir.BoolAttr.get(False)})
+    function.attributes["arg_attrs"] = ir.ArrayAttr.get([read_only] * len(inputs))
     run_pipeline(module, TENSOR_OPTIMIZATION, "tensor optimization")
     schedule.apply(module)
     run_pipeline(module, BUFFERIZATION, "bufferization")
     run_pipeline(module, TO_LLVM, "LLVM conversion")
+    check_fully_converted(module)
     return LoweredSubgraph(module, inputs, outputs)

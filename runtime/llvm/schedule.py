@@ -1,7 +1,7 @@
 """Loop schedule of the compute-heavy ops of a sub-graph.
 
-Convolutions and matmuls whose weight operand is a compile-time constant are
-replaced by calls to the register-blocked kernels of :mod:`.kernels`, with the
+Convolutions (full and depthwise) and matmuls whose weight operand is a
+compile-time constant are replaced by calls to the register-blocked kernels of :mod:`.kernels`, with the
 weights re-packed once, here, into the layout those kernels stream. Every
 other op keeps linalg's default lowering, which LLVM's loop vectoriser
 handles well for elementwise code.
@@ -14,10 +14,11 @@ from . import kernels
 
 
 def _constant_array(value: ir.Value) -> np.ndarray | None:
+    """The data of `value` if it is an f32 ``arith.constant``, else None."""
     owner = value.owner
-    if not isinstance(owner, ir.OpView) and not isinstance(owner, ir.Operation):
+    if not isinstance(owner, (ir.OpView, ir.Operation)):
         return None
-    operation = owner.operation if isinstance(owner, ir.OpView) else owner
+    operation = owner.operation
     if operation.name != "arith.constant":
         return None
     attribute = operation.attributes["value"]
@@ -39,6 +40,7 @@ def _int_list(attribute: ir.Attribute) -> list[int]:
 
 
 def _conv_shape(operation: ir.Operation) -> kernels.ConvShape | None:
+    """The shape of a batch-1 f32 NCHW convolution (full or depthwise), dilation 1."""
     if _int_list(operation.attributes["dilations"]) != [1, 1]:
         return None
     input_shape = ir.RankedTensorType(operation.operands[0].type).shape
@@ -48,12 +50,11 @@ def _conv_shape(operation: ir.Operation) -> kernels.ConvShape | None:
                                   .element_type) != "f32":
         return None
     stride_h, stride_w = _int_list(operation.attributes["strides"])
-    shape = kernels.ConvShape(
+    return kernels.ConvShape(
         channels=input_shape[1], padded_height=input_shape[2], padded_width=input_shape[3],
-        filters=weight_shape[0], out_height=output_shape[2], out_width=output_shape[3],
-        kernel_height=weight_shape[2], kernel_width=weight_shape[3],
+        filters=output_shape[1], out_height=output_shape[2], out_width=output_shape[3],
+        kernel_height=weight_shape[-2], kernel_width=weight_shape[-1],
         stride_h=stride_h, stride_w=stride_w)
-    return shape if kernels.conv_is_supported(shape) else None
 
 
 _MATMUL_MAPS = ("[affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, "
@@ -92,7 +93,8 @@ def _kernel_sites(module: ir.Module) -> list[ir.Operation]:
     sites = []
 
     def visit(operation):
-        if operation.operation.name in ("linalg.conv_2d_nchw_fchw", "linalg.matmul"):
+        if operation.operation.name in ("linalg.conv_2d_nchw_fchw",
+                                        "linalg.depthwise_conv_2d_nchw_chw", "linalg.matmul"):
             sites.append(operation.operation)
         return ir.WalkResult.ADVANCE
 
@@ -101,7 +103,8 @@ def _kernel_sites(module: ir.Module) -> list[ir.Operation]:
 
 
 def apply(module: ir.Module) -> None:
-    """Rewrites eligible convolutions and matmuls of `module` into kernel calls."""
+    """Rewrites eligible convolutions (full and depthwise) and matmuls of `module`
+    into kernel calls."""
     kernel_texts = []
     for operation in _kernel_sites(module):
         weights = _constant_array(operation.operands[1])
@@ -114,6 +117,12 @@ def apply(module: ir.Module) -> None:
                 continue
             packed = kernels.pack_conv_weights(weights, kernels.conv_filter_block(shape))
             kernel_texts.append(kernels.conv_kernel(callee, shape))
+        elif operation.name == "linalg.depthwise_conv_2d_nchw_chw":
+            shape = _conv_shape(operation)
+            if shape is None or not kernels.depthwise_is_supported(shape):
+                continue
+            packed = weights
+            kernel_texts.append(kernels.depthwise_kernel(callee, shape))
         else:
             shape = _matmul_shape(operation)
             if shape is None:

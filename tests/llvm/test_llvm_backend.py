@@ -1,0 +1,206 @@
+"""Compiled sub-graphs agree with eager PyTorch, and the calling contract holds."""
+
+import pathlib
+import time
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmarks.subgraph_bench import (
+    Workload, batch_norm_parameters, conv_weight, export_torch_dialect, workloads)
+from runtime.llvm import CompiledSubgraph, LoweringError, compile_subgraph
+from runtime.llvm import lowering
+
+TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
+
+
+
+def _workload(name: str) -> Workload:
+    return next(w for w in workloads() if w.name == name)
+
+
+def _as_tuple(value) -> tuple:
+    return value if isinstance(value, tuple) else (value,)
+
+
+def _compile(function, inputs, parameters=(), cache_dir=None, generic=False) -> CompiledSubgraph:
+    text = export_torch_dialect(function, [*inputs, *parameters], generic=generic)
+    bound = {len(inputs) + i: p for i, p in enumerate(parameters)}
+    return compile_subgraph(text, "main", bound, cache_dir)
+
+
+def _check_against_eager(workload: Workload, generic: bool = False) -> None:
+    compiled = _compile(workload.function, workload.inputs, workload.parameters, generic=generic)
+    originals = [x.clone() for x in workload.inputs]
+    actual = compiled(*workload.inputs)
+    for original, x in zip(originals, workload.inputs):
+        assert torch.equal(original, x), "a compiled sub-graph must not write its inputs"
+    expected = _as_tuple(workload.eager(*workload.inputs))
+    assert isinstance(actual, tuple) and len(actual) == len(expected)
+    for got, want in zip(actual, expected):
+        torch.testing.assert_close(got, want, **TOLERANCE)
+
+
+@pytest.mark.parametrize("name", [w.name for w in workloads()])
+def test_workload_matches_eager(name):
+    _check_against_eager(_workload(name))
+
+
+def test_generic_op_form_is_accepted():
+    _check_against_eager(_workload("resblock_64x8"), generic=True)
+
+
+def test_strided_conv_and_unaligned_shapes():
+    torch.manual_seed(1)
+
+    def downsample(x, w, g, b, m, v, w_dw, w_fc, b_fc):
+        y = F.relu(F.batch_norm(F.conv2d(x, w, stride=2, padding=1), m, v, g, b))
+        y = F.conv2d(y, w_dw, stride=2, padding=1, groups=24)
+        return F.linear(y.flatten(1), w_fc, b_fc)
+
+    inputs = [torch.randn(1, 3, 40, 40)]
+    parameters = [conv_weight(24, 3), *batch_norm_parameters(24), conv_weight(24, 1),
+                  torch.randn(37, 24 * 10 * 10) * 0.05, torch.randn(37)]
+    compiled = _compile(downsample, inputs, parameters)
+    torch.testing.assert_close(compiled(*inputs)[0], downsample(*inputs, *parameters),
+                               **TOLERANCE)
+
+
+def test_zero_dim_bool_condition_from_zero_dim_input():
+    def confident(logits, threshold):
+        return torch.softmax(logits, dim=1).max() >= threshold
+
+    compiled = _compile(confident, [torch.randn(1, 10), torch.tensor(0.5)])
+    for scale in (0.1, 10.0):
+        logits = torch.randn(1, 10) * scale
+        (result,) = compiled(logits, torch.tensor(0.5))
+        assert result.dtype == torch.bool and result.shape == ()
+        assert bool(result) == bool(confident(logits, torch.tensor(0.5)))
+
+
+def test_int64_argmax_and_float64():
+    def predict(x, w):
+        logits = x.double() @ w
+        return logits.argmax(dim=1), logits.sum()
+
+    x, w = torch.randn(2, 8), torch.randn(8, 10, dtype=torch.float64)
+    compiled = _compile(predict, [x], [w])
+    index, total = compiled(x)
+    assert index.dtype == torch.int64 and total.dtype == torch.float64
+    expected_index, expected_total = predict(x, w)
+    torch.testing.assert_close(index, expected_index)
+    torch.testing.assert_close(total, expected_total, **TOLERANCE)
+
+
+def test_non_contiguous_inputs():
+    workload = _workload("conv_bn_relu_16x32")
+    compiled = _compile(workload.function, workload.inputs, workload.parameters)
+    channels_last = torch.randn(1, 32, 32, 16).permute(0, 3, 1, 2)
+    sliced = torch.randn(1, 16, 32, 64)[..., ::2]
+    for x in (channels_last, sliced):
+        assert not x.is_contiguous()
+        torch.testing.assert_close(compiled(x)[0], workload.eager(x), **TOLERANCE)
+
+
+def test_results_survive_later_calls():
+    workload = _workload("lstm_cell_128")
+    compiled = _compile(workload.function, workload.inputs, workload.parameters)
+    history, states = [], [workload.inputs]
+    for step in range(3):
+        x = torch.randn(1, 64)
+        h, c = compiled(x, *states[-1][1:])
+        history.append((x, states[-1], h.clone(), c.clone(), h, c))
+        states.append([x, h, c])
+    for x, (_, h_prev, c_prev), h_copy, c_copy, h, c in history:
+        torch.testing.assert_close(h, h_copy, rtol=0, atol=0)
+        torch.testing.assert_close(c, c_copy, rtol=0, atol=0)
+        h_eager, c_eager = workload.function(x, h_prev, c_prev, *workload.parameters)
+        torch.testing.assert_close(h, h_eager, **TOLERANCE)
+    assert history[0][4].data_ptr() != history[1][4].data_ptr()
+
+
+def test_bad_arguments_are_rejected():
+    workload = _workload("mlp_256")
+    compiled = _compile(workload.function, workload.inputs, workload.parameters)
+    with pytest.raises(TypeError):
+        compiled(torch.randn(1, 255))
+    with pytest.raises(TypeError):
+        compiled(torch.randn(1, 256, dtype=torch.float64))
+    with pytest.raises(TypeError):
+        compiled()
+
+
+def test_cache_hit_skips_lowering(tmp_path: pathlib.Path, monkeypatch):
+    workload = _workload("resblock_16x32")
+    text = export_torch_dialect(workload.function, workload.inputs + workload.parameters)
+    start = time.perf_counter()
+    first = compile_subgraph(text, "main", workload.bound_args(), tmp_path)
+    cold = time.perf_counter() - start
+
+    def no_lowering(*args, **kwargs):
+        raise AssertionError("a cache hit must not lower again")
+
+    monkeypatch.setattr(lowering, "lower_to_llvm", no_lowering)
+    start = time.perf_counter()
+    second = compile_subgraph(text, "main", workload.bound_args(), tmp_path)
+    warm = time.perf_counter() - start
+    assert warm < min(cold, 0.5)
+    torch.testing.assert_close(second(*workload.inputs)[0], first(*workload.inputs)[0])
+    changed = dict(workload.bound_args())
+    changed[1] = changed[1] * 2
+    with pytest.raises(AssertionError, match="must not lower"):
+        compile_subgraph(text, "main", changed, tmp_path)
+
+
+def test_lowering_error_names_the_unsupported_op():
+    text = """
+    module {
+      func.func @main(%arg0: !torch.vtensor<[8],f32>) -> !torch.vtensor<[],f32> {
+        %0 = torch.aten.sin %arg0 : !torch.vtensor<[8],f32> -> !torch.vtensor<[8],f32>
+        %1 = torch.operator "torch.aten.median"(%0) : (!torch.vtensor<[8],f32>) -> !torch.vtensor<[],f32>
+        return %1 : !torch.vtensor<[],f32>
+      }
+    }"""
+    with pytest.raises(LoweringError, match=r"^torch\.aten\.median: failed to legalize"):
+        compile_subgraph(text, "main", {})
+
+
+def test_malformed_input_raises_lowering_error():
+    with pytest.raises(LoweringError):
+        compile_subgraph("module { func.func @main( }", "main", {})
+    with pytest.raises(LoweringError, match="no func.func named @missing"):
+        compile_subgraph("module {}", "missing", {})
+
+
+def test_bool_parameters_and_inputs():
+    def select(x, mask, index, bound_mask):
+        return torch.where(mask & bound_mask, x, -x), x.long() + index
+
+    x, mask, index = torch.randn(13), torch.rand(13) > 0.5, torch.arange(13)
+    bound_mask = torch.rand(13) > 0.3
+    compiled = _compile(select, [x, mask, index], [bound_mask])
+    for got, want in zip(compiled(x, mask, index), select(x, mask, index, bound_mask)):
+        assert torch.equal(got, want)
+
+
+def test_outputs_aliasing_inputs_or_each_other_are_fresh_tensors():
+    def passthrough(x):
+        return x, x * 2, x
+
+    x = torch.randn(5)
+    first, doubled, again = _compile(passthrough, [x])(x)
+    assert torch.equal(first, x) and torch.equal(again, x) and torch.equal(doubled, x * 2)
+    assert len({x.data_ptr(), first.data_ptr(), again.data_ptr()}) == 3
+
+
+@pytest.mark.parametrize("out_size", [32, 8, 2])
+def test_conv_with_bias_and_with_unbound_weights(out_size):
+    def conv(x, w, b):
+        return F.conv2d(x, w, b, padding=1)
+
+    x, w, b = torch.randn(1, 32, out_size, out_size), conv_weight(32, 32), torch.randn(32)
+    bound = _compile(conv, [x], [w, b])
+    torch.testing.assert_close(bound(x)[0], conv(x, w, b), **TOLERANCE)
+    unbound = _compile(conv, [x, w, b])
+    torch.testing.assert_close(unbound(x, w, b)[0], conv(x, w, b), **TOLERANCE)
