@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     run_command.add_argument("--strategy", choices=STRATEGIES, default=DEFAULT_STRATEGY)
     run_command.add_argument("--out", type=Path, required=True)
     run_command.add_argument("--seed", type=int, default=0)
-    run_command.add_argument("--epochs", type=int, help="default: 20 (digits, folders), 10 (mnist5k)")
+    run_command.add_argument("--epochs", type=int, help="default: 20 (digits, folders), 16 (mnist5k)")
     run_command.add_argument("--batch-size", type=int, default=64)
     run_command.add_argument("--learning-rate", type=float, default=2e-3)
     run_command.add_argument("--sparsity-weight", type=float, default=DEFAULT_WEIGHT)
@@ -54,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
 
     table_command = commands.add_parser("table", help="regenerate the docs/nesy.md results table")
     table_command.add_argument("--datasets", type=_comma_list, default=["digits", "mnist5k"])
-    table_command.add_argument("--seeds", type=lambda text: [int(s) for s in _comma_list(text)], default=[0, 1, 2])
+    table_command.add_argument(
+        "--seeds", type=lambda text: [int(s) for s in _comma_list(text)], default=[0, 1, 2]
+    )
     table_command.add_argument("--out", type=Path, required=True)
     table_command.add_argument("--threads", type=int, default=1)
     table_command.add_argument("--no-progress", action="store_true")

@@ -15,7 +15,9 @@ DEFAULT_ALPHA = 0.6
 DEFAULT_GAMMA = 0.7
 
 
-def thresholds(train_norms: np.ndarray, alpha: float = DEFAULT_ALPHA, gamma: float = DEFAULT_GAMMA) -> np.ndarray:
+def thresholds(
+    train_norms: np.ndarray, alpha: float = DEFAULT_ALPHA, gamma: float = DEFAULT_GAMMA
+) -> np.ndarray:
     train_norms = np.asarray(train_norms, dtype=np.float64)
     if train_norms.ndim != 2 or train_norms.shape[0] == 0:
         raise NesyError(f"filter norms must be a non-empty (images x filters) array, got {train_norms.shape}")

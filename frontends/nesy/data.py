@@ -8,6 +8,7 @@ GTSRB layout.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,7 +114,7 @@ def _split(
         n_train = max(1, round(SPLIT_FRACTIONS[0] * len(members)))
         n_validation = round(SPLIT_FRACTIONS[1] * len(members))
         bounds = (0, n_train, n_train + n_validation, len(members))
-        for part, (start, stop) in enumerate(zip(bounds, bounds[1:])):
+        for part, (start, stop) in enumerate(itertools.pairwise(bounds)):
             parts[part].append(members[start:stop])
     sets = []
     for indices in parts:

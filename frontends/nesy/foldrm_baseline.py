@@ -45,7 +45,7 @@ class FoldRmModel:
 def _rows(table: np.ndarray, labels: Sequence[str] | None = None) -> list[list]:
     rows = np.asarray(table, dtype=np.int64).tolist()
     if labels is not None:
-        for row, label in zip(rows, labels):
+        for row, label in zip(rows, labels, strict=True):
             row.append(label)
     else:
         for row in rows:

@@ -111,16 +111,17 @@ class _Learner:
         return int(column), polarity == 0
 
     def learn_rule(
-        self, positives: np.ndarray, negatives: np.ndarray, used_columns: set[int]
+        self, positives: np.ndarray, negatives: np.ndarray, used_columns: set[int], is_exception: bool
     ) -> _LearnedRule | None:
         """Specializes a rule for ``positives``; None if it cannot reach the ratio.
 
-        A rule with an empty body is only learned when the ratio already
-        holds (a default rule); otherwise its exceptions would simply swap the
-        roles of positives and negatives without progress.
+        A rule with an empty body (a default rule) is only learned for a
+        class, when the ratio already holds, never as an exception: an
+        exception without literals would swap the roles of positives and
+        negatives back without progress.
         """
         literals: list[tuple[int, bool]] = []
-        while negatives.sum() > self.exception_ratio * positives.sum():
+        while (is_exception and not literals) or negatives.sum() > self.exception_ratio * positives.sum():
             literal = self.best_literal(positives, negatives, used_columns | {c for c, _ in literals})
             if literal is None:
                 break
@@ -130,23 +131,23 @@ class _Learner:
                 break
             literals.append(literal)
             positives, negatives = positives & holds, negatives & holds
-        if not literals and negatives.sum() > self.exception_ratio * positives.sum():
+        if not literals and (is_exception or negatives.sum() > self.exception_ratio * positives.sum()):
             return None
         rule = _LearnedRule(literals)
         if negatives.any():
             rule.exceptions = self.fold(
-                negatives, positives, used_columns | {c for c, _ in literals}
+                negatives, positives, used_columns | {c for c, _ in literals}, is_exception=True
             )
         return rule
 
     def fold(
-        self, positives: np.ndarray, negatives: np.ndarray, used_columns: set[int]
+        self, positives: np.ndarray, negatives: np.ndarray, used_columns: set[int], is_exception: bool
     ) -> list[_LearnedRule]:
         """Sequential covering of ``positives`` against ``negatives``."""
         rules = []
         positives = positives.copy()
         while positives.sum() >= self.min_cover:
-            rule = self.learn_rule(positives, negatives, used_columns)
+            rule = self.learn_rule(positives, negatives, used_columns, is_exception)
             if rule is None:
                 break
             covered = self.covers(rule)
@@ -192,7 +193,7 @@ def learn_rule_set(
         if counts[class_index] == 0:
             continue
         positives = remaining & (labels == class_index)
-        class_rules = learner.fold(positives, remaining & ~positives, set())
+        class_rules = learner.fold(positives, remaining & ~positives, set(), is_exception=False)
         if class_rules:
             learned.append((class_index, class_rules))
             for rule in class_rules:
@@ -207,7 +208,9 @@ def _to_rule_set(learned: list[tuple[int, list[_LearnedRule]]], class_names: Seq
 
     def body_of(rule: _LearnedRule) -> list[Literal]:
         nonlocal next_exception_id
-        body: list[Literal] = [FilterLiteral(column, negated=not positive) for column, positive in rule.literals]
+        body: list[Literal] = [
+            FilterLiteral(column, negated=not positive) for column, positive in rule.literals
+        ]
         if rule.exceptions:
             exception_id = next_exception_id
             next_exception_id += 1

@@ -6,7 +6,8 @@ Outputs in the run directory:
 ``rules.txt``          the FOLD-SE-M rule-set in NeSyFOLD text form
 ``model.safetensors``  CNN weights, the binarization thresholds and (for the
                        sparse strategies) the filter ownership; the CNN
-                       configuration is in the metadata
+                       configuration, class names and image shape (C, H, W)
+                       are in the metadata
 ``filters/fK.png``     for each filter the rules use, the training images on
                        which it fires most strongly (to name the filter)
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from safetensors.torch import save_file
 
 from frontends.nesy.binarize import binarize, thresholds
@@ -31,7 +33,7 @@ from frontends.nesy.model import VggCnn
 from frontends.nesy.rules import RuleSet
 from frontends.nesy.train import TrainConfig, TrainedCnn, infer, train_cnn
 
-DEFAULT_EPOCHS = {"digits": 20, "mnist5k": 10}
+DEFAULT_EPOCHS = {"digits": 20, "mnist5k": 16}
 FOLDER_DEFAULT_EPOCHS = 20
 TOP_IMAGES_PER_FILTER = 16
 
@@ -105,6 +107,7 @@ def run(
         "active_filter_fraction": float(test_table.mean()),
         "train_seconds": train_seconds,
         "fold_seconds": fold_seconds,
+        "world_size": dist.get_world_size() if dist.is_initialized() else 1,
         "n_train": len(dataset.train),
         "n_test": len(dataset.test),
         "train_config": asdict(train_config),
@@ -138,11 +141,13 @@ def _save_weights(path: Path, trained: TrainedCnn, filter_thresholds: np.ndarray
     metadata = {
         "cnn_config": json.dumps(trained.model.config.to_json_dict()),
         "class_names": json.dumps(list(dataset.class_names)),
+        "image_shape": json.dumps(list(dataset.image_shape)),
     }
     save_file(tensors, str(path), metadata=metadata)
 
 
 def _plot_top_images(folder: Path, filters: list[int], norms: np.ndarray, images: ImageSet) -> None:
+    """One PNG per filter: a mosaic of its top images, each labelled with its norm."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,18 +157,29 @@ def _plot_top_images(folder: Path, filters: list[int], norms: np.ndarray, images
     count = min(TOP_IMAGES_PER_FILTER, len(images))
     columns = int(np.ceil(np.sqrt(count)))
     rows = int(np.ceil(count / columns))
+    channels, height, width = images.images.shape[1:]
     for filter_index in filters:
         top = np.argsort(-norms[:, filter_index], kind="stable")[:count]
-        figure, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.5 * rows + 0.4), squeeze=False)
-        for axis in axes.flat:
-            axis.axis("off")
-        for axis, index in zip(axes.flat, top):
-            picture = images.images[index]
-            if picture.shape[0] == 1:
-                axis.imshow(picture[0], cmap="gray", vmin=0, vmax=1)
-            else:
-                axis.imshow(picture.transpose(1, 2, 0).clip(0, 1))
-            axis.set_title(f"{norms[index, filter_index]:.2f}", fontsize=7)
-        figure.suptitle(f"f{filter_index}: top-{count} training images by filter norm", fontsize=8)
-        figure.savefig(folder / f"f{filter_index}.png", dpi=80)
+        mosaic = np.ones((rows * (height + 1) + 1, columns * (width + 1) + 1, channels), dtype=np.float32)
+        for position, index in enumerate(top):
+            row, column = divmod(position, columns)
+            top_edge, left_edge = 1 + row * (height + 1), 1 + column * (width + 1)
+            mosaic[top_edge : top_edge + height, left_edge : left_edge + width] = images.images[
+                index
+            ].transpose(1, 2, 0)
+        figure, axis = plt.subplots(figsize=(1.2 * columns, 1.2 * rows + 0.4))
+        axis.imshow(mosaic.squeeze(2) if channels == 1 else mosaic.clip(0, 1), cmap="gray", vmin=0, vmax=1)
+        for position, index in enumerate(top):
+            row, column = divmod(position, columns)
+            axis.text(
+                1 + column * (width + 1),
+                1 + row * (height + 1),
+                f"{norms[index, filter_index]:.2f}",
+                color="red",
+                fontsize=6,
+                va="top",
+            )
+        axis.axis("off")
+        axis.set_title(f"f{filter_index}: top-{count} training images by filter norm", fontsize=8)
+        figure.savefig(folder / f"f{filter_index}.png", dpi=80, bbox_inches="tight")
         plt.close(figure)

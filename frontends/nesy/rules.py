@@ -217,7 +217,11 @@ def _check_targets(class_names: Sequence[str], rules: Sequence[Rule]) -> Iterato
                 finished.add(current)
             current = name
         for literal_index, literal in enumerate(rule.body):
-            if isinstance(literal, TargetLiteral) and literal.class_name not in finished:
+            if (
+                isinstance(rule.head, TargetHead)
+                and isinstance(literal, TargetLiteral)
+                and literal.class_name not in finished
+            ):
                 yield RuleProblem(
                     rule_index,
                     literal_index,
@@ -230,9 +234,7 @@ def _check_exceptions(rules: Sequence[Rule]) -> Iterator[RuleProblem]:
     for rule_index, rule in enumerate(rules):
         for literal_index, literal in enumerate(rule.body):
             if isinstance(literal, ExceptionLiteral) and literal.exception_id not in defined:
-                yield RuleProblem(
-                    rule_index, literal_index, f"ab{literal.exception_id} has no defining rule"
-                )
+                yield RuleProblem(rule_index, literal_index, f"ab{literal.exception_id} has no defining rule")
             if isinstance(rule.head, ExceptionHead) and isinstance(literal, TargetLiteral):
                 yield RuleProblem(
                     rule_index, literal_index, "exception rules may not refer to target predicates"
@@ -250,18 +252,14 @@ def _check_exceptions(rules: Sequence[Rule]) -> Iterator[RuleProblem]:
     def on_cycle(node: int) -> bool:
         state[node] = "open"
         for successor in depends.get(node, ()):
-            if state.get(successor) == "open" or (
-                successor not in state and on_cycle(successor)
-            ):
+            if state.get(successor) == "open" or (successor not in state and on_cycle(successor)):
                 return True
         state[node] = "done"
         return False
 
     for exception_id in sorted(depends):
         if exception_id not in state and on_cycle(exception_id):
-            yield RuleProblem(
-                first_rule[exception_id], None, f"ab{exception_id} depends on itself"
-            )
+            yield RuleProblem(first_rule[exception_id], None, f"ab{exception_id} depends on itself")
             return
 
 
@@ -440,9 +438,7 @@ class _RuleParser:
             return FilterLiteral(int(match.group(1)))
         if match := _EXCEPTION_NAME.fullmatch(name.text):
             return ExceptionLiteral(int(match.group(1)))
-        raise self._error(
-            name, f"unknown predicate '{name.text}' (expected target, fK or abN)"
-        )
+        raise self._error(name, f"unknown predicate '{name.text}' (expected target, fK or abN)")
 
 
 def _atom_key(atom: Literal) -> tuple:
@@ -455,9 +451,7 @@ def _atom_key(atom: Literal) -> tuple:
             return (name,)
 
 
-def parse_rules(
-    text: str, source_name: str = "<rules>", class_names: Sequence[str] | None = None
-) -> RuleSet:
+def parse_rules(text: str, source_name: str = "<rules>", class_names: Sequence[str] | None = None) -> RuleSet:
     """Parses rule text into a verified :class:`RuleSet`.
 
     ``class_names`` fixes the prediction indices; by default they are the
@@ -475,9 +469,7 @@ def parse_rules(
     for problem in find_problems(class_names, rules):
         item = parsed[problem.rule_index]
         token = (
-            item.head_token
-            if problem.literal_index is None
-            else item.literal_tokens[problem.literal_index]
+            item.head_token if problem.literal_index is None else item.literal_tokens[problem.literal_index]
         )
         raise parser._error(token, problem.message)
     return RuleSet(tuple(class_names), rules)

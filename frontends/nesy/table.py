@@ -88,7 +88,9 @@ def format_table(results: list[dict], datasets: Sequence[str], seeds: Sequence[i
     ]
     for dataset in datasets:
         for strategy in STRATEGIES:
-            rows = [r for r in results if r["dataset"] == dataset and r["strategy"] == strategy and "foldrm" in r]
+            rows = [
+                r for r in results if r["dataset"] == dataset and r["strategy"] == strategy and "foldrm" in r
+            ]
             if not rows:
                 continue
             foldrm_rows = [r["foldrm"] for r in rows]
@@ -99,6 +101,7 @@ def format_table(results: list[dict], datasets: Sequence[str], seeds: Sequence[i
                 lines.append(
                     f"| {dataset} | {strategy} | {learner} | {100 * _mean(group, 'nesy_accuracy'):.1f} | "
                     f"{100 * _mean(group, 'fidelity'):.1f} | {_mean(group, 'n_rules'):.1f} | "
-                    f"{_mean(group, 'n_preds'):.1f} | {_mean(group, 'size'):.1f} | {_mean(group, seconds):.2f} |"
+                    f"{_mean(group, 'n_preds'):.1f} | {_mean(group, 'size'):.1f} | "
+                    f"{_mean(group, seconds):.2f} |"
                 )
     return "\n".join(lines) + "\n"

@@ -38,7 +38,6 @@ from frontends.nesy.sparsity import (
 )
 
 STRATEGIES = ("nesyfold", "scratch", "finetune", "warmup")
-SPARSE_STRATEGIES = ("scratch", "finetune", "warmup")
 DEFAULT_STRATEGY = "warmup"
 FINETUNE_LEARNING_RATE_SCALE = 0.3
 
@@ -61,6 +60,8 @@ class TrainConfig:
             raise NesyError(f"unknown strategy '{self.strategy}' (expected one of {', '.join(STRATEGIES)})")
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise NesyError("epochs and batch size must be >= 1 and the learning rate > 0")
+        if self.sparsity_weight < 0 or self.filters_per_class < 1 or self.target_level <= 0:
+            raise NesyError("sparsity weight must be >= 0, filters per class >= 1 and target level > 0")
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,10 @@ def infer(model: VggCnn, images: np.ndarray, batch_size: int = 256) -> tuple[np.
 def class_mean_norms(model: VggCnn, images: ImageSet, n_classes: int) -> torch.Tensor:
     _, norms = infer(model, images.images)
     means = np.stack(
-        [norms[images.labels == c].mean(0) if (images.labels == c).any() else np.zeros(norms.shape[1]) for c in range(n_classes)]
+        [
+            norms[images.labels == c].mean(0) if (images.labels == c).any() else np.zeros(norms.shape[1])
+            for c in range(n_classes)
+        ]
     )
     return torch.from_numpy(means)
 

@@ -47,7 +47,6 @@ def test_decision_list_negation_and_exceptions():
     table[1, [12, 7, 301]] = True
     table[2, [12, 88, 4]] = True
     table[3, [12, 88]] = True
-    assert rule_set.predict(table).tolist() == [0, 1, 0, NO_CLASS, NO_CLASS][:2] + [1 - 1 if False else NO_CLASS, 0, NO_CLASS] or True
     expected = [0, 1, NO_CLASS, 0, NO_CLASS]
     assert rule_set.predict(table).tolist() == expected
 
@@ -88,8 +87,16 @@ def test_comments_and_line_breaks_are_allowed():
         ("target(X,'a') :- f1(X) & f2(X).", "1:24", "unexpected character '&'"),
         ("not target(X,'a').", "1:1", "a rule head cannot be negated"),
         ("target(X,'a') :- f01(X).", "1:18", "unknown predicate 'f01' (expected target, fK or abN)"),
-        ("target(X,'a').\ntarget(X,'b').\ntarget(X,'a') :- f1(X).", "3:1", "rules for class 'a' are not contiguous"),
-        ("ab1(X) :- not target(X,'a').", "1:11", "exception rules may not refer to target predicates"),
+        (
+            "target(X,'a').\ntarget(X,'b').\ntarget(X,'a') :- f1(X).",
+            "3:1",
+            "rules for class 'a' are not contiguous",
+        ),
+        (
+            "target(X,'a').\nab1(X) :- not target(X,'a').",
+            "2:11",
+            "exception rules may not refer to target predicates",
+        ),
     ],
 )
 def test_syntax_errors_name_file_line_and_column(text, location, message):
@@ -136,7 +143,9 @@ def rule_sets(draw):
         later = st.builds(ExceptionLiteral, st.integers(exception_id + 1, n_exceptions + 1))
         body = draw(st.lists(filters, min_size=1, max_size=3))
         if exception_id < n_exceptions:
-            body += draw(st.lists(later.filter(lambda l: l.exception_id <= n_exceptions), max_size=1))
+            body += draw(
+                st.lists(later.filter(lambda literal: literal.exception_id <= n_exceptions), max_size=1)
+            )
         rules.append(Rule(ExceptionHead(exception_id), tuple(body)))
     return RuleSet(class_names, tuple(rules))
 
@@ -154,7 +163,11 @@ def _predict_one_by_one(rule_set, table):
     """Reference semantics, row by row and rule by rule."""
 
     def holds(head, row):
-        return any(all(literal_holds(l, row) for l in r.body) for r in rule_set.rules if r.head == head)
+        return any(
+            all(literal_holds(literal, row) for literal in rule.body)
+            for rule in rule_set.rules
+            if rule.head == head
+        )
 
     def literal_holds(literal, row):
         match literal:

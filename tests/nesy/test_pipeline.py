@@ -1,0 +1,128 @@
+"""End-to-end runs through the CLI, kept to one or two epochs."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from safetensors import safe_open
+
+from frontends.nesy.__main__ import main
+from frontends.nesy.rules import parse_rules
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+REQUIRED_METRICS = ("cnn_accuracy", "nesy_accuracy", "fidelity", "n_rules", "n_preds", "size")
+
+
+def _check_run_directory(out: Path) -> dict:
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert all(key in metrics for key in REQUIRED_METRICS)
+    rule_set = parse_rules((out / "rules.txt").read_text(), str(out / "rules.txt"))
+    size = rule_set.size()
+    assert (size.n_rules, size.n_preds, size.size) == (
+        metrics["n_rules"],
+        metrics["n_preds"],
+        metrics["size"],
+    )
+    pictures = sorted(path.name for path in (out / "filters").iterdir())
+    assert pictures == sorted(f"f{index}.png" for index in rule_set.used_filters())
+    with safe_open(str(out / "model.safetensors"), "pt") as weights:
+        assert "binarization.thresholds" in weights.keys()
+        assert "class_names" in weights.metadata()
+    return metrics
+
+
+def test_run_digits_with_default_strategy(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "run",
+                "--dataset",
+                "digits",
+                "--epochs",
+                "2",
+                "--out",
+                str(tmp_path),
+                "--no-progress",
+                "--compare-foldrm",
+            ]
+        )
+        == 0
+    )
+    metrics = _check_run_directory(tmp_path)
+    assert metrics["strategy"] == "warmup"
+    assert metrics["cnn_accuracy"] > 0.5
+    assert {"nesy_accuracy", "n_rules", "size"} <= set(metrics["foldrm"])
+    assert json.loads(capsys.readouterr().out)["size"] == metrics["size"]
+
+
+@pytest.mark.parametrize("strategy", ["nesyfold", "scratch", "finetune"])
+def test_run_folder_dataset_with_each_strategy(image_folder, tmp_path, strategy):
+    out = tmp_path / strategy
+    arguments = ["run", "--dataset", f"folder:{image_folder}", "--image-size", "16", "--epochs", "2"]
+    assert (
+        main(arguments + ["--strategy", strategy, "--batch-size", "8", "--out", str(out), "--no-progress"])
+        == 0
+    )
+    metrics = _check_run_directory(out)
+    assert (metrics["strategy"], metrics["n_test"]) == (strategy, 9)
+    with safe_open(str(out / "model.safetensors"), "pt") as weights:
+        assert ("sparsity.ownership" in weights.keys()) == (strategy != "nesyfold")
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
+    rules = tmp_path / "rules.txt"
+    rules.write_text("target(X,'a') :- f1(X).\ntarget(X,'b') :- f2(X), not ab7(X).\n")
+    assert main(["rules", str(rules)]) == 1
+    assert capsys.readouterr().err == f"{rules}:2:25: error: ab7 has no defining rule\n"
+    assert main(["rules", str(tmp_path / "absent.txt")]) == 1
+    assert "absent.txt: error: cannot read rule file" in capsys.readouterr().err
+    assert main(["run", "--dataset", f"folder:{tmp_path / 'nope'}", "--out", str(tmp_path / "o")]) == 1
+    assert capsys.readouterr().err == f"{tmp_path / 'nope'}: error: dataset folder does not exist\n"
+
+
+def test_rules_command_prints_the_rule_set_back(tmp_path, capsys):
+    rules = tmp_path / "rules.txt"
+    rules.write_text("target(X,'a') :- f1(X), not ab1(X).\nab1(X) :- f2(X).\n")
+    assert main(["rules", str(rules)]) == 0
+    assert capsys.readouterr().out == (
+        "target(X,'a') :- f1(X), not ab1(X).\nab1(X) :- f2(X).\n% 2 rules, 2 predicates, size 3\n"
+    )
+
+
+def test_torchrun_with_two_processes(tmp_path):
+    """DistributedDataParallel (gloo) with two local processes via torchrun."""
+    environment = dict(os.environ, OMP_NUM_THREADS="1")
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "frontends.nesy",
+            "run",
+            "--dataset",
+            "digits",
+            "--strategy",
+            "finetune",
+            "--epochs",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ],
+        cwd=REPOSITORY,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    metrics = _check_run_directory(tmp_path)
+    assert metrics["world_size"] == 2
+    assert metrics["cnn_accuracy"] > 0.5
