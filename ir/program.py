@@ -8,7 +8,9 @@ after any number of passes still points at the line the op came from.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
+from collections import defaultdict
 from dataclasses import dataclass
 from io import StringIO
 
@@ -25,9 +27,12 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Operation, Region, SSAValue, TypeAttribute
 from xdsl.parser import Parser
+from xdsl.parser.generic_parser import ParserState
 from xdsl.printer import Printer
 from xdsl.traits import IsolatedFromAbove
 from xdsl.utils.exceptions import ParseError, VerifyException
+from xdsl.utils.lexer import Input
+from xdsl.utils.mlir_lexer import MLIRLexer
 
 from ir.dy import Dy, op_name
 from ir.torch import Torch
@@ -81,18 +86,38 @@ class ProgramContext(Context):
         return found
 
 
-class _LocatingParser(Parser):
-    """Records where each op starts in the text, as its location."""
+class _LineIndex:
+    """Turns offsets in a text into 1-based (line, column) pairs."""
 
-    def __init__(self, ctx: Context, text: str, filename: str):
-        super().__init__(ctx, text, filename)
-        self._filename = StringAttr(filename)
-        self._text = text
+    def __init__(self, text: str):
         self._line_starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
 
     def line_column(self, offset: int) -> tuple[int, int]:
         line = bisect_right(self._line_starts, offset)
         return line, offset - self._line_starts[line - 1] + 1
+
+
+class _LinearTimeLexer(MLIRLexer):
+    """xDSL's string literal pattern, `"(?:[^"...]+|escape)*"`, nests `+` in `*` and so
+    backtracks exponentially on an unterminated literal (a hang for a long line). Matching
+    one character per repetition accepts the same literals in linear time."""
+
+    _unescaped_characters_regex = re.compile(r'"(?:[^"\\\n\v\f]|\\(?:["nt\\]|[0-9A-Fa-f]{2}))*"')
+
+
+class _LocatingParser(Parser):
+    """Records where each op starts in the text, as its location."""
+
+    def __init__(self, ctx: Context, text: str, filename: str, lines: _LineIndex):
+        # What `Parser.__init__` does, with the linear-time lexer.
+        super(Parser, self).__init__(ParserState(_LinearTimeLexer(Input(text, filename))), ctx)
+        self.ssa_values = {}
+        self.blocks = {}
+        self.forward_block_references = defaultdict(list)
+        self.forward_ssa_references = {}
+        self._filename = StringAttr(filename)
+        self._text = text
+        self._lines = lines
 
     def _get_op_by_name(self, name: str) -> type[Operation]:
         """Report an unknown op at its name, not at the token after it."""
@@ -117,25 +142,28 @@ class _LocatingParser(Parser):
         start = self._current_token.span.start
         op = super().parse_operation()
         if not isinstance(op.location, FileLineColLoc):
-            line, column = self.line_column(start)
+            line, column = self._lines.line_column(start)
             op.location = FileLineColLoc(self._filename, IntAttr(line), IntAttr(column))
         return op
 
 
 def parse_module(text: str, filename: str = "<stdin>") -> ModuleOp:
     """Parse program text (custom or generic form) into a module; does not verify."""
-    parser = _LocatingParser(ProgramContext(), text, filename)
+    lines = _LineIndex(text)
+    parser: _LocatingParser | None = None
     try:
+        # The lexer reads the first token already when the parser is made: inside the try.
+        parser = _LocatingParser(ProgramContext(), text, filename, lines)
         return parser.parse_module()
     except ParseError as error:
-        undefined = parser.first_undefined_use()
+        undefined = parser.first_undefined_use() if parser is not None else None
         if undefined is not None:
             line, column, name = undefined
             raise IRError(filename, line, column, f"use of undefined value '%{name}'") from None
-        line, column = parser.line_column(error.span.start)
+        line, column = lines.line_column(error.span.start)
         raise IRError(filename, line, column, _first_line(error.msg)) from None
     except VerifyException as error:
-        line, column = parser.line_column(parser.pos)
+        line, column = lines.line_column(parser.pos if parser is not None else 0)
         raise IRError(filename, line, column, _first_line(error)) from None
 
 

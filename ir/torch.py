@@ -25,6 +25,7 @@ from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, TypeAttribute
 from xdsl.irdl import irdl_attr_definition
 from xdsl.parser import AttrParser
 from xdsl.printer import Printer
+from xdsl.utils.mlir_lexer import MLIRTokenKind
 
 DYNAMIC_DIM = -1
 
@@ -75,6 +76,8 @@ class ValueTensorType(ParametrizedAttribute, TypeAttribute):
 
     def print_parameters(self, printer: Printer) -> None:
         shape = self.shape
+        if shape is None and self.element_type is None:
+            return  # torch-mlir spells the fully unknown tensor `!torch.vtensor`
         if shape is None:
             dims = "*"
         else:
@@ -88,19 +91,21 @@ class ValueTensorType(ParametrizedAttribute, TypeAttribute):
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
-        with parser.in_angle_brackets():
-            if parser.parse_optional_punctuation("*") is not None:
-                sizes: Attribute = NoneAttr()
-            else:
-                dims = parser.parse_comma_separated_list(
-                    parser.Delimiter.SQUARE, lambda: _parse_dim(parser)
-                )
-                sizes = ArrayAttr(IntAttr(d) for d in dims)
-            parser.parse_punctuation(",")
-            if parser.parse_optional_keyword("unk") is not None:
-                dtype: Attribute = NoneAttr()
-            else:
-                dtype = parser.parse_type()
+        if parser.parse_optional_punctuation("<") is None:
+            return (NoneAttr(), NoneAttr())
+        if parser.parse_optional_punctuation("*") is not None:
+            sizes: Attribute = NoneAttr()
+        else:
+            dims = parser.parse_comma_separated_list(
+                parser.Delimiter.SQUARE, lambda: _parse_dim(parser)
+            )
+            sizes = ArrayAttr(IntAttr(d) for d in dims)
+        parser.parse_punctuation(",")
+        if parser.parse_optional_keyword("unk") is not None:
+            dtype: Attribute = NoneAttr()
+        else:
+            dtype = parser.parse_type()
+        parser.parse_punctuation(">")
         return (sizes, dtype)
 
 
@@ -215,7 +220,7 @@ _SHORT_PARAMETRIC_TYPES: dict[str, type[ParametrizedAttribute]] = {
 
 def _parse_short_torch_type(parser: AttrParser) -> Attribute:
     """Parse a torch type spelled without its `!torch.` prefix, as in `list<int>`."""
-    if parser.parse_optional_punctuation("!") is not None:
+    if parser._current_token.kind == MLIRTokenKind.EXCLAMATION_IDENT:
         parser.raise_error("expected a torch type without the '!torch.' prefix")
     keyword = parser.parse_identifier("torch type name")
     if keyword in _SHORT_NAMED_TYPES:

@@ -8,13 +8,14 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Block
 from xdsl.passes import ModulePass
-from xdsl.traits import IsTerminator
 
 from ir import dy
 from passes.effects import is_pure
 
 
 def _erase_dead_ops(block: Block) -> bool:
+    """One sweep, innermost first; the block's terminator always stays (unregistered torch
+    ops claim every trait, so `IsTerminator` cannot tell)."""
     changed = False
     for op in reversed(list(block.ops)):
         for region in op.regions:
@@ -22,7 +23,7 @@ def _erase_dead_ops(block: Block) -> bool:
                 changed |= _erase_dead_ops(nested)
         if (
             is_pure(op)
-            and not op.has_trait(IsTerminator)
+            and op is not block.last_op
             and not any(result.uses for result in op.results)
         ):
             block.erase_op(op)

@@ -138,6 +138,9 @@ def torch_op_function(op: Operation) -> TorchOpFunction:
         return lambda values: literal
     if name == "torch.prim.ListConstruct":
         return list
+    if name == "torch.aten.view":
+        # Value tensors have no strides: a view of a permuted tensor is a reshape.
+        return lambda values: torch.ops.aten.reshape.default(*values)
     if name in _TENSOR_TO_SCALAR:
         convert = _TENSOR_TO_SCALAR[name]
         return lambda values: convert(values[0].item())

@@ -63,6 +63,7 @@ def test_filecheck(path: Path):
     for command in run_commands(path):
         result = subprocess.run(
             ["bash", "-c", f"set -o pipefail; {command}"],
+            check=False,
             capture_output=True,
             text=True,
             env=_environment(),

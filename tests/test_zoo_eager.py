@@ -12,14 +12,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-import sys
 
 import pytest
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 from examples.dynn import ZOO, coverage, load, model_file
 

@@ -1,7 +1,7 @@
 // dce erases pure ops whose results nobody uses (innermost first, to a fixpoint) and
 // dy.graphs that no dy.call names; ops with effects or regions stay.
 // RUN: opt-pipeline %s -p dce | filecheck %s
-// The default pipeline ends with dce too.
+// The default pipeline runs dce after folding, so the constant dy.if goes too.
 // RUN: opt-pipeline %s | filecheck %s --check-prefix=DEFAULT
 
 builtin.module {
@@ -20,6 +20,7 @@ builtin.module {
   }
   // CHECK-LABEL: dy.func @forward
   // CHECK-NEXT:    %y = dy.call @used(%x)
+  // CHECK-NEXT:    %none = "torch.constant.none"
   // CHECK-NEXT:    %noise = "torch.aten.rand_like"
   // CHECK-NEXT:    %c = arith.constant true
   // CHECK-NEXT:    dy.if %c {
@@ -27,6 +28,8 @@ builtin.module {
   // CHECK-NEXT:    } else {
   // CHECK-NEXT:      dy.yield
   // CHECK-NEXT:    }
+  // CHECK-NEXT:    %c0 = arith.constant 0 : i64
+  // CHECK-NEXT:    %c1 = arith.constant 1 : i64
   // CHECK-NEXT:    %n = dy.for
   // CHECK-NEXT:      dy.yield %acc
   // CHECK-NEXT:    }

@@ -1,0 +1,5 @@
+"""Shared test support: IR snippets, the random program generator and helpers.
+
+Test modules import it as `tests.support`; pytest puts the repository root on `sys.path`
+(`pythonpath` in pyproject.toml).
+"""

@@ -1,0 +1,137 @@
+"""Small verified programs in the custom syntax, one per dy op, each exercising that op.
+
+Keyed by op name so that a test can check every op of the dialect has one: a new op
+without a snippet fails `test_every_dy_op_has_a_snippet`.
+"""
+
+from __future__ import annotations
+
+T = "!torch.vtensor<[1,4],f32>"
+LIST = f"!dy.list<{T}>"
+
+
+def _forward(body: str, args: str = f"%x: {T}", results: str = T) -> str:
+    return f"dy.func @forward({args}) -> ({results}) {{\n{body}\n}}\n"
+
+
+_GRAPH = f"""dy.graph @g0(%x: {T}) -> ({T}) {{
+  %w = dy.param "fc.weight" : !torch.vtensor<[4,4],f32>
+  %r = "torch.aten.mm"(%x, %w) : ({T}, !torch.vtensor<[4,4],f32>) -> {T}
+  dy.output %r : {T}
+}}
+"""
+
+_CALL = _GRAPH + _forward(f"""  %y = dy.call @g0(%x) : ({T}) -> {T}
+  dy.return %y : {T}""")
+
+_IF = _forward(
+    f"""  %r = dy.if %c -> ({T}) {{
+    dy.yield %x : {T}
+  }} else {{
+    %y = "torch.aten.relu"(%x) : ({T}) -> {T}
+    dy.yield %y : {T}
+  }}
+  dy.return %r : {T}""",
+    args=f"%x: {T}, %c: i1",
+)
+
+_SWITCH = _forward(
+    """  %r = dy.switch %k : i64 -> (i64) case 0 {
+    dy.yield %k : i64
+  } case -3 {
+    dy.return %k : i64
+  } default {
+    %d = arith.addi %k, %k : i64
+    dy.yield %d : i64
+  }
+  dy.return %r : i64""",
+    args="%k: i64",
+    results="i64",
+)
+
+_WHILE = _forward(
+    """  %c0 = arith.constant 0 : i64
+  %c1 = arith.constant 1 : i64
+  %r:2 = dy.while (%a = %c0, %b = %c0) : (i64, i64) -> (i64, i64) {
+    %go = arith.cmpi slt, %a, %n : i64
+    dy.condition(%go) %a, %b : i64, i64
+  } do {
+  ^bb0(%a2: i64, %b2: i64):
+    %a3 = arith.addi %a2, %c1 : i64
+    %odd = arith.remsi %a2, %c1 : i64
+    %skip = arith.cmpi ne, %odd, %c0 : i64
+    dy.if %skip {
+      dy.continue %a3, %b2 : i64, i64
+    } else {
+      dy.yield
+    }
+    %b3 = arith.addi %b2, %a2 : i64
+    dy.yield %a3, %b3 : i64, i64
+  }
+  dy.return %r#1 : i64""",
+    args="%n: i64",
+    results="i64",
+)
+
+_FOR = _forward(
+    f"""  %c0 = arith.constant 0 : i64
+  %c1 = arith.constant 1 : i64
+  %c3 = arith.constant 3 : i64
+  %r = dy.for %i = %c0 to %n step %c1 iter_args(%h = %x) -> ({T}) {{
+    %stop = arith.cmpi sge, %i, %c3 : i64
+    dy.if %stop {{
+      dy.break %h : {T}
+    }} else {{
+      dy.yield
+    }}
+    %h2 = "torch.aten.tanh"(%h) : ({T}) -> {T}
+    dy.yield %h2 : {T}
+  }}
+  dy.return %r : {T}""",
+    args=f"%x: {T}, %n: i64",
+)
+
+_SCALARS = _forward(
+    """  %none = "torch.constant.none"() : () -> !torch.none
+  %s = "torch.aten.sum"(%x, %none) : (!torch.vtensor<[1,4],f32>, !torch.none) -> !torch.vtensor<[],f32>
+  %v = dy.item %s : !torch.vtensor<[],f32> -> f64
+  %t = dy.scalar_to_tensor %v : f64 -> !torch.vtensor<[],f64>
+  dy.return %t : !torch.vtensor<[],f64>""",
+    results="!torch.vtensor<[],f64>",
+)
+
+_LISTS = _forward(
+    f"""  %c0 = arith.constant 0 : i64
+  %l = dy.list_empty : {LIST}
+  %l2 = dy.list_append %l, %x : {LIST}, {T}
+  %n = dy.list_len %l2 : {LIST}
+  %first = dy.list_get %l2[%c0] : {LIST} -> {T}
+  %st = dy.list_stack %l2 dim 0 : {LIST} -> !torch.vtensor<[?,1,4],f32>
+  %ct = dy.list_cat %l2 dim -1 : {LIST} -> !torch.vtensor<[1,?],f32>
+  dy.return %first : {T}""",
+)
+
+SNIPPETS: dict[str, str] = {
+    "dy.func": _forward(f"  dy.return %x : {T}"),
+    "dy.graph": _CALL,
+    "dy.output": _CALL,
+    "dy.param": _CALL,
+    "dy.call": _CALL,
+    "dy.if": _IF,
+    "dy.yield": _IF,
+    "dy.switch": _SWITCH,
+    "dy.return": _SWITCH,
+    "dy.while": _WHILE,
+    "dy.condition": _WHILE,
+    "dy.continue": _WHILE,
+    "dy.for": _FOR,
+    "dy.break": _FOR,
+    "dy.item": _SCALARS,
+    "dy.scalar_to_tensor": _SCALARS,
+    "dy.list_empty": _LISTS,
+    "dy.list_append": _LISTS,
+    "dy.list_len": _LISTS,
+    "dy.list_get": _LISTS,
+    "dy.list_stack": _LISTS,
+    "dy.list_cat": _LISTS,
+}
