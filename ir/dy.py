@@ -24,10 +24,10 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from xdsl.dialects.builtin import (
+    I64,
     DenseArrayBase,
     FlatSymbolRefAttrConstr,
     FunctionType,
-    I64,
     IntegerAttr,
     StringAttr,
     SymbolNameConstraint,
@@ -50,9 +50,9 @@ from xdsl.ir import (
     TypeAttribute,
 )
 from xdsl.irdl import (
+    IRDLOperation,
     VarConstraint,
     base,
-    IRDLOperation,
     irdl_attr_definition,
     irdl_op_definition,
     operand_def,
@@ -770,9 +770,9 @@ class YieldOp(_ExitOp):
         parent = self.parent_op()
         if isinstance(parent, IfOp | SwitchOp):
             expected = parent.result_types
-        elif isinstance(parent, WhileOp) and self.parent_region() is parent.after_region:
-            expected = parent.carried_types
-        elif isinstance(parent, ForOp):
+        elif (
+            isinstance(parent, WhileOp) and self.parent_region() is parent.after_region
+        ) or isinstance(parent, ForOp):
             expected = parent.carried_types
         else:
             where = "the top level" if parent is None else f"'{op_name(parent)}'"

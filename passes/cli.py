@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from xdsl.dialects.builtin import ModuleOp
 
@@ -63,7 +64,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(f"{PIPELINE_SOURCE}:1:{error.column}: error: {error.message}", file=sys.stderr)
         return 1
     try:
-        text = sys.stdin.read() if args.input == "-" else open(args.input, encoding="utf-8").read()
+        text = sys.stdin.read() if args.input == "-" else Path(args.input).read_text("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         print(f"{filename}:0:0: error: cannot read input: {error}", file=sys.stderr)
         return 1

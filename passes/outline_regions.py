@@ -159,11 +159,15 @@ def _with_rematerialized_operands(run: list[Operation], in_run: set[Operation]) 
     def visit(op: Operation) -> None:
         for operand in op.operands:
             owner = operand.owner
-            if isinstance(owner, Operation) and owner not in in_run and _is_rematerializable(owner):
-                if owner not in seen:
-                    seen.add(owner)
-                    visit(owner)
-                    extra.append(owner)
+            if (
+                isinstance(owner, Operation)
+                and owner not in in_run
+                and _is_rematerializable(owner)
+                and owner not in seen
+            ):
+                seen.add(owner)
+                visit(owner)
+                extra.append(owner)
 
     for op in run:
         visit(op)

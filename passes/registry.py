@@ -51,7 +51,7 @@ def build_pipeline(spec: str) -> list[ModulePass]:
             raise PipelineError(column, f"unknown pass '{pass_spec.name}' (known passes: {known})")
         try:
             passes.append(PASSES[pass_spec.name].from_pass_spec(pass_spec))
-        except Exception as error:
+        except (ValueError, TypeError) as error:
             raise PipelineError(
                 column, f"bad options for pass '{pass_spec.name}': {error}"
             ) from None

@@ -210,8 +210,7 @@ class Interpreter:
 
         def call(*args: Any) -> Sequence[Any]:
             env: Environment = dict(zip(block.args, args))
-            kind, values = run_body(env)
-            return values
+            return run_body(env)[1]
 
         return call
 
