@@ -1,4 +1,4 @@
-"""Command line: ``python -m frontends.nesy {run,table,rules} ...``.
+"""Command line: ``python -m frontends.nesy {run,table,rules,lower} ...``.
 
 ``run`` also works under ``torchrun --nproc_per_node N``: training is data
 parallel (DistributedDataParallel, gloo) and rank 0 does the rest.
@@ -63,6 +63,14 @@ def _parser() -> argparse.ArgumentParser:
 
     rules_command = commands.add_parser("rules", help="check a rule file and print it back")
     rules_command.add_argument("file", type=Path)
+
+    lower_command = commands.add_parser(
+        "lower", help="lower a run's CNN and rule-set into one dy program (+ OUT.safetensors)"
+    )
+    lower_command.add_argument("--run", type=Path, required=True, help="a folder written by 'run'")
+    lower_command.add_argument(
+        "-o", "--output", type=Path, required=True, help="the .mlir file to write"
+    )
     return parser
 
 
@@ -114,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if arguments.command == "run":
             _run(arguments)
+        elif arguments.command == "lower":
+            # Imported here: the compiler (xDSL, torch-mlir) is only needed by this command.
+            from frontends.nesy.lower import lower_run
+
+            lower_run(arguments.run, arguments.output)
         elif arguments.command == "table":
             print(run_table(arguments.datasets, arguments.seeds, arguments.out, not arguments.no_progress))
         else:

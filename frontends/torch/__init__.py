@@ -1,0 +1,6 @@
+"""Torch frontend: dynamic PyTorch programs -> the `dy` dialect (see docs/frontend.md)."""
+
+from frontends.torch.api import Conversion, Program, compile, convert, rebuild_results
+from frontends.torch.errors import UnsupportedError
+
+__all__ = ["Conversion", "Program", "UnsupportedError", "compile", "convert", "rebuild_results"]

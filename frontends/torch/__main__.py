@@ -1,0 +1,205 @@
+"""`python -m frontends.torch MODEL.py [-o OUT.mlir] [--params OUT.safetensors]`.
+
+Prints the program in the `dy` dialect (or writes it to `-o`) and writes the parameters to a
+side-car safetensors file that the IR names. Diagnostics are one line on stderr, exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import os
+import pathlib
+import sys
+import warnings
+from typing import Any
+
+import torch
+from xdsl.dialects.builtin import StringAttr
+
+from frontends.torch.api import convert
+from frontends.torch.errors import UnsupportedError
+from ir import dy
+from ir.program import IRError
+
+CACHE_DIR = pathlib.Path.home() / ".cache" / "dynn-compiler" / "params"
+
+DTYPES = {
+    "f32": torch.float32,
+    "float32": torch.float32,
+    "f64": torch.float64,
+    "float64": torch.float64,
+    "f16": torch.float16,
+    "bf16": torch.bfloat16,
+    "i64": torch.int64,
+    "int64": torch.int64,
+    "si64": torch.int64,
+    "i32": torch.int32,
+    "int32": torch.int32,
+    "bool": torch.bool,
+    "i1": torch.bool,
+}
+
+
+class ModelFileError(Exception):
+    """The model file cannot be loaded as the CLI needs it; the message says why."""
+
+
+def _argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m frontends.torch",
+        description="Convert a dynamic PyTorch model to the dy dialect.",
+    )
+    parser.add_argument("model", help="Python file defining make_model() and make_inputs()")
+    parser.add_argument("-o", "--output", help="write the IR here instead of stdout")
+    parser.add_argument("--params", help="side-car safetensors file for the parameters")
+    parser.add_argument(
+        "--class",
+        dest="class_name",
+        help="nn.Module class to instantiate (for files without make_model)",
+    )
+    parser.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="SHAPE[:DTYPE]",
+        help="example input such as 1x3x32x32 or 1x16:i64 (repeatable)",
+    )
+    return parser
+
+
+def load_model_file(path: pathlib.Path) -> Any:
+    """Import `path` as a real module, registered in `sys.modules`: as a member of its package
+    when its directory is one (so relative imports work), else under its file stem."""
+    if not path.is_file():
+        raise ModelFileError(f"{path}: error: no such file")
+    try:
+        return _import(path.resolve())
+    except SyntaxError as error:
+        raise ModelFileError(
+            f"{path}:{error.lineno}: error: not valid Python: {error.msg}"
+        ) from None
+    except Exception as error:  # noqa: BLE001 - whatever the model file's top level raises
+        raise ModelFileError(
+            f"{path}: error: importing it failed: {type(error).__name__}: {_first_line(error)}"
+        ) from None
+
+
+def _import(path: pathlib.Path) -> Any:
+    parts = [path.stem]
+    directory = path.parent
+    while (directory / "__init__.py").is_file():
+        parts.insert(0, directory.name)
+        directory = directory.parent
+    if len(parts) > 1:
+        if str(directory) not in sys.path:
+            sys.path.insert(0, str(directory))
+        return importlib.import_module(".".join(parts))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:
+        raise ModelFileError(f"{path}: error: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def parse_input_shape(text: str) -> torch.Tensor:
+    shape_text, _, dtype_text = text.partition(":")
+    try:
+        shape = [int(size) for size in shape_text.split("x")]
+    except ValueError:
+        raise ModelFileError(
+            f"error: bad --input-shape '{text}' (expected e.g. 1x3x32x32)"
+        ) from None
+    dtype = DTYPES.get(dtype_text or "f32")
+    if dtype is None:
+        raise ModelFileError(f"error: unknown dtype '{dtype_text}' in --input-shape")
+    generator = torch.Generator().manual_seed(0)
+    if dtype.is_floating_point:
+        return torch.randn(shape, generator=generator).to(dtype)
+    if dtype == torch.bool:
+        return torch.randint(0, 2, shape, generator=generator).bool()
+    return torch.randint(0, 10, shape, generator=generator).to(dtype)
+
+
+def model_and_inputs(
+    path: pathlib.Path, class_name: str | None, input_shapes: list[str]
+) -> tuple[torch.nn.Module, tuple]:
+    module = load_model_file(path)
+    if class_name is not None:
+        model_class = getattr(module, class_name, None)
+        if not (isinstance(model_class, type) and issubclass(model_class, torch.nn.Module)):
+            raise ModelFileError(f"{path}: error: no nn.Module class named '{class_name}'")
+        model = model_class()
+    else:
+        if not callable(getattr(module, "make_model", None)):
+            raise ModelFileError(f"{path}: error: defines no make_model() (or pass --class)")
+        model = module.make_model()
+    if input_shapes:
+        inputs = tuple(parse_input_shape(text) for text in input_shapes)
+    elif callable(getattr(module, "make_inputs", None)):
+        inputs = tuple(module.make_inputs())
+    else:
+        raise ModelFileError(f"{path}: error: defines no make_inputs() (or pass --input-shape)")
+    if not isinstance(model, torch.nn.Module):
+        raise ModelFileError(
+            f"{path}: error: make_model() returned a {type(model).__name__}, not an nn.Module"
+        )
+    return model.eval(), inputs
+
+
+def _default_params_path(model_path: pathlib.Path, output: str | None) -> pathlib.Path:
+    """Next to the output file, or in a per-model cache file when printing to stdout."""
+    if output is not None:
+        return pathlib.Path(output).with_suffix(".safetensors")
+    digest = hashlib.sha256(str(model_path.resolve()).encode()).hexdigest()[:16]
+    return CACHE_DIR / f"{model_path.stem}-{digest}.safetensors"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = _argument_parser().parse_args(argv)
+    path = pathlib.Path(arguments.model)
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
+    warnings.filterwarnings("ignore")
+    try:
+        model, inputs = model_and_inputs(path, arguments.class_name, arguments.input_shape)
+        source_names = {str(path.resolve()): str(path)}
+        conversion = convert(model, inputs, source_names=source_names)
+    except (ModelFileError, UnsupportedError, IRError) as error:
+        print(str(error), file=sys.stderr)
+        return 1
+    except Exception as error:  # noqa: BLE001 - a frontend bug: one line, never a traceback
+        print(
+            f"{path}: error: internal frontend error: {type(error).__name__}: {_first_line(error)}",
+            file=sys.stderr,
+        )
+        return 1
+    params_path = (
+        pathlib.Path(arguments.params)
+        if arguments.params
+        else (_default_params_path(path, arguments.output))
+    )
+    params_path.parent.mkdir(parents=True, exist_ok=True)
+    conversion.save_params(params_path)
+    if arguments.output is None:
+        named = params_path.resolve()
+    else:
+        output = pathlib.Path(arguments.output)
+        named = pathlib.Path(os.path.relpath(params_path.resolve(), output.resolve().parent))
+    conversion.module.attributes[dy.PARAMS_FILE_ATTR] = StringAttr(str(named))
+    if arguments.output is None:
+        sys.stdout.write(conversion.ir)
+    else:
+        pathlib.Path(arguments.output).write_text(conversion.ir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""Straight-line stretches: tensor code between two control-flow points, imported by torch-mlir.
+
+While the evaluator walks the model's source it runs every tensor operation eagerly on example
+tensors (that is the shape propagation: each staged tensor knows its example) and records the
+call in the current `Stretch`. At a control-flow point the stretch is replayed as the forward of
+a small `nn.Module` whose inputs are its live-in tensors (staged values defined earlier, weights
+and constants) and whose outputs are the tensors the rest of the program can still reach. That
+module goes through `torch_mlir.fx.export_and_import`, and the body of the imported function is
+spliced into the current block, its arguments replaced by SSA values and `dy.param` ops.
+
+Weights reach the replay only as inputs (leaf modules run with their weights swapped for those
+inputs, as `torch.func.functional_call` does), so they can never be baked into the IR as
+literals; every one becomes a `dy.param` keyed by its `state_dict` name, stored once in the
+side-car file however many stretches use it.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import redirect_stderr
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch_mlir.fx
+from torch import nn
+from torch.nn.utils.stateless import _reparametrize_module
+from xdsl.dialects import func
+from xdsl.dialects.builtin import FileLineColLoc, ModuleOp
+from xdsl.ir import Block, SSAValue
+from xdsl.parser import Parser
+from xdsl.utils.exceptions import ParseError, VerifyException
+
+from ir.program import ProgramContext
+
+Ref = tuple
+"""A replay-local name of a tensor: `("in", k)` for live-in k, `("out", op, path)` for a
+tensor inside the result of recorded op number `op`."""
+
+
+@dataclass(eq=False)
+class Pending:
+    """A tensor produced in a stretch that has not been imported yet."""
+
+    stretch: Stretch
+    ref: Ref
+
+
+class StagedTensor:
+    """A tensor the program computes at run time.
+
+    A mutable handle, as Python tensors are objects: an in-place update rebinds `value` so
+    every alias sees it. `value` is an SSA value once imported, a `Pending` before; `example`
+    is the tensor the same computation gives on the example inputs (shapes, dtypes).
+    """
+
+    __slots__ = ("__weakref__", "example", "value")
+
+    def __init__(self, value: SSAValue | Pending, example: torch.Tensor):
+        self.value = value
+        self.example = example
+
+    def copy(self) -> StagedTensor:
+        return StagedTensor(self.value, self.example)
+
+    def __repr__(self) -> str:
+        return f"StagedTensor({list(self.example.shape)}, {self.example.dtype})"
+
+
+@dataclass(frozen=True)
+class LiveIn:
+    """Where a stretch input comes from: an SSA value of the host, or a weight/constant key."""
+
+    value: SSAValue | None
+    param_key: str | None
+    example: torch.Tensor
+
+
+@dataclass
+class RecordedCall:
+    function: Callable[..., Any]
+    args: tuple
+    kwargs: dict
+    module: nn.Module | None
+    """The module whose weights `function` reads (a leaf module or one of its methods)."""
+    module_params: dict[str, Ref]
+
+
+@dataclass(frozen=True)
+class _Slot:
+    ref: Ref
+
+
+@dataclass
+class Stretch:
+    """The calls recorded since the last control-flow point, in program order."""
+
+    location: FileLineColLoc | None = None
+    live_ins: list[LiveIn] = field(default_factory=list)
+    calls: list[RecordedCall] = field(default_factory=list)
+    mutated_live_ins: set[int] = field(default_factory=set)
+    produced: list[weakref.ref[StagedTensor]] = field(default_factory=list)
+    _live_in_index: dict[object, int] = field(default_factory=dict)
+
+    def live_in(self, key: object, source: LiveIn) -> Ref:
+        index = self._live_in_index.get(key)
+        if index is None:
+            index = len(self.live_ins)
+            self._live_in_index[key] = index
+            self.live_ins.append(source)
+        return ("in", index)
+
+    def track(self, handle: StagedTensor) -> None:
+        self.produced.append(weakref.ref(handle))
+
+    def reachable_outputs(self) -> list[StagedTensor]:
+        """The pending handles of this stretch that the program can still reach."""
+        alive = []
+        for reference in self.produced:
+            handle = reference()
+            if (
+                handle is not None
+                and isinstance(handle.value, Pending)
+                and (handle.value.stretch is self)
+            ):
+                alive.append(handle)
+        return alive
+
+
+def template(value: Any, leaf: Callable[[Any], Any]) -> Any:
+    """`value` with every leaf that `leaf` maps to a non-None replaced, containers rebuilt."""
+    mapped = leaf(value)
+    if mapped is not None:
+        return mapped
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(template(v, leaf) for v in value)
+    if isinstance(value, list):
+        return [template(v, leaf) for v in value]
+    if isinstance(value, dict):
+        return {k: template(v, leaf) for k, v in value.items()}
+    if isinstance(value, slice):
+        return slice(*(template(v, leaf) for v in (value.start, value.stop, value.step)))
+    return value
+
+
+def slot(ref: Ref) -> _Slot:
+    return _Slot(ref)
+
+
+def _fill(value: Any, env: dict[Ref, torch.Tensor]) -> Any:
+    return template(value, lambda v: env[v.ref] if isinstance(v, _Slot) else None)
+
+
+def tensor_leaves(value: Any, path: tuple = ()) -> Iterator[tuple[tuple, torch.Tensor]]:
+    """(path, tensor) for every tensor inside tuples, lists and named tuples of `value`."""
+    if isinstance(value, torch.Tensor):
+        yield path, value
+    elif isinstance(value, tuple | list):
+        for index, item in enumerate(value):
+            yield from tensor_leaves(item, (*path, index))
+
+
+class _Replay(nn.Module):
+    """Re-runs a stretch's calls on its live-in tensors; what torch.export traces."""
+
+    def __init__(self, stretch: Stretch, outputs: list[Ref]):
+        super().__init__()
+        self._calls = stretch.calls
+        self._mutated = stretch.mutated_live_ins
+        self._outputs = outputs
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        env: dict[Ref, torch.Tensor] = {}
+        for index, tensor in enumerate(inputs):
+            env[("in", index)] = tensor.clone() if index in self._mutated else tensor
+        for number, call in enumerate(self._calls):
+            args = _fill(call.args, env)
+            kwargs = _fill(call.kwargs, env)
+            if call.module is None:
+                result = call.function(*args, **kwargs)
+            else:
+                weights = {name: env[ref] for name, ref in call.module_params.items()}
+                with _reparametrize_module(call.module, weights):
+                    result = call.function(*args, **kwargs)
+            for path, tensor in tensor_leaves(result):
+                env[("out", number, path)] = tensor
+        return tuple(env[ref] for ref in self._outputs)
+
+
+_RESOURCES = re.compile(r"\{-#.*", re.DOTALL)
+
+
+class ImportFailure(Exception):
+    """torch-mlir could not import a stretch; the message says which op."""
+
+
+def import_stretch(stretch: Stretch, outputs: list[Ref]) -> func.FuncOp:
+    """torch-mlir's import of the stretch as a `func.func`, parsed into xDSL ops."""
+    examples = []
+    seen: set[int] = set()
+    for live_in in stretch.live_ins:
+        example = live_in.example
+        # torch.export merges inputs that are one tensor object; ours are distinct values.
+        examples.append(example.clone() if id(example) in seen else example)
+        seen.add(id(example))
+    try:
+        with redirect_stderr(io.StringIO()):
+            imported = torch_mlir.fx.export_and_import(
+                _Replay(stretch, outputs), *examples, output_type="torch", func_name="stretch"
+            )
+    except Exception as error:  # noqa: BLE001 - torch.export and the importer raise many types
+        raise ImportFailure(_first_line(error)) from None
+    text = _RESOURCES.sub("", imported.operation.get_asm(print_generic_op_form=True))
+    if "dense_resource" in text:
+        raise ImportFailure("a tensor constant created inside a library call became a literal")
+    context = ProgramContext()
+    context.load_dialect(func.Func)
+    try:
+        module = Parser(context, text).parse_module()
+    except (ParseError, VerifyException) as error:
+        raise ImportFailure(f"its torch-mlir output does not parse: {_first_line(error)}") from None
+    assert isinstance(module, ModuleOp)
+    function = next(op for op in module.ops if isinstance(op, func.FuncOp))
+    return function
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def splice(
+    function: func.FuncOp,
+    block: Block,
+    arguments: list[SSAValue | None],
+    make_param: Callable[[int, Any], SSAValue],
+    location: FileLineColLoc | None,
+) -> list[SSAValue]:
+    """Move the body of `function` to the end of `block`; argument i becomes `arguments[i]`
+    (or `make_param(i, type)` where that is None and the argument is used). Returns the
+    results."""
+    body = function.body.block
+    for index, argument in enumerate(body.args):
+        if not argument.uses:
+            continue
+        argument.name_hint = None
+        replacement = arguments[index]
+        if replacement is None:
+            replacement = make_param(index, argument.type)
+        argument.replace_all_uses_with(replacement)
+    results: list[SSAValue] = []
+    for op in list(body.ops):
+        if isinstance(op, func.ReturnOp):
+            results = list(op.arguments)
+            op.detach()
+            op.erase()
+            continue
+        op.detach()
+        if location is not None:
+            op.location = location
+        for result in op.results:
+            result.name_hint = None
+        block.add_op(op)
+    return results

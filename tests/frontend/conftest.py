@@ -1,0 +1,90 @@
+"""Shared checks for the frontend tests: agreement with eager PyTorch and branch coverage."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+import torch
+
+from frontends.torch import Conversion, convert, rebuild_results
+from frontends.torch.api import result_tree
+from ir.program import location_of
+from runtime.interpreter import control_flow_regions, run_program
+
+torch.set_num_threads(1)
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def assert_same(actual: Any, expected: Any, path: str = "result") -> None:
+    """Same nesting, types, shapes and dtypes; floats within rtol 1e-4 / atol 1e-5,
+    everything else exactly."""
+    assert type(actual) is type(expected), f"{path}: {type(actual)} != {type(expected)}"
+    if isinstance(expected, torch.Tensor):
+        assert actual.shape == expected.shape, f"{path}: shape {actual.shape} != {expected.shape}"
+        assert actual.dtype == expected.dtype, f"{path}: dtype {actual.dtype} != {expected.dtype}"
+        if expected.dtype.is_floating_point:
+            torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5, msg=path)
+        else:
+            assert torch.equal(actual, expected), f"{path}: {actual} != {expected}"
+    elif isinstance(expected, tuple | list):
+        assert len(actual) == len(expected), f"{path}: length {len(actual)} != {len(expected)}"
+        for index, (a, e) in enumerate(zip(actual, expected)):
+            assert_same(a, e, f"{path}[{index}]")
+    elif isinstance(expected, dict):
+        assert actual.keys() == expected.keys(), path
+        for key in expected:
+            assert_same(actual[key], expected[key], f"{path}[{key!r}]")
+    elif isinstance(expected, float):
+        assert actual == pytest.approx(expected, rel=1e-4, abs=1e-5), path
+    else:
+        assert actual == expected, f"{path}: {actual} != {expected}"
+
+
+def run_converted(conversion: Conversion, inputs: Sequence[Any], counts: Counter) -> Any:
+    results = run_program(conversion.module, conversion.params, list(inputs), region_counts=counts)
+    return rebuild_results(result_tree(conversion.module), results)
+
+
+def check_agreement(
+    model: torch.nn.Module,
+    example: Sequence[Any],
+    samples: Sequence[Sequence[Any]],
+    *,
+    require_coverage: bool = True,
+) -> Conversion:
+    """Convert `model`, run the interpreter on every sample against eager, and (by default)
+    require that every branch and loop region of the program ran at least once.
+
+    Regions are counted per source construct: the copies of one `if` that unrolling a loop
+    over a ModuleList makes are one construct (an input must leave at *some* layer, not at
+    every layer), which is what "every branch taken" means for the model's source.
+    """
+    conversion = convert(model, example)
+    counts: Counter = Counter()
+    for inputs in samples:
+        with torch.no_grad():
+            expected = model(*inputs)
+        assert_same(run_converted(conversion, inputs, counts), expected)
+    if require_coverage:
+        missed = uncovered_constructs(conversion, counts)
+        assert not missed, f"regions never executed: {missed}\n{conversion.ir}"
+    return conversion
+
+
+def uncovered_constructs(conversion: Conversion, counts: Counter) -> list[str]:
+    """`FILE:LINE:COL op #region` of every source construct whose region never ran."""
+    per_construct: Counter = Counter()
+    for op, index in control_flow_regions(conversion.module):
+        filename, line, column = location_of(op)
+        per_construct[f"{filename}:{line}:{column} {op.name} #{index}"] += counts[(op, index)]
+    return sorted(key for key, count in per_construct.items() if count == 0)
+
+
+@pytest.fixture(autouse=True)
+def deterministic_weights():
+    """Models build random weights: the same seed makes every run take the same paths."""
+    torch.manual_seed(0)
