@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 from torch import nn
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 
+from frontends.torch import cache
 from frontends.torch.errors import UnsupportedError
 from frontends.torch.evaluator import RESULT_TREE_ATTR, Converter
 from ir import dy
@@ -49,13 +50,23 @@ def convert(
     *,
     params_file: str = DEFAULT_PARAMS_FILE,
     source_names: dict[str, str] | None = None,
+    cache_dir: pathlib.Path | None = None,
 ) -> Conversion:
     """Convert `model` (its `forward` source, specialised to the shapes of `example_inputs`).
 
     `source_names` maps absolute source paths to the names diagnostics and locations use.
+    With a `cache_dir`, a conversion of the same model (see `frontends.torch.cache`) is read
+    back from `cache_dir / "frontend"` instead of being redone, and a new one is stored there.
     Raises `UnsupportedError` for what cannot be converted into an equivalent program.
     """
     names = source_names or {}
+    key = None
+    if cache_dir is not None:
+        options = {"params_file": params_file, "source_names": sorted(names.items())}
+        key = cache.cache_key(model, example_inputs, options)
+        cached = cache.load(cache_dir, key) if key is not None else None
+        if cached is not None:
+            return Conversion(*cached)
 
     def filename_of(path: str) -> str:
         return names.get(path, path)
@@ -81,6 +92,8 @@ def convert(
         raise outcome["error"]
     module = outcome["module"]
     verify_module(module)
+    if cache_dir is not None and key is not None:
+        cache.store(cache_dir, key, module, converter.params, converter.source_files())
     return Conversion(module, converter.params)
 
 
@@ -158,9 +171,11 @@ def compile(
     backend: str = "llvm",
     cache_dir: pathlib.Path | None = DEFAULT_CACHE_DIR,
 ) -> Program:
-    """Convert `model` and load it with `backend` ("llvm" or "interpreter"); compiled
-    sub-graphs are cached in `cache_dir` by content (None: no cache)."""
-    conversion = convert(model, example_inputs, source_names=_relative_source_names(model))
+    """Convert `model` and load it with `backend` ("llvm" or "interpreter"); the conversion
+    and the compiled sub-graphs are cached in `cache_dir` by content (None: no cache)."""
+    conversion = convert(
+        model, example_inputs, source_names=_relative_source_names(model), cache_dir=cache_dir
+    )
     return Program(conversion, backend, cache_dir)
 
 

@@ -30,13 +30,13 @@ import sys
 import sysconfig
 import textwrap
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
-from xdsl.dialects import arith
+from xdsl.dialects import arith, func
 from xdsl.dialects.builtin import (
     FileLineColLoc,
     FloatAttr,
@@ -61,6 +61,7 @@ from frontends.torch.stretch import (
     import_stretch,
     slot,
     splice,
+    structure_key,
     template,
     tensor_leaves,
 )
@@ -380,6 +381,9 @@ class Converter:
         self._placeholders: dict[str, torch.Tensor] = {}
         self._param_cache: dict[tuple[Block, str], SSAValue] = {}
         self._sources: dict[types.CodeType, FunctionSource] = {}
+        self._imports: dict[Hashable, func.FuncOp] = {}
+        """torch-mlir imports by `structure_key`: a stretch that repeats another's structure
+        (a block of a deep network) reuses its import instead of another torch.export."""
         self.block = Block()
         self.stretch = Stretch()
         self.reachable = True
@@ -444,6 +448,11 @@ class Converter:
         module = ModuleOp([function])
         module.attributes[dy.PARAMS_FILE_ATTR] = StringAttr(params_file)
         return module
+
+    def source_files(self) -> list[str]:
+        """The files of every function the conversion inlined (what a cached conversion
+        depends on beyond the model's attributes and weights)."""
+        return sorted({code.co_filename for code in self._sources})
 
     # ---------------------------------------------------------------- diagnostics
 
@@ -1546,15 +1555,22 @@ class Converter:
         for handle in outputs:
             if handle.value.ref not in refs:
                 refs.append(handle.value.ref)
-        try:
-            function = import_stretch(stretch, refs)
-        except ImportFailure as error:
-            raise UnsupportedError(
-                stretch.location.filename.data,
-                stretch.location.line.data,
-                "tensor code",
-                f"torch-mlir cannot import it: {error}",
-            ) from None
+        key = structure_key(stretch, refs)
+        imported = self._imports.get(key) if key is not None else None
+        if imported is None:
+            try:
+                imported = import_stretch(stretch, refs)
+            except ImportFailure as error:
+                raise UnsupportedError(
+                    stretch.location.filename.data,
+                    stretch.location.line.data,
+                    "tensor code",
+                    f"torch-mlir cannot import it: {error}",
+                ) from None
+            if key is not None:
+                self._imports[key] = imported
+        # splice() consumes the body: a memoised import is spliced as a copy.
+        function = imported.clone() if key is not None else imported
         arguments = [live_in.value for live_in in stretch.live_ins]
 
         def make_param(index: int, type_: Any) -> SSAValue:

@@ -17,9 +17,10 @@ side-car file however many stretches use it.
 from __future__ import annotations
 
 import io
+import operator
 import re
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import redirect_stderr
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ from xdsl.ir import Block, SSAValue
 from xdsl.parser import Parser
 from xdsl.utils.exceptions import ParseError, VerifyException
 
+from frontends.torch.cache import Unfingerprintable, describe_value
 from ir.program import ProgramContext
 
 Ref = tuple
@@ -225,6 +227,111 @@ def import_stretch(stretch: Stretch, outputs: list[Ref]) -> func.FuncOp:
     assert isinstance(module, ModuleOp)
     function = next(op for op in module.ops if isinstance(op, func.FuncOp))
     return function
+
+
+class _Identity:
+    """A key part equal only to a part wrapping the same object: for values whose `==` says
+    nothing about how a replay uses them (functions, arbitrary objects)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Identity) and other.value is self.value
+
+    def __hash__(self) -> int:
+        return id(self.value)
+
+
+_PLAIN_TYPES = (
+    type(None),
+    bool,
+    int,
+    str,
+    bytes,
+    type(Ellipsis),
+    torch.dtype,
+    torch.device,
+    torch.layout,
+    torch.memory_format,
+)
+
+
+def _argument_key(value: Any) -> Hashable:
+    """A hashable description of a recorded argument: equal keys replay identically."""
+    if isinstance(value, _Slot):
+        return ("slot", value.ref)
+    if type(value) in _PLAIN_TYPES:
+        return (type(value), value)
+    if type(value) is float:
+        return (float, repr(value))  # distinguishes -0.0 and compares nan to itself
+    if isinstance(value, tuple | list):
+        return (type(value), tuple(_argument_key(item) for item in value))
+    if type(value) is dict:
+        return (dict, tuple((_argument_key(k), _argument_key(v)) for k, v in value.items()))
+    if type(value) is slice:
+        return (slice, _argument_key((value.start, value.stop, value.step)))
+    return _Identity(value)
+
+
+def _module_key(module: nn.Module) -> Hashable:
+    """What a leaf module's computation depends on apart from its weights (which reach the
+    replay as inputs): its type, its Python attributes and those of its children."""
+    attributes = tuple(
+        (name, repr(describe_value(value, {})))
+        for name, value in sorted(vars(module).items())
+        if name not in ("_parameters", "_buffers", "_modules")
+    )
+    children = tuple((name, _module_key(child)) for name, child in module.named_children())
+    return (type(module), attributes, children)
+
+
+def _function_key(function: Callable[..., Any]) -> Hashable:
+    if isinstance(function, nn.Module):  # a leaf module called as `module(x)`
+        return ("module", _module_key(function))
+    if type(function) is operator.attrgetter:  # made afresh for every `tensor.attribute`
+        return _argument_key(function.__reduce__())
+    owner = getattr(function, "__self__", None)
+    if isinstance(owner, nn.Module):
+        return (_Identity(function.__func__), _module_key(owner))
+    return _Identity(function)
+
+
+def structure_key(stretch: Stretch, outputs: list[Ref]) -> Hashable | None:
+    """A key under which stretches import to the same function up to its arguments' sources:
+    the same calls (functions, module configurations, non-tensor arguments, the flow of
+    tensors between them) on live-ins of the same types, aliasing and mutation. Which weights
+    or host values feed the live-ins is not part of it, so the 54 residual blocks of a ResNet
+    share one import. None when some module attribute cannot be described."""
+    first_of: dict[int, int] = {}
+    live_ins = []
+    for index, live_in in enumerate(stretch.live_ins):
+        example = live_in.example
+        live_ins.append(
+            (
+                example.dtype,
+                tuple(example.shape),
+                example.stride(),
+                example.requires_grad,
+                first_of.setdefault(id(example), index),
+            )
+        )
+    try:
+        calls = tuple(
+            (
+                _function_key(call.function),
+                _argument_key(call.args),
+                _argument_key(call.kwargs),
+                None if call.module is None else _module_key(call.module),
+                tuple(call.module_params.items()),
+            )
+            for call in stretch.calls
+        )
+    except Unfingerprintable:
+        return None
+    return (tuple(live_ins), tuple(sorted(stretch.mutated_live_ins)), calls, tuple(outputs))
 
 
 def _first_line(error: Exception) -> str:

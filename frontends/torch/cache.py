@@ -1,0 +1,218 @@
+"""The conversion cache: a converted model is stored on disk and found again by content.
+
+Converting a large model replays and imports every stretch through torch.export and
+torch-mlir (tens of seconds), while the backend already caches what it compiles; without this
+cache a warm `compile` would still pay the whole conversion. An entry lives in
+`cache_dir / "frontend" / <key>` and holds the printed IR (`program.mlir`), the parameters
+(`params.safetensors`) and the source files the conversion read (`sources.json`).
+
+The key is conservative: it is the hash of everything a conversion depends on that can be
+seen before converting — the source files of the frontend and of `ir/`, the torch /
+torch-mlir / xDSL versions, every submodule's type, class source files, training flag and
+Python attributes, every parameter and buffer (names, sharing, dtypes, shapes, bytes), the
+example inputs' shapes and dtypes, and the options of `convert`. When any submodule holds an
+attribute whose value cannot be fingerprinted reliably (a function, an arbitrary object),
+there is no key and the model is converted every time: a stale program is never an option.
+The user functions the evaluator inlined are only known after converting, so the entry
+records their files' hashes and a lookup whose files changed since is a miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import inspect
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+from xdsl.dialects.builtin import ModuleOp
+
+from ir.program import IRError, parse_and_verify, print_module
+
+CACHE_SUBDIR = "frontend"
+PROGRAM_FILE = "program.mlir"
+PARAMS_FILE = "params.safetensors"
+SOURCES_FILE = "sources.json"
+
+_FRONTEND_DIRS = (
+    pathlib.Path(__file__).resolve().parent,
+    pathlib.Path(__file__).resolve().parents[2] / "ir",
+)
+"""The frontend and the dialect it builds: editing either may change what it emits."""
+_VERSIONED_PACKAGES = ("torch", "torch-mlir", "xdsl")
+
+
+class Unfingerprintable(Exception):
+    """A value the key cannot describe exactly; the model is not cached."""
+
+
+def _update_tensor(digest: Any, tensor: torch.Tensor) -> None:
+    if tensor.layout is not torch.strided or tensor.is_quantized:
+        raise Unfingerprintable(f"a {tensor.layout} tensor")
+    data = tensor.detach().cpu().contiguous()
+    digest.update(f"{data.dtype}{tuple(data.shape)}".encode())
+    if data.numel():
+        digest.update(memoryview(data.reshape(-1).view(torch.uint8).numpy()))
+
+
+def describe_value(value: Any, module_names: dict[int, str]) -> Any:
+    """A JSON-able description of an attribute value that equals another's only if the two
+    values are equal (types included, so `1` and `True` differ); raises `Unfingerprintable`
+    for values it cannot describe exactly."""
+    if value is None or type(value) in (bool, int, str):
+        return [type(value).__name__, value]
+    if type(value) is float:
+        return ["float", repr(value)]
+    if isinstance(value, torch.dtype | torch.device):
+        return [type(value).__name__, str(value)]
+    if isinstance(value, torch.Size):
+        return ["Size", list(value)]
+    if isinstance(value, nn.Module):
+        # A reference to another submodule (described on its own), by its name in the model.
+        name = module_names.get(id(value))
+        if name is None:
+            raise Unfingerprintable(f"a module outside the model ({type(value).__name__})")
+        return ["module", name]
+    if isinstance(value, torch.Tensor):
+        digest = hashlib.sha256()
+        _update_tensor(digest, value)
+        return ["tensor", digest.hexdigest()]
+    if type(value) in (tuple, list):
+        return [type(value).__name__, [describe_value(item, module_names) for item in value]]
+    if type(value) in (set, frozenset):
+        items = [describe_value(item, module_names) for item in value]
+        if any(item[0] not in ("NoneType", "bool", "int", "float", "str") for item in items):
+            raise Unfingerprintable("a set of non-primitive values")
+        return [type(value).__name__, sorted(items, key=json.dumps)]
+    if isinstance(value, dict) and type(value).__module__ in ("builtins", "collections"):
+        items = []
+        for key, item in value.items():
+            if key is not None and type(key) not in (bool, int, float, str):
+                raise Unfingerprintable(f"a dict key of type {type(key).__name__}")
+            items.append([describe_value(key, module_names), describe_value(item, module_names)])
+        return [type(value).__name__, items]
+    raise Unfingerprintable(f"a {type(value).__module__}.{type(value).__qualname__}")
+
+
+def _file_hash(path: str) -> str | None:
+    try:
+        return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _class_files(cls: type) -> list[str]:
+    """Source files of the model-defined classes in the MRO of `cls` (library classes are
+    covered by the package versions)."""
+    files = []
+    for base in cls.__mro__:
+        if base.__module__.split(".")[0] in ("torch", "builtins"):
+            continue
+        try:
+            files.append(inspect.getsourcefile(base) or "")
+        except TypeError:
+            files.append("")
+    return files
+
+
+def _frontend_fingerprint() -> list[Any]:
+    own = sorted(path for directory in _FRONTEND_DIRS for path in directory.glob("*.py"))
+    sources = [[str(path), _file_hash(str(path))] for path in own]
+    versions = [[name, importlib.metadata.version(name)] for name in _VERSIONED_PACKAGES]
+    return [sources, versions, str(torch.get_default_dtype())]
+
+
+def cache_key(
+    model: nn.Module, example_inputs: Sequence[Any], options: dict[str, Any]
+) -> str | None:
+    """The key of converting `model` on inputs like `example_inputs`; None when some
+    attribute cannot be fingerprinted (then the conversion is not cached)."""
+    module_names = {id(module): name for name, module in model.named_modules()}
+    class_files: dict[type, list[list[Any]]] = {}
+    digest = hashlib.sha256()
+    try:
+        modules = []
+        for name, module in model.named_modules():
+            attributes = []
+            for attribute, value in sorted(vars(module).items()):
+                if attribute in ("_parameters", "_buffers", "_modules"):
+                    continue  # described below, by name, shape and content
+                attributes.append([attribute, describe_value(value, module_names)])
+            children = [[child, module_names[id(sub)]] for child, sub in module.named_children()]
+            cls = type(module)
+            if cls not in class_files:
+                class_files[cls] = [[path, _file_hash(path)] for path in _class_files(cls)]
+            kind = f"{type(module).__module__}.{type(module).__qualname__}"
+            modules.append([name, kind, class_files[cls], attributes, children])
+        inputs = []
+        for example in example_inputs:
+            if not isinstance(example, torch.Tensor):
+                raise Unfingerprintable(f"a {type(example).__name__} input")
+            inputs.append([str(example.dtype), list(example.shape)])
+        header = [_frontend_fingerprint(), modules, inputs, options]
+        digest.update(json.dumps(header, sort_keys=True).encode())
+        # Tensors last and streamed: they are most of the bytes, and need no JSON.
+        tensors = [
+            *model.named_parameters(remove_duplicate=False),
+            *model.named_buffers(remove_duplicate=False),
+        ]
+        owners: dict[int, str] = {}
+        for name, tensor in tensors:
+            owner = owners.setdefault(id(tensor), name)
+            digest.update(f"\0{name}\0{owner}\0".encode())
+            if owner == name:
+                _update_tensor(digest, tensor)
+    except Unfingerprintable:
+        return None
+    return digest.hexdigest()
+
+
+def load(cache_dir: pathlib.Path, key: str) -> tuple[ModuleOp, dict[str, torch.Tensor]] | None:
+    """The cached conversion under `key`, or None when there is none, it is damaged, or the
+    source files it read have changed since."""
+    entry = cache_dir / CACHE_SUBDIR / key
+    try:
+        sources = json.loads((entry / SOURCES_FILE).read_text())
+        if any(_file_hash(path) != digest for path, digest in sources.items()):
+            return None
+        module = parse_and_verify((entry / PROGRAM_FILE).read_text(), str(entry / PROGRAM_FILE))
+        params = load_file(str(entry / PARAMS_FILE))
+    except (OSError, ValueError, IRError, SafetensorError):
+        return None
+    return module, params
+
+
+def store(
+    cache_dir: pathlib.Path,
+    key: str,
+    module: ModuleOp,
+    params: dict[str, torch.Tensor],
+    source_files: Iterable[str],
+) -> None:
+    """Write an entry (atomically: readers see a whole entry or none)."""
+    root = cache_dir / CACHE_SUBDIR
+    root.mkdir(parents=True, exist_ok=True)
+    sources = {path: _file_hash(path) for path in sorted(set(source_files))}
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
+    try:
+        (staging / PROGRAM_FILE).write_text(print_module(module))
+        save_file(
+            {name: tensor.contiguous() for name, tensor in params.items()},
+            str(staging / PARAMS_FILE),
+        )
+        (staging / SOURCES_FILE).write_text(json.dumps(sources, indent=1))
+        entry = root / key
+        if entry.exists():
+            shutil.rmtree(entry, ignore_errors=True)
+        os.replace(staging, entry)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
