@@ -52,22 +52,28 @@ class _AsModule(torch.nn.Module):
         return self.function(*args)
 
 
-def export_torch_dialect(function: Callable, example_args: list[torch.Tensor],
-                         generic: bool = False) -> str:
+def export_torch_dialect(
+    function: Callable, example_args: list[torch.Tensor], generic: bool = False
+) -> str:
     """The torch-dialect text of `function`, as the host's outlining pass would hand it over."""
     from torch_mlir import fx
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        module = fx.export_and_import(_AsModule(function), *example_args,
-                                      output_type="torch", func_name="main")
+        module = fx.export_and_import(
+            _AsModule(function), *example_args, output_type="torch", func_name="main"
+        )
     text = module.operation.get_asm(print_generic_op_form=generic)
     return re.sub(r"\{-#.*#-\}", "", text, flags=re.DOTALL)
 
 
 def batch_norm_parameters(channels: int) -> list[torch.Tensor]:
-    return [torch.rand(channels) + 0.5, torch.randn(channels) * 0.1,
-            torch.randn(channels) * 0.1, torch.rand(channels) + 0.5]
+    return [
+        torch.rand(channels) + 0.5,
+        torch.randn(channels) * 0.1,
+        torch.randn(channels) * 0.1,
+        torch.rand(channels) + 0.5,
+    ]
 
 
 def conv_weight(out_channels: int, in_channels: int, kernel: int = 3) -> torch.Tensor:
@@ -116,37 +122,124 @@ def exit_head(features, w, b):
     return confidence >= 0.5, probabilities.argmax(dim=1), entropy
 
 
+def transformer_layer(x, w_qkv, b_qkv, w_out, b_out, g1, beta1, w_ff1, b_ff1, w_ff2, b_ff2, g2,
+                      beta2, heads: int = 4):
+    """Post-LayerNorm BERT encoder layer (examples/dynn/_common.py's TransformerLayer):
+    mm on 2-D views of 3-D activations, two bmm with computed operands, softmax,
+    GELU and LayerNorm decomposed by torch-mlir."""
+    batch, length, hidden = x.shape
+    q, k, v = F.linear(x, w_qkv, b_qkv).view(batch, length, 3, heads, -1).permute(2, 0, 3, 1, 4)
+    scores = torch.matmul(q, k.transpose(-1, -2)) / q.shape[-1] ** 0.5
+    context = torch.matmul(F.softmax(scores, dim=-1), v)
+    context = context.transpose(1, 2).reshape(batch, length, hidden)
+    x = F.layer_norm(x + F.linear(context, w_out, b_out), (hidden,), g1, beta1)
+    ffn = F.linear(F.gelu(F.linear(x, w_ff1, b_ff1)), w_ff2, b_ff2)
+    return F.layer_norm(x + ffn, (hidden,), g2, beta2)
+
+
+def transformer_parameters(hidden: int, ffn: int) -> list[torch.Tensor]:
+    linear = lambda o, i: [torch.randn(o, i) / i**0.5, torch.randn(o) * 0.1]
+    norm = lambda: [torch.rand(hidden) + 0.5, torch.randn(hidden) * 0.1]
+    return [*linear(3 * hidden, hidden), *linear(hidden, hidden), *norm(),
+            *linear(ffn, hidden), *linear(hidden, ffn), *norm()]
+
+
 def workloads() -> list[Workload]:
     torch.manual_seed(0)
     linear = lambda o, i: [torch.randn(o, i) / i**0.5, torch.randn(o) * 0.1]
     return [
-        Workload("mlp_256", mlp, [torch.randn(1, 256)],
-                 [*linear(256, 256), *linear(256, 256), *linear(10, 256)]),
-        Workload("conv_bn_relu_16x32", conv_bn_relu, [torch.randn(1, 16, 32, 32)],
-                 [conv_weight(16, 16), *batch_norm_parameters(16)]),
-        Workload("resblock_16x32", residual_block, [torch.randn(1, 16, 32, 32)],
-                 [conv_weight(16, 16), *batch_norm_parameters(16),
-                  conv_weight(16, 16), *batch_norm_parameters(16)]),
-        Workload("resblock_32x16", residual_block, [torch.randn(1, 32, 16, 16)],
-                 [conv_weight(32, 32), *batch_norm_parameters(32),
-                  conv_weight(32, 32), *batch_norm_parameters(32)]),
-        Workload("resblock_64x8", residual_block, [torch.randn(1, 64, 8, 8)],
-                 [conv_weight(64, 64), *batch_norm_parameters(64),
-                  conv_weight(64, 64), *batch_norm_parameters(64)]),
-        Workload("mobilenet_32x16", mobilenet_block, [torch.randn(1, 32, 16, 16)],
-                 [conv_weight(32, 1), *batch_norm_parameters(32),
-                  conv_weight(64, 32, 1), *batch_norm_parameters(64)]),
-        Workload("vgg_64x32", vgg_stage, [torch.randn(1, 64, 32, 32)],
-                 [conv_weight(64, 64), *batch_norm_parameters(64)]),
-        Workload("vgg_256x8", vgg_stage, [torch.randn(1, 256, 8, 8)],
-                 [conv_weight(256, 256), *batch_norm_parameters(256)]),
-        Workload("vgg_512x2", vgg_stage, [torch.randn(1, 512, 2, 2)],
-                 [conv_weight(512, 512), *batch_norm_parameters(512)]),
-        Workload("lstm_cell_128", lstm_cell,
-                 [torch.randn(1, 64), torch.randn(1, 128), torch.randn(1, 128)],
-                 [*linear(512, 64)[:1], torch.randn(512, 128) / 128**0.5,
-                  torch.randn(512) * 0.1, torch.randn(512) * 0.1]),
+        Workload(
+            "mlp_256",
+            mlp,
+            [torch.randn(1, 256)],
+            [*linear(256, 256), *linear(256, 256), *linear(10, 256)],
+        ),
+        Workload(
+            "conv_bn_relu_16x32",
+            conv_bn_relu,
+            [torch.randn(1, 16, 32, 32)],
+            [conv_weight(16, 16), *batch_norm_parameters(16)],
+        ),
+        Workload(
+            "resblock_16x32",
+            residual_block,
+            [torch.randn(1, 16, 32, 32)],
+            [
+                conv_weight(16, 16),
+                *batch_norm_parameters(16),
+                conv_weight(16, 16),
+                *batch_norm_parameters(16),
+            ],
+        ),
+        Workload(
+            "resblock_32x16",
+            residual_block,
+            [torch.randn(1, 32, 16, 16)],
+            [
+                conv_weight(32, 32),
+                *batch_norm_parameters(32),
+                conv_weight(32, 32),
+                *batch_norm_parameters(32),
+            ],
+        ),
+        Workload(
+            "resblock_64x8",
+            residual_block,
+            [torch.randn(1, 64, 8, 8)],
+            [
+                conv_weight(64, 64),
+                *batch_norm_parameters(64),
+                conv_weight(64, 64),
+                *batch_norm_parameters(64),
+            ],
+        ),
+        Workload(
+            "mobilenet_32x16",
+            mobilenet_block,
+            [torch.randn(1, 32, 16, 16)],
+            [
+                conv_weight(32, 1),
+                *batch_norm_parameters(32),
+                conv_weight(64, 32, 1),
+                *batch_norm_parameters(64),
+            ],
+        ),
+        Workload(
+            "vgg_64x32",
+            vgg_stage,
+            [torch.randn(1, 64, 32, 32)],
+            [conv_weight(64, 64), *batch_norm_parameters(64)],
+        ),
+        Workload(
+            "vgg_256x8",
+            vgg_stage,
+            [torch.randn(1, 256, 8, 8)],
+            [conv_weight(256, 256), *batch_norm_parameters(256)],
+        ),
+        Workload(
+            "vgg_512x2",
+            vgg_stage,
+            [torch.randn(1, 512, 2, 2)],
+            [conv_weight(512, 512), *batch_norm_parameters(512)],
+        ),
+        Workload(
+            "lstm_cell_128",
+            lstm_cell,
+            [torch.randn(1, 64), torch.randn(1, 128), torch.randn(1, 128)],
+            [
+                *linear(512, 64)[:1],
+                torch.randn(512, 128) / 128**0.5,
+                torch.randn(512) * 0.1,
+                torch.randn(512) * 0.1,
+            ],
+        ),
         Workload("exit_head_64", exit_head, [torch.randn(1, 64, 8, 8)], linear(10, 64)),
+        Workload(
+            "transformer_32x128",
+            transformer_layer,
+            [torch.randn(1, 32, 128)],
+            transformer_parameters(128, 512),
+        ),
     ]
 
 
@@ -160,12 +253,14 @@ def _as_tuple(value) -> tuple:
 
 
 def max_abs_error(expected, actual) -> float:
-    return max((e.double() - a.double()).abs().max().item()
-               for e, a in zip(_as_tuple(expected), actual))
+    return max(
+        (e.double() - a.double()).abs().max().item() for e, a in zip(_as_tuple(expected), actual)
+    )
 
 
-def interleaved_samples(runs: list[tuple[Callable, int]], repeats: int,
-                        calls_per_sample: int) -> list[list[float]]:
+def interleaved_samples(
+    runs: list[tuple[Callable, int]], repeats: int, calls_per_sample: int
+) -> list[list[float]]:
     """Seconds per call of each (function, torch thread count), sampled round-robin
     so that all of them share the machine's noise."""
     samples: list[list[float]] = [[] for _ in runs]
@@ -188,9 +283,11 @@ def main(argv: list[str] | None = None) -> None:
     options = parser.parse_args(argv)
     selected = [w for w in workloads() if options.only is None or w.name in options.only]
     threads = torch.get_num_threads()
-    header = (f"{'workload':<20} {'compile s':>9} {f'eager {threads}T us':>12} "
-              f"{'eager 1T us':>12} {'ours us':>10} {f'vs {threads}T':>8} {'vs 1T':>8} "
-              f"{f'best {threads}T':>8} {'best 1T':>8} {'max abs err':>12}")
+    header = (
+        f"{'workload':<20} {'compile s':>9} {f'eager {threads}T us':>12} "
+        f"{'eager 1T us':>12} {'ours us':>10} {f'vs {threads}T':>8} {'vs 1T':>8} "
+        f"{f'best {threads}T':>8} {'best 1T':>8} {'max abs err':>12}"
+    )
     print(header)
     print("-" * len(header))
     ratios: dict[str, list[float]] = {"median": [], "median 1T": [], "best": [], "best 1T": []}
@@ -209,22 +306,32 @@ def main(argv: list[str] | None = None) -> None:
             calls = max(1, min(200, int(2e-3 / max(time.perf_counter() - probe, 1e-7))))
             samples = interleaved_samples(
                 [(eager_call, threads), (eager_call, 1), (ours_call, threads)],
-                options.repeats, calls)
+                options.repeats,
+                calls,
+            )
             eager, eager_single, ours = (statistics.median(s) for s in samples)
             best_eager, best_eager_single, best_ours = (min(s) for s in samples)
-            row = {"median": eager / ours, "median 1T": eager_single / ours,
-                   "best": best_eager / best_ours, "best 1T": best_eager_single / best_ours}
+            row = {
+                "median": eager / ours,
+                "median 1T": eager_single / ours,
+                "best": best_eager / best_ours,
+                "best 1T": best_eager_single / best_ours,
+            }
             for key, value in row.items():
                 ratios[key].append(value)
-            print(f"{workload.name:<20} {compile_seconds:>9.2f} {eager * 1e6:>12.1f} "
-                  f"{eager_single * 1e6:>12.1f} {ours * 1e6:>10.1f} "
-                  + " ".join(f"{value:>7.2f}x" for value in row.values())
-                  + f" {error:>12.2e}")
+            print(
+                f"{workload.name:<20} {compile_seconds:>9.2f} {eager * 1e6:>12.1f} "
+                f"{eager_single * 1e6:>12.1f} {ours * 1e6:>10.1f} "
+                + " ".join(f"{value:>7.2f}x" for value in row.values())
+                + f" {error:>12.2e}"
+            )
             sys.stdout.flush()
     geomeans = {key: statistics.geometric_mean(values) for key, values in ratios.items()}
-    print(f"geomean speedup of medians: {geomeans['median']:.2f}x over eager with {threads} "
-          f"threads, {geomeans['median 1T']:.2f}x over eager with 1 thread; of best times: "
-          f"{geomeans['best']:.2f}x and {geomeans['best 1T']:.2f}x")
+    print(
+        f"geomean speedup of medians: {geomeans['median']:.2f}x over eager with {threads} "
+        f"threads, {geomeans['median 1T']:.2f}x over eager with 1 thread; of best times: "
+        f"{geomeans['best']:.2f}x and {geomeans['best 1T']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """Register-blocked, vectorised kernels for the compute-heavy linalg ops.
 
 ``linalg.conv_2d_nchw_fchw``, ``linalg.depthwise_conv_2d_nchw_chw`` and
-``linalg.matmul`` whose weights are compile-time constants (bound parameters) are replaced by calls to private
-functions generated here, written in the ``scf`` + ``vector`` dialects on
-tensors so that they bufferise with the rest of the sub-graph. Each kernel
-keeps a block of output vectors in registers across the whole reduction and
-reads its weights from a copy re-packed at compile time so that every weight
-access in the inner loop is a contiguous vector or a scalar broadcast.
+``linalg.matmul`` whose weights are compile-time constants (bound parameters),
+and ``linalg.batch_matmul``, are replaced by calls to private functions generated
+here, written in the ``scf`` + ``vector`` dialects on tensors so that they
+bufferise with the rest of the sub-graph. Each kernel keeps a block of output
+vectors in registers across the whole reduction and reads its weights from a
+copy re-packed at compile time (or, for computed operands, a row-major operand
+in place) so that every access in the inner loop is a contiguous vector or a
+scalar broadcast.
 
 Kernel shapes (f32, AVX-512 wide vectors of 16 lanes):
 
@@ -18,9 +20,12 @@ Kernel shapes (f32, AVX-512 wide vectors of 16 lanes):
   channels and each output pixel of a block of rows is one accumulator, so each
   weight vector is loaded once per row block.
 * depthwise conv: vectors along the output row, a block of rows per tile.
-* matmul ``[M, K] x [K, N]`` (linear layers, LSTM gates at batch 1): vectors
-  run along ``N``; one tile of up to 8 vectors per ``K`` sweep, weights packed
+* matmul ``[M, K] x [K, N]`` (linear layers, LSTM gates at batch 1, token-wise
+  projections): vectors run along ``N``; a tile of up to 4 rows x 4 vectors
+  (1 row x up to 8 vectors when ``M`` is 1) per ``K`` sweep, weights packed
   ``[N / tile, K, tile]`` so the sweep streams memory contiguously.
+* batch matmul ``[B, M, K] x [B, K, N]`` with computed operands (attention): the
+  matmul tile, reading rhs rows in place.
 """
 
 import dataclasses
@@ -340,11 +345,20 @@ class MatmulShape:
     columns: int
 
 
+def matmul_rows(shape: MatmulShape) -> int:
+    """Rows of the lhs per tile: each loaded rhs vector feeds that many FMAs, so the
+    rhs (re-read from L2 once per row block) streams 4x less for 32-token inputs."""
+    return _largest_divisor(shape.rows, (4, 2, 1))
+
+
 def matmul_tile(shape: MatmulShape) -> tuple[int, int]:
-    """(lanes, vectors per tile) with the tile dividing the lane-padded column count."""
+    """(lanes, vectors per tile) with the tile dividing the lane-padded column count
+    and rows x vectors within :data:`MAX_ACCUMULATORS`."""
     lanes = VECTOR_LANES
     column_vectors = -(-shape.columns // lanes)
-    return lanes, _largest_divisor(column_vectors, (8, 7, 6, 5, 4, 3, 2, 1))
+    limit = MAX_ACCUMULATORS // matmul_rows(shape)
+    return lanes, _largest_divisor(column_vectors,
+                                   tuple(v for v in (8, 7, 6, 5, 4, 3, 2, 1) if v <= limit))
 
 
 def pack_matmul_weights(weights: np.ndarray, tile: int) -> np.ndarray:
@@ -357,50 +371,94 @@ def pack_matmul_weights(weights: np.ndarray, tile: int) -> np.ndarray:
 
 
 def matmul_kernel(name: str, shape: MatmulShape) -> str:
-    """The function text `(lhs, packed rhs, init) -> result` of an [M,K]x[K,N] matmul."""
+    """The function text `(lhs, packed rhs, init) -> result` of an [M,K]x[K,N] matmul
+    whose rhs is a constant packed by :func:`pack_matmul_weights`."""
+    return _matmul_text(name, shape, batch=None)
+
+
+def batch_matmul_kernel(name: str, shape: MatmulShape, batch: int) -> str:
+    """The function text `(lhs, rhs, init) -> result` of a ``[B,M,K]x[B,K,N]`` batch
+    matmul whose operands are both computed (attention scores and context).
+
+    Same tile as :func:`matmul_kernel`, read straight from the row-major rhs: each
+    ``K`` step loads contiguous vectors of an rhs row, so no packing is needed.
+    linalg's own loops put ``K`` innermost and walk the rhs down a column.
+    """
+    return _matmul_text(name, shape, batch=batch)
+
+
+def _matmul_text(name: str, shape: MatmulShape, batch: int | None) -> str:
+    """A tile of :func:`matmul_rows` rows x up to 8 vectors along ``N`` accumulated
+    over one sweep of ``K``: per step, each rhs vector is loaded once and each lhs
+    scalar broadcast once.
+
+    `batch` None: the rhs is packed ``[N / tile, K, tile]``; else the operands are
+    ``[batch, M, K]``, ``[batch, K, N]`` as computed and an outer loop runs the batch.
+    """
     lanes, vectors = matmul_tile(shape)
+    rows = matmul_rows(shape)
     tile = lanes * vectors
     tiles = -(-shape.columns // tile)
     vector_type = f"vector<{lanes}xf32>"
-    lhs_type = _tensor((shape.rows, shape.depth))
-    weight_type = _tensor((tiles, shape.depth, tile))
-    output_type = _tensor((shape.rows, shape.columns))
+    prefix = () if batch is None else (batch,)
+    lhs_type = _tensor(prefix + (shape.rows, shape.depth))
+    rhs_type = (_tensor((tiles, shape.depth, tile)) if batch is None
+                else _tensor((batch, shape.depth, shape.columns)))
+    output_type = _tensor(prefix + (shape.rows, shape.columns))
     in_bounds = "true" if shape.columns % lanes == 0 else "false"
     e = _Emitter()
     zero = "%zero"
     e.emit(f"{zero} = arith.constant 0.0 : f32")
-    c0 = e.index(0)
-    (out0,) = _open_loop(e, "%m", shape.rows, 1, [("%o0", "%init", output_type)])
+    if batch is None:
+        lead, outer = "", "%init"
+    else:
+        (result0,) = _open_loop(e, "%bt", batch, 1, [("%ob", "%init", output_type)])
+        lead, outer = "%bt, ", "%ob"
+    (out0,) = _open_loop(e, "%m", shape.rows, rows, [("%o0", outer, output_type)])
     (out1,) = _open_loop(e, "%t", tiles, 1, [("%o1", "%o0", output_type)])
+    row_indices = [e.add("%m", r) for r in range(rows)]
     column_base = e.affine(f"d0 * {tile}", ["%t"])
     columns = [e.add(column_base, j * lanes) for j in range(vectors)]
+    blocks = [(r, j) for r in range(rows) for j in range(vectors)]
     initial = []
-    for j in range(vectors):
+    for r, j in blocks:
         value = e.fresh("init")
-        e.emit(f"{value} = vector.transfer_read %o1[%m, {columns[j]}], {zero} "
-               f"{{in_bounds = [{in_bounds}]}} : {output_type}, {vector_type}")
+        e.emit(f"{value} = vector.transfer_read %o1[{lead}{row_indices[r]}, {columns[j]}], "
+               f"{zero} {{in_bounds = [{in_bounds}]}} : {output_type}, {vector_type}")
         initial.append(value)
-    accumulator_types = [vector_type] * vectors
     by_depth = _open_loop(e, "%k", shape.depth, 1, [
-        (f"%da{j}", initial[j], vector_type) for j in range(vectors)])
-    scalar = e.fresh("x")
-    e.emit(f"{scalar} = tensor.extract %lhs[%m, %k] : {lhs_type}")
-    accumulators = []
+        (f"%da{b}", initial[b], vector_type) for b in range(len(blocks))])
+    weights = []
     for j in range(vectors):
         weight = e.fresh("w")
-        e.emit(f"{weight} = vector.transfer_read %weights[%t, %k, {e.index(j * lanes)}], "
-               f"{zero} {{in_bounds = [true]}} : {weight_type}, {vector_type}")
-        accumulators.append(e.fma(scalar, weight, f"%da{j}", vector_type))
-    _close_loop(e, accumulators, accumulator_types)
+        if batch is None:
+            e.emit(f"{weight} = vector.transfer_read %rhs[%t, %k, {e.index(j * lanes)}], "
+                   f"{zero} {{in_bounds = [true]}} : {rhs_type}, {vector_type}")
+        else:
+            e.emit(f"{weight} = vector.transfer_read %rhs[%bt, %k, {columns[j]}], "
+                   f"{zero} {{in_bounds = [{in_bounds}]}} : {rhs_type}, {vector_type}")
+        weights.append(weight)
+    scalars = []
+    for r in range(rows):
+        scalar = e.fresh("x")
+        e.emit(f"{scalar} = tensor.extract %lhs[{lead}{row_indices[r]}, %k] : {lhs_type}")
+        scalars.append(scalar)
+    accumulators = [e.fma(scalars[r], weights[j], f"%da{b}", vector_type)
+                    for b, (r, j) in enumerate(blocks)]
+    _close_loop(e, accumulators, [vector_type] * len(blocks))
     result = "%o1"
-    for j in range(vectors):
+    for b, (r, j) in enumerate(blocks):
         written = e.fresh("o")
-        e.emit(f"{written} = vector.transfer_write {by_depth[j]}, {result}[%m, {columns[j]}] "
-               f"{{in_bounds = [{in_bounds}]}} : {vector_type}, {output_type}")
+        e.emit(f"{written} = vector.transfer_write {by_depth[b]}, {result}[{lead}"
+               f"{row_indices[r]}, {columns[j]}] {{in_bounds = [{in_bounds}]}} : "
+               f"{vector_type}, {output_type}")
         result = written
     _close_loop(e, [result], [output_type])
     _close_loop(e, [out1], [output_type])
-    return _function(name, [("%lhs", lhs_type), ("%weights", weight_type),
+    if batch is not None:
+        _close_loop(e, [out0], [output_type])
+        out0 = result0
+    return _function(name, [("%lhs", lhs_type), ("%rhs", rhs_type),
                             ("%init", output_type)], output_type, e, out0)
 
 

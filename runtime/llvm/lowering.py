@@ -5,8 +5,10 @@ Stages, each a pass pipeline run through ``torch_mlir.passmanager``:
 1. ``torch-backend-to-linalg-on-tensors-backend-pipeline`` (torch-mlir's own).
 2. Bound arguments become ``arith.constant`` tensors, so weight transposes and
    other parameter-only computations fold at compile time.
-3. Tensor-level optimisation: elementwise fusion, then :mod:`.schedule`,
-   which replaces convolutions and matmuls by register-blocked vector kernels.
+3. Tensor-level optimisation: :mod:`.schedule`, which replaces convolutions and
+   (batch) matmuls by register-blocked vector kernels, then elementwise fusion,
+   then :mod:`.schedule` again for weights that only fusion's folding made
+   constant; reduction combiners are marked reassociable so they vectorise.
 4. Bufferisation with results turned into caller-provided out-parameters.
 5. Conversion to the LLVM dialect.
 """
@@ -169,6 +171,41 @@ def bind_arguments_as_constants(function, bound_args: Mapping[int, torch.Tensor]
     )
 
 
+_REASSOCIABLE_COMBINERS = ("arith.addf", "arith.mulf", "arith.maximumf", "arith.minimumf",
+                           "arith.maxnumf", "arith.minnumf")
+
+
+def allow_reassociation_in_reductions(module: ir.Module) -> None:
+    """Marks the floating-point combiners of reductions ``fastmath<reassoc>``.
+
+    LLVM's loop vectoriser only turns an ``fadd`` accumulation into a vector
+    reduction (partial sums per lane) when it may reassociate it; without the
+    flag, sums over the contiguous innermost dimension (LayerNorm's mean and
+    variance, softmax's denominator) run as one scalar chain of dependent adds
+    (LayerNorm over 32x128: 9.6 -> 5.4 us). Only the op that combines the
+    accumulator (the body's ``out`` argument) is marked, never the per-element
+    arithmetic. Eager PyTorch's reductions are vectorised the same way.
+    """
+    combiners = []
+
+    def visit(operation):
+        operation = operation.operation
+        if (operation.name == "linalg.generic"
+                and "reduction" in str(operation.attributes["iterator_types"])):
+            block = operation.regions[0].blocks[0]
+            accumulators = list(block.arguments)[len(operation.operands) - len(operation.results):]
+            for inner in block.operations:
+                if inner.operation.name in _REASSOCIABLE_COMBINERS and any(
+                        operand in accumulators for operand in inner.operation.operands):
+                    combiners.append(inner.operation)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    reassoc = ir.Attribute.parse("#arith.fastmath<reassoc>", module.context)
+    for combiner in combiners:
+        combiner.attributes["fastmath"] = reassoc
+
+
 def check_fully_converted(module: ir.Module) -> None:
     """Raises LoweringError if an op outside the LLVM dialect survived conversion."""
     leftovers = []
@@ -224,8 +261,10 @@ def lower_to_llvm(
     function.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get(context)
     read_only = ir.DictAttr.get({"bufferization.writable": ir.BoolAttr.get(False)})
     function.attributes["arg_attrs"] = ir.ArrayAttr.get([read_only] * len(inputs))
+    schedule.apply(module)
     run_pipeline(module, TENSOR_OPTIMIZATION, "tensor optimization")
     schedule.apply(module)
+    allow_reassociation_in_reductions(module)
     run_pipeline(module, BUFFERIZATION, "bufferization")
     run_pipeline(module, TO_LLVM, "LLVM conversion")
     check_fully_converted(module)

@@ -1,10 +1,10 @@
 """Loop schedule of the compute-heavy ops of a sub-graph.
 
 Convolutions (full and depthwise) and matmuls whose weight operand is a
-compile-time constant are replaced by calls to the register-blocked kernels of :mod:`.kernels`, with the
-weights re-packed once, here, into the layout those kernels stream. Every
-other op keeps linalg's default lowering, which LLVM's loop vectoriser
-handles well for elementwise code.
+compile-time constant, and batch matmuls, are replaced by calls to the
+register-blocked kernels of :mod:`.kernels`, with constant weights re-packed
+once, here, into the layout those kernels stream. Every other op keeps linalg's
+default lowering, which LLVM's loop vectoriser handles well for elementwise code.
 """
 
 import numpy as np
@@ -12,13 +12,22 @@ from torch_mlir import ir
 
 from . import kernels
 
+KERNEL_PREFIX = "__dynn_kernel_"
+
 
 def _constant_array(value: ir.Value) -> np.ndarray | None:
-    """The data of `value` if it is an f32 ``arith.constant``, else None."""
+    """The data of `value` if it is an f32 ``arith.constant`` or a ``linalg.transpose``
+    of one (``F.linear``'s ``weight.t()`` before elementwise fusion folds it), else None."""
     owner = value.owner
     if not isinstance(owner, (ir.OpView, ir.Operation)):
         return None
     operation = owner.operation
+    if operation.name == "linalg.transpose":
+        source = _constant_array(operation.operands[0])
+        if source is None:
+            return None
+        permutation = _int_list(operation.attributes["permutation"])
+        return np.ascontiguousarray(source.transpose(permutation))
     if operation.name != "arith.constant":
         return None
     attribute = operation.attributes["value"]
@@ -36,7 +45,10 @@ def _constant_array(value: ir.Value) -> np.ndarray | None:
 
 
 def _int_list(attribute: ir.Attribute) -> list[int]:
-    return [int(v) for v in ir.DenseIntElementsAttr(attribute)]
+    try:
+        return [int(v) for v in ir.DenseIntElementsAttr(attribute)]
+    except ValueError:
+        return list(ir.DenseI64ArrayAttr(attribute))
 
 
 def _conv_shape(operation: ir.Operation) -> kernels.ConvShape | None:
@@ -59,31 +71,40 @@ def _conv_shape(operation: ir.Operation) -> kernels.ConvShape | None:
 
 _MATMUL_MAPS = ("[affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, "
                 "affine_map<(d0, d1, d2) -> (d0, d1)>]")
+_BATCH_MATMUL_MAPS = ("[affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, "
+                      "affine_map<(d0, d1, d2, d3) -> (d0, d3, d2)>, "
+                      "affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]")
 
 
-def _matmul_shape(operation: ir.Operation) -> kernels.MatmulShape | None:
+def _matmul_shape(operation: ir.Operation, default_maps: str) -> kernels.MatmulShape | None:
+    """The ``[M, K] x [K, N]`` shape of an f32 (batch) matmul without transposed maps."""
     if len(operation.operands) != 3 or (
             "indexing_maps" in operation.attributes
-            and str(operation.attributes["indexing_maps"]) != _MATMUL_MAPS):
+            and str(operation.attributes["indexing_maps"]) != default_maps):
         return None
     lhs = ir.RankedTensorType(operation.operands[0].type)
     if str(lhs.element_type) != "f32":
         return None
     rhs_shape = ir.RankedTensorType(operation.operands[1].type).shape
-    return kernels.MatmulShape(rows=lhs.shape[0], depth=lhs.shape[1], columns=rhs_shape[1])
+    return kernels.MatmulShape(rows=lhs.shape[-2], depth=lhs.shape[-1], columns=rhs_shape[-1])
 
 
 def _replace_with_kernel_call(operation: ir.Operation, callee: str,
-                              packed_weights: np.ndarray) -> None:
+                              packed_weights: np.ndarray | None) -> None:
+    """Swaps `operation` for ``call @callee(lhs, rhs, init)``; the rhs is
+    `packed_weights` as a new constant, or the op's own rhs when None."""
+    rhs = operation.operands[1]
     with ir.InsertionPoint(operation), operation.location:
-        weight_type = ir.RankedTensorType.get(list(packed_weights.shape),
-                                              ir.F32Type.get())
-        weights = ir.Operation.create(
-            "arith.constant", results=[weight_type],
-            attributes={"value": ir.DenseElementsAttr.get(packed_weights, type=weight_type)})
+        if packed_weights is not None:
+            weight_type = ir.RankedTensorType.get(list(packed_weights.shape),
+                                                  ir.F32Type.get())
+            rhs = ir.Operation.create(
+                "arith.constant", results=[weight_type],
+                attributes={"value": ir.DenseElementsAttr.get(packed_weights,
+                                                              type=weight_type)}).result
         call = ir.Operation.create(
             "func.call", results=[operation.results[0].type],
-            operands=[operation.operands[0], weights.result, operation.operands[2]],
+            operands=[operation.operands[0], rhs, operation.operands[2]],
             attributes={"callee": ir.FlatSymbolRefAttr.get(callee)})
     operation.results[0].replace_all_uses_with(call.result)
     operation.erase()
@@ -94,7 +115,8 @@ def _kernel_sites(module: ir.Module) -> list[ir.Operation]:
 
     def visit(operation):
         if operation.operation.name in ("linalg.conv_2d_nchw_fchw",
-                                        "linalg.depthwise_conv_2d_nchw_chw", "linalg.matmul"):
+                                        "linalg.depthwise_conv_2d_nchw_chw", "linalg.matmul",
+                                        "linalg.batch_matmul"):
             sites.append(operation.operation)
         return ir.WalkResult.ADVANCE
 
@@ -102,15 +124,40 @@ def _kernel_sites(module: ir.Module) -> list[ir.Operation]:
     return sites
 
 
+def _kernel_count(module: ir.Module) -> int:
+    """How many kernels an earlier :func:`apply` on `module` already added."""
+    return sum(1 for operation in module.body.operations
+               if operation.operation.name == "func.func"
+               and ir.StringAttr(operation.attributes["sym_name"]).value.startswith(KERNEL_PREFIX))
+
+
 def apply(module: ir.Module) -> None:
-    """Rewrites eligible convolutions (full and depthwise) and matmuls of `module`
-    into kernel calls."""
+    """Rewrites eligible convolutions (full and depthwise), matmuls and batch
+    matmuls of `module` into kernel calls.
+
+    Runs twice: before elementwise fusion, while matmuls are still named ops on
+    2-D (collapsed) operands, and after it, for weights that only fusion's
+    constant folding makes constant. The first run matters: fusion propagates the
+    ``collapse_shape``/``expand_shape`` around ``aten.mm`` on 3-D activations into
+    the matmul, which becomes a rank-5 ``linalg.generic`` no kernel matches, and
+    then fuses elementwise producers into it, so e.g. GELU was recomputed for
+    every step of the next matmul's reduction. A call is opaque to fusion.
+    """
     kernel_texts = []
+    first = _kernel_count(module)
     for operation in _kernel_sites(module):
+        callee = f"{KERNEL_PREFIX}{first + len(kernel_texts)}"
+        if operation.name == "linalg.batch_matmul":
+            shape = _matmul_shape(operation, _BATCH_MATMUL_MAPS)
+            if shape is None:
+                continue
+            batch = ir.RankedTensorType(operation.operands[0].type).shape[0]
+            kernel_texts.append(kernels.batch_matmul_kernel(callee, shape, batch))
+            _replace_with_kernel_call(operation, callee, None)
+            continue
         weights = _constant_array(operation.operands[1])
         if weights is None:
             continue
-        callee = f"__dynn_kernel_{len(kernel_texts)}"
         if operation.name == "linalg.conv_2d_nchw_fchw":
             shape = _conv_shape(operation)
             if shape is None:
@@ -124,7 +171,7 @@ def apply(module: ir.Module) -> None:
             packed = weights
             kernel_texts.append(kernels.depthwise_kernel(callee, shape))
         else:
-            shape = _matmul_shape(operation)
+            shape = _matmul_shape(operation, _MATMUL_MAPS)
             if shape is None:
                 continue
             lanes, vectors = kernels.matmul_tile(shape)

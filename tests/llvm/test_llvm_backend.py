@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.subgraph_bench import (
-    Workload, batch_norm_parameters, conv_weight, export_torch_dialect, workloads)
+    Workload, batch_norm_parameters, conv_weight, export_torch_dialect, transformer_layer,
+    transformer_parameters, workloads)
 from runtime.llvm import CompiledSubgraph, LoweringError, compile_subgraph
 from runtime.llvm import lowering
 
@@ -65,6 +66,17 @@ def test_strided_conv_and_unaligned_shapes():
     compiled = _compile(downsample, inputs, parameters)
     torch.testing.assert_close(compiled(*inputs)[0], downsample(*inputs, *parameters),
                                **TOLERANCE)
+
+
+def test_transformer_layer_with_unaligned_heads():
+    """Sequence 20, head width 24: the attention bmm kernels read and write partial
+    vectors (20 and 24 columns are not multiples of 16 lanes)."""
+    torch.manual_seed(2)
+    inputs = [torch.randn(1, 20, 72)]
+    parameters = transformer_parameters(72, 200)
+    layer = lambda x, *p: transformer_layer(x, *p, heads=3)
+    compiled = _compile(layer, inputs, parameters)
+    torch.testing.assert_close(compiled(*inputs)[0], layer(*inputs, *parameters), **TOLERANCE)
 
 
 def test_zero_dim_bool_condition_from_zero_dim_input():
