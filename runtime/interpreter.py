@@ -307,8 +307,7 @@ class Interpreter:
                 values = function([env[v] for v in operands])
             except (RuntimeError, TypeError, ValueError, IndexError) as error:
                 raise _located(op, f"failed: {_first_line(error)}") from None
-            for result, value in zip(results, values, strict=True):
-                env[result] = value
+            env.update(zip(results, values, strict=True))
 
         return run_many
 
@@ -322,8 +321,7 @@ class Interpreter:
             if not resolved:
                 resolved.append(self._function(callee))
             values = resolved[0](*[env[v] for v in operands])
-            for result, value in zip(results, values):
-                env[result] = value
+            env.update(zip(results, values))
 
         return run
 
@@ -337,8 +335,7 @@ class Interpreter:
             kind, values = (then_region if env[cond] else else_region)(env)
             if kind != YIELD:
                 return kind, values
-            for result, value in zip(results, values):
-                env[result] = value
+            env.update(zip(results, values))
             return None
 
         return run
@@ -353,8 +350,7 @@ class Interpreter:
             kind, values = cases.get(env[selector], default_region)(env)
             if kind != YIELD:
                 return kind, values
-            for result, value in zip(results, values):
-                env[result] = value
+            env.update(zip(results, values))
             return None
 
         return run
@@ -373,8 +369,7 @@ class Interpreter:
             carried = tuple(env[v] for v in inits)
             for index in range(lower, upper, step):
                 env[induction_variable] = index
-                for arg, value in zip(carried_args, carried):
-                    env[arg] = value
+                env.update(zip(carried_args, carried))
                 kind, values = body(env)
                 if kind == BREAK:
                     carried = values
@@ -382,8 +377,7 @@ class Interpreter:
                 if kind == RETURN:
                     return kind, values
                 carried = values
-            for result, value in zip(results, carried):
-                env[result] = value
+            env.update(zip(results, carried))
             return None
 
         return run
@@ -399,8 +393,7 @@ class Interpreter:
         def run(env: Environment) -> Signal | None:
             carried = tuple(env[v] for v in inits)
             while True:
-                for arg, value in zip(before_args, carried):
-                    env[arg] = value
+                env.update(zip(before_args, carried))
                 kind, values = before(env)
                 if kind == RETURN:
                     return kind, values
@@ -408,8 +401,7 @@ class Interpreter:
                 if not flag:
                     exit_values = forwarded
                     break
-                for arg, value in zip(after_args, forwarded):
-                    env[arg] = value
+                env.update(zip(after_args, forwarded))
                 kind, values = after(env)
                 if kind == BREAK:
                     exit_values = values
@@ -417,8 +409,7 @@ class Interpreter:
                 if kind == RETURN:
                     return kind, values
                 carried = values
-            for result, value in zip(results, exit_values):
-                env[result] = value
+            env.update(zip(results, exit_values))
             return None
 
         return run
