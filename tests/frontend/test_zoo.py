@@ -13,7 +13,7 @@ import sys
 import pytest
 
 import examples.dynn as zoo
-from tests.frontend.conftest import check_agreement
+from tests.frontend.conftest import check_agreement, zoo_models_with_known_rounding_misses
 
 FAST_MODELS = ["cond_router", "while_loop_fixed_point", "caption_resnet"]
 
@@ -31,15 +31,7 @@ def test_zoo_model_agrees_on_a_few_inputs(name):
     check_zoo_model(name, 12, require_coverage=False)
 
 
-DECOMPOSITION_ROUNDING = pytest.mark.xfail(
-    strict=True,
-    reason="one logit of one of 100 inputs differs by 1.65e-5 (atol 1e-5): torch-mlir's importer "
-    "decomposes batch-norm and softmax, so the interpreter sums in another fp32 order",
-)
-ACCEPTANCE_MODELS = [
-    pytest.param(name, marks=DECOMPOSITION_ROUNDING) if name == "sdn_mobilenet" else name
-    for name in sorted(zoo.ZOO)
-]
+ACCEPTANCE_MODELS = zoo_models_with_known_rounding_misses()
 
 
 @pytest.mark.slow
