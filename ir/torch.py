@@ -18,7 +18,6 @@ from xdsl.dialects.builtin import (
     IntAttr,
     IntegerType,
     NoneAttr,
-    Signedness,
     i1,
 )
 from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, TypeAttribute
@@ -164,8 +163,23 @@ class NumberType(ParametrizedAttribute, TypeAttribute):
     name = "torch.number"
 
 
+class _ShortSpelledElement:
+    """Syntax of the torch types wrapping one element type (`list<int>`, `optional<int>`):
+    torch-mlir writes the element without its `!torch.` prefix."""
+
+    element: Attribute
+
+    def print_parameters(self, printer: Printer) -> None:
+        printer.print_string("<" + _short_torch_spelling(self.element) + ">")
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        with parser.in_angle_brackets():
+            return (_parse_short_torch_type(parser),)
+
+
 @irdl_attr_definition
-class ListType(ParametrizedAttribute, TypeAttribute):
+class ListType(_ShortSpelledElement, ParametrizedAttribute, TypeAttribute):
     """`!torch.list<int>`: a list argument built by `torch.prim.ListConstruct`.
 
     torch-mlir prints its element types without the `!torch.` prefix (`list<int>`,
@@ -176,30 +190,14 @@ class ListType(ParametrizedAttribute, TypeAttribute):
 
     element: Attribute
 
-    def print_parameters(self, printer: Printer) -> None:
-        printer.print_string("<" + _short_torch_spelling(self.element) + ">")
-
-    @classmethod
-    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
-        with parser.in_angle_brackets():
-            return (_parse_short_torch_type(parser),)
-
 
 @irdl_attr_definition
-class OptionalType(ParametrizedAttribute, TypeAttribute):
+class OptionalType(_ShortSpelledElement, ParametrizedAttribute, TypeAttribute):
     """`!torch.optional<int>`: an argument that may be None."""
 
     name = "torch.optional"
 
     element: Attribute
-
-    def print_parameters(self, printer: Printer) -> None:
-        printer.print_string("<" + _short_torch_spelling(self.element) + ">")
-
-    @classmethod
-    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
-        with parser.in_angle_brackets():
-            return (_parse_short_torch_type(parser),)
 
 
 _SHORT_NAMED_TYPES: dict[str, type[ParametrizedAttribute]] = {
@@ -242,10 +240,6 @@ def is_bool_dtype(dtype: Attribute | None) -> bool:
 
 def is_integer_dtype(dtype: Attribute | None) -> bool:
     return isinstance(dtype, IntegerType) and dtype != i1
-
-
-def is_signed_or_signless_int(dtype: Attribute | None) -> bool:
-    return isinstance(dtype, IntegerType) and dtype.signedness.data != Signedness.UNSIGNED
 
 
 Torch = Dialect(
