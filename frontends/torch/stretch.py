@@ -36,6 +36,7 @@ from xdsl.parser import Parser
 from xdsl.utils.exceptions import ParseError, VerifyException
 
 from frontends.torch.cache import Unfingerprintable, describe_value
+from frontends.torch.decompositions import BACKEND_LEGAL_OPS, decomposition_table
 from ir.program import ProgramContext
 
 Ref = tuple
@@ -211,7 +212,12 @@ def import_stretch(stretch: Stretch, outputs: list[Ref]) -> func.FuncOp:
     try:
         with redirect_stderr(io.StringIO()):
             imported = torch_mlir.fx.export_and_import(
-                _Replay(stretch, outputs), *examples, output_type="torch", func_name="stretch"
+                _Replay(stretch, outputs),
+                *examples,
+                output_type="torch",
+                func_name="stretch",
+                decomposition_table=decomposition_table(),
+                backend_legal_ops=BACKEND_LEGAL_OPS,
             )
     except Exception as error:  # noqa: BLE001 - torch.export and the importer raise many types
         raise ImportFailure(_first_line(error)) from None

@@ -2,7 +2,9 @@
 
 Stages, each a pass pipeline run through ``torch_mlir.passmanager``:
 
-1. ``torch-backend-to-linalg-on-tensors-backend-pipeline`` (torch-mlir's own).
+1. ``torch-decompose-complex-ops`` for the ops the frontend keeps whole on purpose
+   (``aten.addcmul``, the fused multiply-add of eager batch-norm), then
+   ``torch-backend-to-linalg-on-tensors-backend-pipeline`` (torch-mlir's own).
 2. Bound arguments become ``arith.constant`` tensors, so weight transposes and
    other parameter-only computations fold at compile time.
 3. Tensor-level optimisation: :mod:`.schedule`, which replaces convolutions and
@@ -26,7 +28,10 @@ from . import schedule
 from .engine import TensorSpec
 from .errors import LoweringError
 
-TORCH_TO_LINALG = "builtin.module(torch-backend-to-linalg-on-tensors-backend-pipeline)"
+TORCH_TO_LINALG = (
+    "builtin.module(func.func(torch-decompose-complex-ops),"
+    "torch-backend-to-linalg-on-tensors-backend-pipeline)"
+)
 
 TENSOR_OPTIMIZATION = "builtin.module(canonicalize, linalg-fuse-elementwise-ops, canonicalize, cse)"
 

@@ -88,19 +88,3 @@ def uncovered_constructs(conversion: Conversion, counts: Counter) -> list[str]:
 def deterministic_weights():
     """Models build random weights: the same seed makes every run take the same paths."""
     torch.manual_seed(0)
-
-
-def zoo_models_with_known_rounding_misses() -> list:
-    """Every zoo model name for an acceptance test, with sdn_mobilenet marked as a strict
-    xfail: on one of its sample inputs one logit differs from eager by 1.65e-5 (atol 1e-5)
-    because torch-mlir's importer decomposes batch-norm and softmax, so the program sums in
-    another fp32 order. Strict, so the marker goes once the miss does."""
-    import examples.dynn as zoo
-
-    rounding = pytest.mark.xfail(
-        strict=True, reason="sdn_mobilenet: fp32 rounding of decomposed batch-norm (1.65e-5)"
-    )
-    return [
-        pytest.param(name, marks=rounding) if name == "sdn_mobilenet" else name
-        for name in sorted(zoo.ZOO)
-    ]

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 import examples.dynn as zoo
-from tests.frontend.conftest import check_agreement, zoo_models_with_known_rounding_misses
+from tests.frontend.conftest import check_agreement
 
 FAST_MODELS = ["cond_router", "while_loop_fixed_point", "caption_resnet"]
 
@@ -31,7 +31,7 @@ def test_zoo_model_agrees_on_a_few_inputs(name):
     check_zoo_model(name, 12, require_coverage=False)
 
 
-ACCEPTANCE_MODELS = zoo_models_with_known_rounding_misses()
+ACCEPTANCE_MODELS = sorted(zoo.ZOO)
 
 
 @pytest.mark.slow

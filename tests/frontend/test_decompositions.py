@@ -1,0 +1,79 @@
+"""Inference batch-norm is imported in the arithmetic of PyTorch's CPU kernel, so the reference
+interpreter reproduces eager bit for bit, and the LLVM backend still compiles it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from frontends.torch import compile, convert, rebuild_results
+from frontends.torch.api import result_tree
+from runtime.interpreter import run_program
+
+
+class Net(nn.Module):
+    def __init__(self, *layers: nn.Module):
+        super().__init__()
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def randomized_batch_norms(model: nn.Module) -> nn.Module:
+    """Running statistics and affine parameters far from their identity defaults."""
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                channels = module.num_features
+                module.running_mean.copy_(torch.randn(channels, generator=generator))
+                module.running_var.copy_(torch.rand(channels, generator=generator) * 3 + 0.1)
+                if module.affine:
+                    module.weight.copy_(torch.randn(channels, generator=generator))
+                    module.bias.copy_(torch.randn(channels, generator=generator))
+    return model.eval()
+
+
+def conv_net(affine: bool = True) -> nn.Module:
+    layers: list[nn.Module] = []
+    for channels_in, channels_out in [(3, 16), (16, 16), (16, 32)]:
+        layers += [
+            nn.Conv2d(channels_in, channels_out, 3, padding=1),
+            nn.BatchNorm2d(channels_out, affine=affine),
+            nn.ReLU(),
+        ]
+    return randomized_batch_norms(Net(*layers))
+
+
+def interpret(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    conversion = convert(model, (x,))
+    results = run_program(conversion.module, conversion.params, [x])
+    return rebuild_results(result_tree(conversion.module), results)
+
+
+@pytest.mark.parametrize(
+    "model, shape",
+    [
+        (conv_net(), (2, 3, 17, 17)),
+        (conv_net(affine=False), (1, 3, 9, 9)),
+        (randomized_batch_norms(Net(nn.Linear(8, 24), nn.BatchNorm1d(24))), (4, 8)),
+    ],
+    ids=["conv-bn2d", "conv-bn2d-no-affine", "linear-bn1d"],
+)
+def test_interpreted_batch_norm_equals_eager_bit_for_bit(model, shape):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model(x)
+    assert torch.equal(interpret(model, x), expected)
+
+
+def test_batch_norm_network_compiles_without_fallback(tmp_path):
+    model = conv_net()
+    x = torch.randn(1, 3, 17, 17, generator=torch.Generator().manual_seed(0))
+    program = compile(model, (x,), cache_dir=tmp_path)
+    assert (program.stats.compiled, program.stats.fallback) == (1, 0), program.stats
+    assert "torch.aten.addcmul" in program.ir
+    with torch.no_grad():
+        torch.testing.assert_close(program(x), model(x), rtol=1e-4, atol=1e-5)
