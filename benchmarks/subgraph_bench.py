@@ -12,6 +12,7 @@ steadier when other jobs share the cores.
 
 import argparse
 import dataclasses
+import functools
 import pathlib
 import re
 import statistics
@@ -297,8 +298,8 @@ def main(argv: list[str] | None = None) -> None:
             compiled = compile_workload(workload, pathlib.Path(cache_dir))
             compile_seconds = time.perf_counter() - start
             error = max_abs_error(workload.eager(*workload.inputs), compiled(*workload.inputs))
-            eager_call = lambda: workload.eager(*workload.inputs)
-            ours_call = lambda: compiled(*workload.inputs)
+            eager_call = functools.partial(workload.eager, *workload.inputs)
+            ours_call = functools.partial(compiled, *workload.inputs)
             for _ in range(10):
                 eager_call(), ours_call()
             probe = time.perf_counter()

@@ -19,7 +19,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-
 from ir.program import parse_and_verify, print_module
 from passes.cli import run
 from passes.registry import DEFAULT_PIPELINE, PASSES

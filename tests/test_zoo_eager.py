@@ -16,7 +16,6 @@ import os
 import pytest
 import torch
 
-
 from examples.dynn import ZOO, coverage, load, model_file
 
 NUM_INPUTS = 100

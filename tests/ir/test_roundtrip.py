@@ -6,9 +6,7 @@ pointing at the right line and column."""
 
 from __future__ import annotations
 
-
 import pytest
-
 
 from ir.dy import Dy
 from ir.program import IRError, parse_and_verify, parse_module, print_module

@@ -11,7 +11,6 @@ import pytest
 import torch
 from hypothesis import HealthCheck, event, given, settings
 
-
 from ir.program import ProgramContext, parse_and_verify, print_module, verify_module
 from passes.registry import DEFAULT_PIPELINE, PASSES, build_pipeline
 from runtime.interpreter import ExecutionError, run_program
