@@ -12,4 +12,4 @@ from .compiler import compile_subgraph
 from .engine import CompiledSubgraph
 from .errors import LoweringError
 
-__all__ = ["compile_subgraph", "CompiledSubgraph", "LoweringError"]
+__all__ = ["CompiledSubgraph", "LoweringError", "compile_subgraph"]

@@ -26,9 +26,15 @@ Kernel shapes (f32, AVX-512 wide vectors of 16 lanes):
   ``[N / tile, K, tile]`` so the sweep streams memory contiguously.
 * batch matmul ``[B, M, K] x [B, K, N]`` with computed operands (attention): the
   matmul tile, reading rhs rows in place.
+
+Every reduction is summed in blocks (:func:`reduction_block`): each block starts its
+accumulators at zero and adds them to running sums afterwards, so fp32 rounding
+error grows like ``b + n / b`` rather than ``n`` for ``n`` terms; narrow matmul
+tiles also split ``K`` over independent partial sums (:func:`matmul_partials`).
 """
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -103,6 +109,114 @@ def _open_loop(emitter: _Emitter, induction: str, upper: int, step: int,
 def _close_loop(emitter: _Emitter, yielded: list[str], types: list[str]) -> None:
     emitter.emit(f"scf.yield {', '.join(yielded)} : {', '.join(types)}")
     emitter.emit("}")
+
+
+#: Shortest reduction block, in terms (FMAs per accumulator); see
+#: :func:`reduction_block`. A tile of up to 8 accumulators keeps its running sums in
+#: registers beside them, and blocks of :data:`BLOCK_TERMS` cost nothing measurable.
+#: A 16-accumulator tile (convolutions, matmuls of 4 rows) plus 16 running sums
+#: exceeds the 32 vector registers and LLVM spills a few per block: blocks of
+#: :data:`WIDE_TILE_BLOCK_TERMS` (16 channels of a 3x3 kernel) keep that within about
+#: 1% of the unblocked kernel's time on compute-bound convolutions.
+BLOCK_TERMS = 64
+WIDE_TILE_BLOCK_TERMS = 144
+#: Convolutions with more weight bytes than this stream them from L3 or memory, and
+#: the block overhead hides behind the loads: they take :data:`BLOCK_TERMS`.
+STREAMED_WEIGHT_BYTES = 4 << 20
+
+
+def _block_terms(accumulators: int, weight_bytes: int = 0) -> int:
+    """Minimum reduction block for a tile of `accumulators` vectors."""
+    if accumulators <= MAX_ACCUMULATORS // 2 or weight_bytes > STREAMED_WEIGHT_BYTES:
+        return BLOCK_TERMS
+    return WIDE_TILE_BLOCK_TERMS
+
+
+def conv_reduction_block(shape: "ConvShape", accumulators: int) -> int:
+    """Input channels per reduction block of a convolution tile."""
+    weight_bytes = 4 * shape.filters * shape.channels * shape.kernel_height * shape.kernel_width
+    terms = shape.kernel_height * shape.kernel_width
+    return reduction_block(shape.channels, terms, _block_terms(accumulators, weight_bytes))
+
+
+def reduction_block(units: int, terms_per_unit: int, minimum_terms: int) -> int:
+    """Units (input channels, or ``K`` steps) per block of a blocked reduction.
+
+    Summing ``n`` terms in one fp32 chain gives an error that grows like ``n`` ulps of
+    the partial sums; summing blocks of ``b`` terms into fresh accumulators and then
+    adding the block sums to the running total grows like ``b + n / b``, smallest at
+    ``b = sqrt(n)`` (VGG's 4608-term reductions: about 5x smaller). Blocks are at least
+    `minimum_terms` long, so the additions between blocks cost little; `units` itself
+    when that makes one block.
+    """
+    target = max(minimum_terms, math.isqrt(units * terms_per_unit))
+    return next(b for b in range(1, units + 1)
+                if units % b == 0 and (b * terms_per_unit >= target or b == units))
+
+
+@dataclasses.dataclass
+class _Reduction:
+    """The loops of a (possibly blocked) reduction; see :func:`_open_reduction`."""
+
+    tensor: str
+    """The tensor the sums are written to."""
+    totals: list[str] | None = None
+    """Several blocks: the block loop's results, the running sums."""
+
+
+def _open_reduction(emitter: _Emitter, induction: str, units: int, block: int, step: int,
+                    tensor: str, read_initial, count: int,
+                    vector_type: str) -> tuple[_Reduction, list[str]]:
+    """Opens the loop(s) of a reduction over `units` with `count` vector accumulators
+    named ``%ra<k>`` inside; `induction` holds the unit index (a multiple of `step`).
+
+    One block (`block` == `units`): one loop whose accumulators start from
+    ``read_initial(tensor)``, as a plain register-blocked kernel. Several: an outer
+    loop over blocks carrying the running sums ``%rt<k>`` (from ``read_initial``) and
+    an inner loop whose accumulators start at zero; :func:`_close_reduction` adds each
+    block's sums to the running ones. Returns the reduction and the inner loop's
+    results.
+    """
+    initial = read_initial(tensor)
+    if block == units:
+        results = _open_loop(emitter, induction, units, step, [
+            (f"%ra{k}", initial[k], vector_type) for k in range(count)])
+        return _Reduction(tensor), results
+    zero = emitter.fresh("zv")
+    emitter.emit(f"{zero} = arith.constant dense<0.0> : {vector_type}")
+    totals = _open_loop(emitter, "%rb", units // block, 1, [
+        (f"%rt{k}", initial[k], vector_type) for k in range(count)])
+    start = emitter.affine(f"d0 * {block}", ["%rb"])
+    end = emitter.add(start, block)
+    results = emitter.fresh("r")
+    iter_args = ", ".join(f"%ra{k} = {zero}" for k in range(count))
+    emitter.emit(f"{results}:{count} = scf.for {induction} = {start} to {end} step "
+                 f"{emitter.index(step)} iter_args({iter_args}) -> "
+                 f"({', '.join([vector_type] * count)}) {{")
+    return _Reduction(tensor, totals), [f"{results}#{k}" for k in range(count)]
+
+
+def _close_reduction(emitter: _Emitter, reduction: _Reduction, sums: list[str],
+                     write, vector_type: str, combine=None) -> str:
+    """Writes the accumulators' `sums` (after the inner loop is closed) to the tensor;
+    with several blocks, adds them to the running sums first and closes the block
+    loop. `combine(sums)`, if given, then reduces the sums to the values written
+    (partial sums of one output). `write(value, tensor, k)` emits the store of value
+    `k` and returns the new tensor. Returns the tensor after the reduction."""
+    if reduction.totals is not None:
+        added = []
+        for k, value in enumerate(sums):
+            total = emitter.fresh("sum")
+            emitter.emit(f"{total} = arith.addf %rt{k}, {value} : {vector_type}")
+            added.append(total)
+        _close_loop(emitter, added, [vector_type] * len(sums))
+        sums = reduction.totals
+    if combine is not None:
+        sums = combine(sums)
+    tensor = reduction.tensor
+    for k, value in enumerate(sums):
+        tensor = write(value, tensor, k)
+    return tensor
 
 
 def _function(name: str, arguments: list[tuple[str, str]], result_type: str,
@@ -205,17 +319,31 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
     filter_index = [e.add(filter_base, i) for i in range(filter_block)]
     column_index = [e.add("%ow", j * lanes) for j in range(vectors)]
     blocks = [(i, j) for i in range(filter_block) for j in range(vectors)]
-    initial = []
-    for i, j in blocks:
+
+    def position(k: int) -> str:
+        i, j = blocks[k]
+        return f"[{c0}, {filter_index[i]}, %oh, {column_index[j]}]"
+
+    def read(tensor: str, k: int) -> str:
         value = e.fresh("init")
-        e.emit(f"{value} = vector.transfer_read %o2[{c0}, {filter_index[i]}, %oh, "
-               f"{column_index[j]}], {zero} {{in_bounds = [true]}} : {output_type}, {vector_type}")
-        initial.append(value)
+        e.emit(f"{value} = vector.transfer_read {tensor}{position(k)}, {zero} "
+               f"{{in_bounds = [true]}} : {output_type}, {vector_type}")
+        return value
+
+    def write(value: str, tensor: str, k: int) -> str:
+        written = e.fresh("o")
+        e.emit(f"{written} = vector.transfer_write {value}, {tensor}{position(k)} "
+               f"{{in_bounds = [true]}} : {vector_type}, {output_type}")
+        return written
+
     accumulator_types = [vector_type] * len(blocks)
-    by_channel = _open_loop(e, "%c", shape.channels, 1, [
-        (f"%ca{k}", initial[k], vector_type) for k in range(len(blocks))])
+    reduction, by_channel = _open_reduction(
+        e, "%c", shape.channels,
+        conv_reduction_block(shape, len(blocks)), 1,
+        "%o2", lambda t: [read(t, k) for k in range(len(blocks))],
+        len(blocks), vector_type)
     by_row = _open_loop(e, "%kh", shape.kernel_height, 1, [
-        (f"%ka{k}", f"%ca{k}", vector_type) for k in range(len(blocks))])
+        (f"%ka{k}", f"%ra{k}", vector_type) for k in range(len(blocks))])
     input_row = e.affine(f"d0 * {shape.stride_h} + d1", ["%oh", "%kh"])
     accumulators = [f"%ka{k}" for k in range(len(blocks))]
     stride = shape.stride_w
@@ -245,13 +373,7 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
                 accumulators[k] = e.fma(weight, inputs[j], accumulators[k], vector_type)
     _close_loop(e, accumulators, accumulator_types)
     _close_loop(e, by_row, accumulator_types)
-    result = "%o2"
-    for k, (i, j) in enumerate(blocks):
-        written = e.fresh("o")
-        e.emit(f"{written} = vector.transfer_write {by_channel[k]}, {result}[{c0}, "
-               f"{filter_index[i]}, %oh, {column_index[j]}] {{in_bounds = [true]}} : "
-               f"{vector_type}, {output_type}")
-        result = written
+    result = _close_reduction(e, reduction, by_channel, write, vector_type)
     _close_loop(e, [result], [output_type])
     _close_loop(e, [out2], [output_type])
     _close_loop(e, [out1], [output_type])
@@ -284,19 +406,32 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
     e.emit(f"%tile_init = tensor.empty() : {tile_type}")
     e.emit(f"%tile = linalg.transpose ins(%slice : {slice_type}) outs(%tile_init : {tile_type}) "
            f"permutation = [1, 2, 0]")
-    initial = []
-    for p, v in blocks:
+
+    def position(k: int) -> str:
+        p, v = blocks[k]
         r, ow = pixels[p]
+        return f"[{e.index(r)}, {e.index(ow)}, {e.index(v * lanes)}]"
+
+    def read(tensor: str, k: int) -> str:
         value = e.fresh("init")
-        e.emit(f"{value} = vector.transfer_read %tile[{e.index(r)}, {e.index(ow)}, "
-               f"{e.index(v * lanes)}], {zero} {{in_bounds = [true]}} : {tile_type}, "
-               f"{vector_type}")
-        initial.append(value)
+        e.emit(f"{value} = vector.transfer_read {tensor}{position(k)}, {zero} "
+               f"{{in_bounds = [true]}} : {tile_type}, {vector_type}")
+        return value
+
+    def write(value: str, tensor: str, k: int) -> str:
+        written = e.fresh("t")
+        e.emit(f"{written} = vector.transfer_write {value}, {tensor}{position(k)} "
+               f"{{in_bounds = [true]}} : {vector_type}, {tile_type}")
+        return written
+
     accumulator_types = [vector_type] * len(blocks)
-    by_channel = _open_loop(e, "%c", shape.channels, 1, [
-        (f"%ca{k}", initial[k], vector_type) for k in range(len(blocks))])
+    reduction, by_channel = _open_reduction(
+        e, "%c", shape.channels,
+        conv_reduction_block(shape, len(blocks)), 1,
+        "%tile",
+        lambda t: [read(t, k) for k in range(len(blocks))], len(blocks), vector_type)
     by_row = _open_loop(e, "%kh", shape.kernel_height, 1, [
-        (f"%ka{k}", f"%ca{k}", vector_type) for k in range(len(blocks))])
+        (f"%ka{k}", f"%ra{k}", vector_type) for k in range(len(blocks))])
     accumulators = [f"%ka{k}" for k in range(len(blocks))]
     input_rows = [e.affine(f"(d0 + {r}) * {shape.stride_h} + d1", ["%oh", "%kh"])
                   for r in range(rows)]
@@ -317,14 +452,7 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
                 accumulators[k] = e.fma(scalar, weights[v], accumulators[k], vector_type)
     _close_loop(e, accumulators, accumulator_types)
     _close_loop(e, by_row, accumulator_types)
-    tile = "%tile"
-    for k, (p, v) in enumerate(blocks):
-        r, ow = pixels[p]
-        written = e.fresh("t")
-        e.emit(f"{written} = vector.transfer_write {by_channel[k]}, {tile}[{e.index(r)}, "
-               f"{e.index(ow)}, {e.index(v * lanes)}] {{in_bounds = [true]}} : {vector_type}, "
-               f"{tile_type}")
-        tile = written
+    tile = _close_reduction(e, reduction, by_channel, write, vector_type)
     e.emit(f"%slice_result = linalg.transpose ins({tile} : {tile_type}) "
            f"outs(%slice : {slice_type}) permutation = [2, 0, 1]")
     result = e.fresh("o")
@@ -359,6 +487,29 @@ def matmul_tile(shape: MatmulShape) -> tuple[int, int]:
     limit = MAX_ACCUMULATORS // matmul_rows(shape)
     return lanes, _largest_divisor(column_vectors,
                                    tuple(v for v in (8, 7, 6, 5, 4, 3, 2, 1) if v <= limit))
+
+
+#: Accumulators a matmul tile is widened to with independent partial sums over ``K``.
+PARTIAL_ACCUMULATORS = 8
+
+
+def matmul_partials(shape: MatmulShape) -> int:
+    """Independent partial sums per output vector of a matmul tile: tiles of fewer than
+    :data:`PARTIAL_ACCUMULATORS` vectors (e.g. 10-class heads over 8192 features: one
+    vector) split ``K`` over several accumulators (step ``k`` goes to ``k mod P``),
+    added pairwise at the end: more FMA chains in flight and shorter fp32 sums."""
+    _, vectors = matmul_tile(shape)
+    tile = matmul_rows(shape) * vectors
+    block = matmul_reduction_block(shape)
+    return next(p for p in (8, 4, 2, 1)
+                if p * tile <= max(PARTIAL_ACCUMULATORS, tile) and block % p == 0)
+
+
+def matmul_reduction_block(shape: MatmulShape) -> int:
+    """``K`` steps per reduction block of a matmul tile (partial sums included)."""
+    _, vectors = matmul_tile(shape)
+    tile = matmul_rows(shape) * vectors
+    return reduction_block(shape.depth, 1, _block_terms(tile))
 
 
 def pack_matmul_weights(weights: np.ndarray, tile: int) -> np.ndarray:
@@ -420,39 +571,77 @@ def _matmul_text(name: str, shape: MatmulShape, batch: int | None) -> str:
     column_base = e.affine(f"d0 * {tile}", ["%t"])
     columns = [e.add(column_base, j * lanes) for j in range(vectors)]
     blocks = [(r, j) for r in range(rows) for j in range(vectors)]
-    initial = []
-    for r, j in blocks:
+    block = matmul_reduction_block(shape)
+    partials = matmul_partials(shape)
+    count = len(blocks) * partials
+
+    def position(b: int) -> str:
+        r, j = blocks[b]
+        return f"[{lead}{row_indices[r]}, {columns[j]}]"
+
+    def read(tensor: str, b: int) -> str:
         value = e.fresh("init")
-        e.emit(f"{value} = vector.transfer_read %o1[{lead}{row_indices[r]}, {columns[j]}], "
-               f"{zero} {{in_bounds = [{in_bounds}]}} : {output_type}, {vector_type}")
-        initial.append(value)
-    by_depth = _open_loop(e, "%k", shape.depth, 1, [
-        (f"%da{b}", initial[b], vector_type) for b in range(len(blocks))])
-    weights = []
-    for j in range(vectors):
-        weight = e.fresh("w")
-        if batch is None:
-            e.emit(f"{weight} = vector.transfer_read %rhs[%t, %k, {e.index(j * lanes)}], "
-                   f"{zero} {{in_bounds = [true]}} : {rhs_type}, {vector_type}")
-        else:
-            e.emit(f"{weight} = vector.transfer_read %rhs[%bt, %k, {columns[j]}], "
-                   f"{zero} {{in_bounds = [{in_bounds}]}} : {rhs_type}, {vector_type}")
-        weights.append(weight)
-    scalars = []
-    for r in range(rows):
-        scalar = e.fresh("x")
-        e.emit(f"{scalar} = tensor.extract %lhs[{lead}{row_indices[r]}, %k] : {lhs_type}")
-        scalars.append(scalar)
-    accumulators = [e.fma(scalars[r], weights[j], f"%da{b}", vector_type)
-                    for b, (r, j) in enumerate(blocks)]
-    _close_loop(e, accumulators, [vector_type] * len(blocks))
-    result = "%o1"
-    for b, (r, j) in enumerate(blocks):
+        e.emit(f"{value} = vector.transfer_read {tensor}{position(b)}, {zero} "
+               f"{{in_bounds = [{in_bounds}]}} : {output_type}, {vector_type}")
+        return value
+
+    def write(value: str, tensor: str, b: int) -> str:
         written = e.fresh("o")
-        e.emit(f"{written} = vector.transfer_write {by_depth[b]}, {result}[{lead}"
-               f"{row_indices[r]}, {columns[j]}] {{in_bounds = [{in_bounds}]}} : "
-               f"{vector_type}, {output_type}")
-        result = written
+        e.emit(f"{written} = vector.transfer_write {value}, {tensor}{position(b)} "
+               f"{{in_bounds = [{in_bounds}]}} : {vector_type}, {output_type}")
+        return written
+
+    def read_initial(tensor: str) -> list[str]:
+        initial = [read(tensor, b) for b in range(len(blocks))]
+        if partials > 1:
+            zeros = e.fresh("zv")
+            e.emit(f"{zeros} = arith.constant dense<0.0> : {vector_type}")
+            initial += [zeros] * (count - len(blocks))
+        return initial
+
+    reduction, by_depth = _open_reduction(e, "%k", shape.depth, block, partials,
+                                          "%o1", read_initial, count,
+                                          vector_type)
+    accumulators = []
+    for p in range(partials):
+        depth_index = e.add("%k", p)
+        weights = []
+        for j in range(vectors):
+            weight = e.fresh("w")
+            if batch is None:
+                e.emit(f"{weight} = vector.transfer_read %rhs[%t, {depth_index}, "
+                       f"{e.index(j * lanes)}], {zero} {{in_bounds = [true]}} : {rhs_type}, "
+                       f"{vector_type}")
+            else:
+                e.emit(f"{weight} = vector.transfer_read %rhs[%bt, {depth_index}, {columns[j]}], "
+                       f"{zero} {{in_bounds = [{in_bounds}]}} : {rhs_type}, {vector_type}")
+            weights.append(weight)
+        scalars = []
+        for r in range(rows):
+            scalar = e.fresh("x")
+            e.emit(f"{scalar} = tensor.extract %lhs[{lead}{row_indices[r]}, {depth_index}] : "
+                   f"{lhs_type}")
+            scalars.append(scalar)
+        accumulators += [e.fma(scalars[r], weights[j], f"%ra{p * len(blocks) + b}", vector_type)
+                         for b, (r, j) in enumerate(blocks)]
+    _close_loop(e, accumulators, [vector_type] * count)
+
+    def combine(sums: list[str]) -> list[str]:
+        """The partial sums of each output vector, added pairwise."""
+        sets = [sums[p * len(blocks):(p + 1) * len(blocks)] for p in range(partials)]
+        while len(sets) > 1:
+            combined = []
+            for first, second in zip(sets[0::2], sets[1::2]):
+                pair = []
+                for a, b in zip(first, second):
+                    total = e.fresh("pair")
+                    e.emit(f"{total} = arith.addf {a}, {b} : {vector_type}")
+                    pair.append(total)
+                combined.append(pair)
+            sets = combined
+        return sets[0]
+
+    result = _close_reduction(e, reduction, by_depth, write, vector_type, combine)
     _close_loop(e, [result], [output_type])
     _close_loop(e, [out1], [output_type])
     if batch is not None:
