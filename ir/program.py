@@ -8,6 +8,7 @@ after any number of passes still points at the line the op came from.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from bisect import bisect_right
 from collections import defaultdict
@@ -19,20 +20,21 @@ from xdsl.dialects.arith import Arith
 from xdsl.dialects.builtin import (
     Builtin,
     FileLineColLoc,
+    FunctionType,
     IntAttr,
     ModuleOp,
     StringAttr,
     UnregisteredAttr,
     UnregisteredOp,
 )
-from xdsl.ir import Operation, Region, SSAValue, TypeAttribute
+from xdsl.ir import Attribute, Operation, Region, SSAValue, TypeAttribute
 from xdsl.parser import Parser
 from xdsl.parser.generic_parser import ParserState
 from xdsl.printer import Printer
 from xdsl.traits import IsolatedFromAbove
 from xdsl.utils.exceptions import ParseError, VerifyException
 from xdsl.utils.lexer import Input
-from xdsl.utils.mlir_lexer import MLIRLexer
+from xdsl.utils.mlir_lexer import MLIRLexer, MLIRTokenKind
 
 from ir.dy import Dy, op_name
 from ir.torch import Torch
@@ -118,6 +120,8 @@ class _LocatingParser(Parser):
         self._filename = StringAttr(filename)
         self._text = text
         self._lines = lines
+        self._symbols: dict[tuple[bool, str, str], Attribute] = {}
+        self._signatures: dict[str, FunctionType] = {}
 
     def _get_op_by_name(self, name: str) -> type[Operation]:
         """Report an unknown op at its name, not at the token after it."""
@@ -137,6 +141,70 @@ class _LocatingParser(Parser):
                     if isinstance(location, FileLineColLoc):
                         uses.append((location.line.data, location.column.data, name))
         return min(uses, default=None)
+
+    def _parse_extended_type_or_attribute(self, attr_or_dialect_name: str, is_type: bool):
+        """Parse each distinct dialect type or attribute once per text.
+
+        A program names a few hundred distinct types thousands of times (every generic op
+        spells out its operand and result types), and parsing them token by token was most
+        of the cost of reading a large program. The MLIR grammar delimits a dialect
+        symbol's body by balanced brackets alone, so a raw scan finds its text, and a text
+        seen before is looked up instead of parsed; attributes are immutable values, so
+        sharing one instance is sound. Aliases and the opaque `!dialect<...>` syntax (no dot
+        in the name), bodies the scan rejects, and parses that do not end where the scan
+        did (a dialect parser off the grammar) take xDSL's path and are not remembered.
+        """
+        if "." not in attr_or_dialect_name:
+            return super()._parse_extended_type_or_attribute(attr_or_dialect_name, is_type)
+        start = end = self.pos
+        if self._current_token.kind == MLIRTokenKind.LESS:
+            try:
+                end = self._raw_scan_balanced(start + 1) + 1
+            except ParseError:
+                return super()._parse_extended_type_or_attribute(attr_or_dialect_name, is_type)
+        key = (is_type, attr_or_dialect_name, self._text[start:end])
+        found = self._symbols.get(key)
+        if found is not None:
+            if end != start:
+                self._resume_from(end)
+            return found
+        parsed = super()._parse_extended_type_or_attribute(attr_or_dialect_name, is_type)
+        if self._ends_at(start, end):
+            self._symbols[key] = parsed
+        return parsed
+
+    def parse_optional_function_type(self) -> FunctionType | None:
+        """Parse each distinct signature that ends its line once per text.
+
+        A generic op's `(operand types) -> result types` closes its line, and a program
+        repeats a few hundred signatures thousands of times: like dialect types (see
+        `_parse_extended_type_or_attribute`), a line's rest that was parsed as a function
+        type before is looked up. Only a parse that ended at the line's end is remembered,
+        and a hit is not taken where the next line opens with `<`, which a type at the end
+        of the line could still take as its body.
+        """
+        if self._current_token.kind != MLIRTokenKind.L_PAREN:
+            return None
+        start = self.pos
+        end = self._text.find("\n", start)
+        if end < 0:
+            return super().parse_optional_function_type()
+        found = self._signatures.get(self._text[start:end])
+        if found is not None:
+            self._resume_from(end)
+            if self._current_token.kind != MLIRTokenKind.LESS:
+                return found
+            self._resume_from(start)
+        parsed = super().parse_optional_function_type()
+        if parsed is not None and self._ends_at(start, end):
+            self._signatures[self._text[start:end]] = parsed
+        return parsed
+
+    def _ends_at(self, start: int, end: int) -> bool:
+        """Whether what was parsed since `start` is exactly `text[start:end]`."""
+        if end == start:
+            return self.pos == start
+        return self.pos >= end and not self._text[end : self.pos].strip()
 
     def parse_operation(self) -> Operation:
         start = self._current_token.span.start
@@ -231,6 +299,32 @@ def parse_and_verify(text: str, filename: str = "<stdin>") -> ModuleOp:
     module = parse_module(text, filename)
     verify_module(module)
     return module
+
+
+CHECKSUM_PREFIX = "// sha256 "
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def with_checksum(text: str) -> str:
+    """`text` followed by a comment that holds its SHA-256: how the caches store programs.
+
+    A damaged or truncated entry is then recognised without parsing it, and an intact one,
+    whose text was verified before it was stored, need not be verified again. The comment
+    comes last, so the stored file parses as it is, with the lines of `text`.
+    """
+    return f"{text}{CHECKSUM_PREFIX}{_sha256(text)}\n"
+
+
+def checked_text(stored: str) -> str | None:
+    """The text `with_checksum` stored, or None when `stored` has changed since."""
+    cut = stored.rfind(CHECKSUM_PREFIX)
+    if cut < 0:
+        return None
+    text = stored[:cut]
+    return text if stored == with_checksum(text) else None
 
 
 def print_module(module: Operation, *, generic: bool = False) -> str:

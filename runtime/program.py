@@ -2,14 +2,19 @@
 
 `compile_program` is what `frontends.torch.compile` and `python -m runtime` call. With the
 reference backend every sub-graph runs eagerly; with the LLVM backend the program is first
-outlined (if it is not already), each `dy.graph` is converted to a torch-mlir function whose
-parameters are bound once, here, and JIT-compiled. A sub-graph torch-mlir cannot lower runs
-eagerly instead, with a warning naming the op; `CompiledProgram.stats` counts both kinds.
+outlined (if it is not already; cached by program text, see `outlined_program`), each
+`dy.graph` is converted to a torch-mlir function whose parameters are bound once, here, and
+JIT-compiled. A sub-graph torch-mlir cannot lower runs eagerly instead, with a warning naming
+the op; `CompiledProgram.stats` counts both kinds.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
+import os
 import pathlib
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +28,17 @@ from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.ir import Block, Region, SSAValue
 
 from ir import dy
-from ir.program import IRError, ProgramContext, location_of, print_module, verify_module
+from ir.program import (
+    IRError,
+    ProgramContext,
+    checked_text,
+    location_of,
+    parse_and_verify,
+    parse_module,
+    print_module,
+    verify_module,
+    with_checksum,
+)
 from passes.outline_regions import OutlineRegions
 from runtime.interpreter import Interpreter
 from runtime.llvm import LoweringError, compile_subgraph
@@ -31,6 +46,13 @@ from runtime.llvm import LoweringError, compile_subgraph
 BACKENDS = ("llvm", "interpreter")
 
 DEFAULT_CACHE_DIR = pathlib.Path.home() / ".cache" / "dynn-compiler"
+OUTLINED_SUBDIR = "outlined"
+
+_PIPELINE_DIRS = (
+    pathlib.Path(__file__).resolve().parents[1] / "ir",
+    pathlib.Path(__file__).resolve().parents[1] / "passes",
+)
+"""The dialects and the passes: editing either may change what outlining produces."""
 
 
 class SubgraphFallbackWarning(UserWarning):
@@ -111,11 +133,12 @@ class CompiledProgram:
 
     def __init__(
         self,
-        module: ModuleOp,
+        program: ModuleOp | str,
         params: Mapping[str, torch.Tensor],
         *,
         backend: str = "llvm",
         cache_dir: pathlib.Path | None = DEFAULT_CACHE_DIR,
+        filename: str = "<stdin>",
     ):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")
@@ -124,7 +147,11 @@ class CompiledProgram:
         self.cache_dir = cache_dir
         started = time.perf_counter()
         if backend == "llvm":
-            _outline_if_needed(module)
+            module = outlined_program(program, cache_dir, filename)
+        elif isinstance(program, str):
+            module = parse_and_verify(program, filename)
+        else:
+            module = program
         self.module = module
         self.params = params
         runner = self._compiled_graph if backend == "llvm" else None
@@ -165,17 +192,84 @@ class CompiledProgram:
         return kernel
 
 
-def _outline_if_needed(module: ModuleOp) -> None:
+def _pipeline_fingerprint() -> str:
+    """Identifies the code that outlines a program: what an outlined-program entry depends
+    on besides the program text."""
+    digest = hashlib.sha256()
+    sources = [pathlib.Path(__file__), *(path for d in _PIPELINE_DIRS for path in d.glob("*.py"))]
+    for source in sorted(sources):
+        digest.update(f"{source.name}\0".encode() + source.read_bytes())
+    digest.update(importlib.metadata.version("xdsl").encode())
+    return digest.hexdigest()
+
+
+def _outline(module: ModuleOp) -> None:
     OutlineRegions().apply(ProgramContext(), module)
     verify_module(module)
 
 
+def outlined_program(
+    program: ModuleOp | str, cache_dir: pathlib.Path | None, filename: str = "<stdin>"
+) -> ModuleOp:
+    """The verified, outlined module of `program` (a verified module, or its printed text).
+
+    Outlining is cached by content in `cache_dir / "outlined"`: an entry is keyed by the
+    SHA-256 of the pipeline's code and the program text, and holds the outlined text behind
+    its checksum (`ir.program.with_checksum`). Given text, a hit is parsed and not verified
+    again (it was verified when stored, and the checksum says it is intact); a damaged entry
+    is a miss and is written again. Given a module, it is outlined in place and the result
+    stored for later lookups by text: looking it up would print and parse it, which costs
+    as much as outlining.
+    """
+    text = program if isinstance(program, str) else None
+    entry = None
+    if cache_dir is not None:
+        key_text = text if text is not None else print_module(program)
+        digest = hashlib.sha256(f"{_pipeline_fingerprint()}\0{key_text}".encode())
+        entry = pathlib.Path(cache_dir) / OUTLINED_SUBDIR / f"{digest.hexdigest()}.mlir"
+    if text is not None and entry is not None:
+        try:
+            outlined = checked_text(entry.read_text())
+        except (OSError, ValueError):
+            outlined = None
+        if outlined is not None:
+            try:
+                return parse_module(outlined, str(entry))
+            except IRError:
+                pass  # intact but unreadable (written by other code): written again below
+    module = parse_and_verify(text, filename) if text is not None else program
+    _outline(module)
+    if entry is not None:
+        _store(entry, print_module(module))
+    return module
+
+
+def _store(entry: pathlib.Path, text: str) -> None:
+    """Write an entry atomically (readers see a whole entry or none); a cache that cannot
+    be written only costs time."""
+    staging = None
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", dir=entry.parent, prefix=f".{entry.name}.", delete=False
+        ) as file:
+            staging = pathlib.Path(file.name)
+            file.write(with_checksum(text))
+        os.replace(staging, entry)
+    except OSError:
+        if staging is not None:
+            staging.unlink(missing_ok=True)
+
+
 def compile_program(
-    module: ModuleOp,
+    program: ModuleOp | str,
     params: Mapping[str, torch.Tensor],
     *,
     backend: str = "llvm",
     cache_dir: pathlib.Path | None = DEFAULT_CACHE_DIR,
+    filename: str = "<stdin>",
 ) -> CompiledProgram:
-    """Load a verified program for execution with the chosen backend."""
-    return CompiledProgram(module, params, backend=backend, cache_dir=cache_dir)
+    """Load a verified program (a module, or its text, named `filename` in diagnostics) for
+    execution with the chosen backend. With the LLVM backend a module is outlined in place;
+    `CompiledProgram.module` is the module that runs either way."""
+    return CompiledProgram(program, params, backend=backend, cache_dir=cache_dir, filename=filename)

@@ -7,7 +7,6 @@ import os
 import pathlib
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,7 +18,7 @@ from frontends.torch import cache
 from frontends.torch.errors import UnsupportedError
 from frontends.torch.evaluator import RESULT_TREE_ATTR, Converter
 from ir import dy
-from ir.program import print_module, verify_module
+from ir.program import parse_module, print_module, verify_module
 from runtime.program import DEFAULT_CACHE_DIR, ProgramStats, compile_program
 
 DEFAULT_PARAMS_FILE = "params.safetensors"
@@ -27,16 +26,39 @@ CONVERSION_STACK_BYTES = 512 * 1024 * 1024
 """The evaluator recurses once per statement of the unrolled, inlined program."""
 
 
-@dataclass
 class Conversion:
-    """A converted model: the verified module and the tensors its `dy.param`s name."""
+    """A converted model: the verified module and the tensors its `dy.param`s name.
 
-    module: ModuleOp
-    params: dict[str, torch.Tensor]
+    A conversion read back from the cache holds the module's text until `module` is asked
+    for: `compile` hands the text to the runtime, whose cache maps it to the outlined
+    program, so a warm compile parses one module once and this one never.
+    """
+
+    def __init__(
+        self, module: ModuleOp | str, params: dict[str, torch.Tensor], filename: str = "<stdin>"
+    ):
+        self._module = module if isinstance(module, ModuleOp) else None
+        self._text = module if isinstance(module, str) else None
+        self.filename = filename
+        self.params = params
+
+    @property
+    def module(self) -> ModuleOp:
+        if self._module is None:
+            # Verified before it was cached, and intact by its checksum (`cache.load`).
+            self._module = parse_module(self._text, self.filename)
+            self._text = None
+        return self._module
+
+    @property
+    def program(self) -> ModuleOp | str:
+        """The module, or its verified text while it has not been parsed: what
+        `compile_program` takes."""
+        return self._module if self._module is not None else self._text
 
     @property
     def ir(self) -> str:
-        return print_module(self.module)
+        return self._text if self._module is None else print_module(self._module)
 
     def save_params(self, path: str | os.PathLike) -> None:
         """Write the side-car file and point the module's `dy.params` at it."""
@@ -66,7 +88,7 @@ def convert(
         key = cache.cache_key(model, example_inputs, options)
         cached = cache.load(cache_dir, key) if key is not None else None
         if cached is not None:
-            return Conversion(*cached)
+            return Conversion(cached.text, cached.params, cached.filename)
 
     def filename_of(path: str) -> str:
         return names.get(path, path)
@@ -139,10 +161,14 @@ class Program:
     ):
         self.conversion = conversion
         self.backend = backend
-        self._tree = result_tree(conversion.module)
         self._compiled = compile_program(
-            conversion.module, conversion.params, backend=backend, cache_dir=cache_dir
+            conversion.program,
+            conversion.params,
+            backend=backend,
+            cache_dir=cache_dir,
+            filename=conversion.filename,
         )
+        self._tree = result_tree(self._compiled.module)
 
     @property
     def stats(self) -> ProgramStats:
@@ -151,11 +177,12 @@ class Program:
 
     @property
     def ir(self) -> str:
-        return self.conversion.ir
+        return self._compiled.ir
 
     @property
     def module(self) -> ModuleOp:
-        return self.conversion.module
+        """The module that runs (with the LLVM backend: outlined)."""
+        return self._compiled.module
 
     @property
     def params(self) -> dict[str, torch.Tensor]:

@@ -3,8 +3,10 @@
 Converting a large model replays and imports every stretch through torch.export and
 torch-mlir (tens of seconds), while the backend already caches what it compiles; without this
 cache a warm `compile` would still pay the whole conversion. An entry lives in
-`cache_dir / "frontend" / <key>` and holds the printed IR (`program.mlir`), the parameters
-(`params.safetensors`) and the source files the conversion read (`sources.json`).
+`cache_dir / "frontend" / <key>` and holds the printed IR behind its checksum (`program.mlir`,
+see `ir.program.with_checksum`), the parameters (`params.safetensors`) and the source files
+the conversion read (`sources.json`). A hit is not parsed here: `compile` hands the text to
+the runtime, whose own cache maps it to the outlined program.
 
 The key is conservative: it is the hash of everything a conversion depends on that can be
 seen before converting — the source files of the frontend and of `ir/`, the torch /
@@ -28,6 +30,7 @@ import pathlib
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -36,7 +39,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from xdsl.dialects.builtin import ModuleOp
 
-from ir.program import IRError, parse_and_verify, print_module
+from ir.program import checked_text, print_module, with_checksum
 
 CACHE_SUBDIR = "frontend"
 PROGRAM_FILE = "program.mlir"
@@ -176,19 +179,32 @@ def cache_key(
     return digest.hexdigest()
 
 
-def load(cache_dir: pathlib.Path, key: str) -> tuple[ModuleOp, dict[str, torch.Tensor]] | None:
-    """The cached conversion under `key`, or None when there is none, it is damaged, or the
-    source files it read have changed since."""
+@dataclass(frozen=True)
+class Entry:
+    """A cached conversion: the program text (verified before it was stored, intact by its
+    checksum, not parsed yet), the file it was read from, and the parameters."""
+
+    text: str
+    filename: str
+    params: dict[str, torch.Tensor]
+
+
+def load(cache_dir: pathlib.Path, key: str) -> Entry | None:
+    """The cached conversion under `key`, or None when there is none, it is damaged (its
+    program fails its checksum, its parameters do not read), or the source files it read
+    have changed since."""
     entry = cache_dir / CACHE_SUBDIR / key
     try:
         sources = json.loads((entry / SOURCES_FILE).read_text())
         if any(_file_hash(path) != digest for path, digest in sources.items()):
             return None
-        module = parse_and_verify((entry / PROGRAM_FILE).read_text(), str(entry / PROGRAM_FILE))
+        text = checked_text((entry / PROGRAM_FILE).read_text())
+        if text is None:
+            return None
         params = load_file(str(entry / PARAMS_FILE))
-    except (OSError, ValueError, IRError, SafetensorError):
+    except (OSError, ValueError, SafetensorError):
         return None
-    return module, params
+    return Entry(text, str(entry / PROGRAM_FILE), params)
 
 
 def store(
@@ -204,7 +220,7 @@ def store(
     sources = {path: _file_hash(path) for path in sorted(set(source_files))}
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
     try:
-        (staging / PROGRAM_FILE).write_text(print_module(module))
+        (staging / PROGRAM_FILE).write_text(with_checksum(print_module(module)))
         save_file(
             {name: tensor.contiguous() for name, tensor in params.items()},
             str(staging / PARAMS_FILE),

@@ -1,16 +1,18 @@
 """The conversion cache (a second conversion of the same model is read back, anything that
-could change the program misses) and the memo of stretch imports by structure (repeated
-blocks share one torch-mlir import and give the same program as importing each)."""
+could change the program misses, a damaged entry is converted again) and the memo of stretch
+imports by structure (repeated blocks share one torch-mlir import and give the same program
+as importing each)."""
 
 from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 import torch
 from torch import nn
 
 from frontends.torch import convert, evaluator
-from frontends.torch.cache import CACHE_SUBDIR, cache_key
+from frontends.torch.cache import CACHE_SUBDIR, PROGRAM_FILE, cache_key
 from ir.program import parse_and_verify
 from tests.frontend.conftest import assert_same, run_converted
 
@@ -83,6 +85,30 @@ def test_a_hit_gives_the_same_program_and_results(tmp_path, monkeypatch):
     for inputs in samples():
         expected = run_converted(first, inputs, Counter())
         assert_same(run_converted(second, inputs, Counter()), expected)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [lambda text: text[: len(text) // 2], lambda text: text.replace("[2,8]", "[2,9]", 1)],
+    ids=["truncated", "edited"],
+)
+def test_a_damaged_entry_is_converted_again(tmp_path, monkeypatch, damage):
+    model = Gated()
+    first = convert(model, example(), cache_dir=tmp_path)
+    (program,) = (tmp_path / CACHE_SUBDIR).glob(f"*/{PROGRAM_FILE}")
+    program.write_text(damage(program.read_text()))
+    conversions = Counter()
+    original = evaluator.Converter.convert
+
+    def counted(self, *args, **kwargs):
+        conversions["convert"] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(evaluator.Converter, "convert", counted)
+    second = convert(model, example(), cache_dir=tmp_path)
+    third = convert(model, example(), cache_dir=tmp_path)
+    assert conversions["convert"] == 1  # the damaged entry was replaced, then hit
+    assert second.ir == third.ir == first.ir
 
 
 def test_what_changes_the_program_misses():

@@ -1,15 +1,25 @@
 """Printing and parsing are inverse: for every dy op, in the custom and the generic form,
 print(parse(text)) is a fixpoint, both forms describe the same module, and the generic
 form is accepted and verified by real MLIR (torch-mlir's bindings), which is what lets
-outlined sub-graphs be handed to torch-mlir unchanged. Errors in IR text are `IRError`s
-pointing at the right line and column."""
+outlined sub-graphs be handed to torch-mlir unchanged. Repeated types and signatures are
+parsed once, and the checksum the caches store programs with catches any change. Errors in
+IR text are `IRError`s pointing at the right line and column."""
 
 from __future__ import annotations
 
 import pytest
+from xdsl.parser import Parser
 
 from ir.dy import Dy
-from ir.program import IRError, parse_and_verify, parse_module, print_module
+from ir.program import (
+    IRError,
+    ProgramContext,
+    checked_text,
+    parse_and_verify,
+    parse_module,
+    print_module,
+    with_checksum,
+)
 from tests.support.snippets import SNIPPETS
 
 OPS = sorted(SNIPPETS)
@@ -69,6 +79,43 @@ def test_module_attributes_survive_both_forms():
     text = 'builtin.module attributes {dy.params = "w.safetensors"} {\n' + SNIPPETS["dy.func"] + "}"
     for printed in (_custom(text), _generic(text)):
         assert parse_module(printed).attributes["dy.params"].data == "w.safetensors"
+
+
+REPEATS = """
+dy.func @forward(%x: !torch.vtensor<[1,4],f32>) -> (!torch.vtensor<[1,4],f32>) {
+  %a = "torch.aten.relu"(%x) : (!torch.vtensor<[1,4],f32>) -> !torch.vtensor<[1,4],f32>
+  %b = "torch.aten.relu"(%a) : (!torch.vtensor<[1,4],f32>) -> !torch.vtensor<[1,4],f32>
+  %c = "torch.aten.t"(%b) : (!torch.vtensor<[1,4],f32>) -> !torch.vtensor<[4,1],f32>
+  %d = "torch.aten.t"(%c) : (!torch.vtensor<[4,1],f32>) -> !torch.vtensor<[1,4],f32>
+  %g = "torch.prim.Opaque"(%d) : (!torch.vtensor<[1,4],f32>) -> !torch.Generator<"x>y">
+  %h = "torch.prim.Opaque"(%d) : (!torch.vtensor<[1,4],f32>) -> !torch.Generator<"x>y">
+  dy.return %d : !torch.vtensor<[1,4],f32>
+}
+"""
+
+
+def test_repeated_types_and_signatures_are_parsed_once():
+    """A dialect type or a line-ending signature seen before is looked up, not parsed again:
+    the module is the one xDSL's own parser reads, and the repeats share one attribute."""
+    module = parse_and_verify(REPEATS)
+    reference = Parser(ProgramContext(), REPEATS).parse_module()
+    assert print_module(module) == print_module(reference)
+    assert print_module(module, generic=True) == print_module(reference, generic=True)
+    a, b, c, d, g, h, _ = module.body.block.first_op.body.block.ops
+    assert a.result_types[0] is b.result_types[0] is d.result_types[0]
+    assert c.result_types[0] != a.result_types[0]
+    assert g.result_types[0] is h.result_types[0]
+    assert g.result_types[0].value.data == '"x>y"'  # a `>` in a string does not close the body
+
+
+def test_a_checksum_recognises_any_change():
+    text = print_module(parse_and_verify(REPEATS))
+    stored = with_checksum(text)
+    assert checked_text(stored) == text
+    assert print_module(parse_module(stored)) == text  # the stored form still parses
+    assert checked_text(stored[:-10]) is None  # truncated
+    assert checked_text(stored.replace("[4,1]", "[4,2]")) is None  # edited
+    assert checked_text(text) is None  # never had one
 
 
 FUNC = "dy.func @forward(%x: i64) -> (i64) {\n"

@@ -1,5 +1,6 @@
 """Loading programs for execution: backends agree, parameters bind once, fallbacks are
-visible, and the command-line runner reports errors as one located line."""
+visible, outlining is cached by program text (a damaged entry is outlined again), and the
+command-line runner reports errors as one located line."""
 
 from __future__ import annotations
 
@@ -11,8 +12,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ir.program import IRError, parse_and_verify
-from runtime.program import SubgraphFallbackWarning, compile_program, graph_as_torch_function
+import runtime.program
+from ir.program import IRError, parse_and_verify, print_module
+from runtime.program import (
+    OUTLINED_SUBDIR,
+    SubgraphFallbackWarning,
+    compile_program,
+    graph_as_torch_function,
+)
 
 LOOP_PROGRAM = """
 builtin.module attributes {dy.params = "weights.safetensors"} {
@@ -84,6 +91,62 @@ def test_llvm_backend_compiles_every_subgraph(weight, tmp_path):
     )
     assert program.stats.compiled == 3 and program.stats.fallback == 0
     assert "dy.graph" in program.ir
+
+
+def _agrees_with_python(program, weight) -> None:
+    x = torch.randn(1, 4, generator=torch.Generator().manual_seed(2))
+    for n in range(4):
+        expected, expected_steps = python_reference(x, n, weight)
+        actual, steps = program(x, n)
+        assert steps == expected_steps
+        torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+def _no_outlining(monkeypatch) -> None:
+    def fail(module):
+        raise AssertionError("a hit must not outline")
+
+    monkeypatch.setattr(runtime.program, "_outline", fail)
+
+
+def test_outlining_is_cached_by_program_text(weight, tmp_path, monkeypatch):
+    text = print_module(parse_and_verify(LOOP_PROGRAM))
+    first = compile_program(text, {"w": weight}, backend="llvm", cache_dir=tmp_path)
+    assert len(list((tmp_path / OUTLINED_SUBDIR).iterdir())) == 1
+    _no_outlining(monkeypatch)
+    second = compile_program(text, {"w": weight}, backend="llvm", cache_dir=tmp_path)
+    assert second.ir == first.ir and "dy.graph" in second.ir
+    _agrees_with_python(second, weight)
+
+
+def test_a_module_is_outlined_in_place_and_stored_for_its_text(weight, tmp_path, monkeypatch):
+    module = parse_and_verify(LOOP_PROGRAM)
+    text = print_module(module)
+    first = compile_program(module, {"w": weight}, backend="llvm", cache_dir=tmp_path)
+    assert first.module is module and "dy.graph" in print_module(module)
+    _no_outlining(monkeypatch)
+    second = compile_program(text, {"w": weight}, backend="llvm", cache_dir=tmp_path)
+    assert second.ir == first.ir
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda text: text[: len(text) // 2],
+        lambda text: text.replace("torch.aten.tanh", "torch.aten.sin"),
+    ],
+    ids=["truncated", "edited"],
+)
+def test_a_damaged_outlined_entry_is_outlined_again(weight, tmp_path, damage):
+    text = print_module(parse_and_verify(LOOP_PROGRAM))
+    first = compile_program(text, {"w": weight}, backend="llvm", cache_dir=tmp_path)
+    (entry,) = (tmp_path / OUTLINED_SUBDIR).iterdir()
+    intact = entry.read_text()
+    entry.write_text(damage(intact))
+    second = compile_program(text, {"w": weight}, backend="llvm", cache_dir=tmp_path)
+    assert second.ir == first.ir
+    assert entry.read_text() == intact  # written again
+    _agrees_with_python(second, weight)
 
 
 def test_graph_becomes_torch_function_with_trailing_params(weight):
