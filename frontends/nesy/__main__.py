@@ -18,9 +18,16 @@ import torch.distributed as dist
 from frontends.nesy.data import load_dataset
 from frontends.nesy.errors import NesyError
 from frontends.nesy.foldsem import DEFAULT_EXCEPTION_RATIO, DEFAULT_TAIL
-from frontends.nesy.pipeline import RuleConfig, default_epochs, run
+from frontends.nesy.pipeline import RuleConfig, default_epochs, default_sparse_epochs, run
 from frontends.nesy.rules import parse_rules
-from frontends.nesy.sparsity import DEFAULT_FILTERS_PER_CLASS, DEFAULT_TARGET_LEVEL, DEFAULT_WEIGHT
+from frontends.nesy.sparsity import (
+    DEFAULT_FILTERS_PER_CLASS,
+    DEFAULT_MARGIN_WEIGHT,
+    DEFAULT_OFF_RATIO,
+    DEFAULT_ON_RATIO,
+    DEFAULT_TARGET_LEVEL,
+    DEFAULT_WEIGHT,
+)
 from frontends.nesy.table import run_table
 from frontends.nesy.train import DEFAULT_STRATEGY, STRATEGIES, TrainConfig, train_cnn
 
@@ -39,11 +46,30 @@ def _parser() -> argparse.ArgumentParser:
     run_command.add_argument("--out", type=Path, required=True)
     run_command.add_argument("--seed", type=int, default=0)
     run_command.add_argument("--epochs", type=int, help="default: 20 (digits, folders), 16 (mnist5k)")
+    run_command.add_argument(
+        "--sparse-epochs",
+        type=int,
+        help="epochs of scratch and warmup; default: --epochs if given, else 24 (mnist5k), 20",
+    )
     run_command.add_argument("--batch-size", type=int, default=64)
     run_command.add_argument("--learning-rate", type=float, default=2e-3)
     run_command.add_argument("--sparsity-weight", type=float, default=DEFAULT_WEIGHT)
     run_command.add_argument("--filters-per-class", type=int, default=DEFAULT_FILTERS_PER_CLASS)
     run_command.add_argument("--target-level", type=float, default=DEFAULT_TARGET_LEVEL)
+    run_command.add_argument(
+        "--margin-weight",
+        type=float,
+        help=f"weight of the threshold margin term; default: {DEFAULT_MARGIN_WEIGHT:g}, 0 for scratch",
+    )
+    run_command.add_argument(
+        "--on-ratio", type=float, default=DEFAULT_ON_RATIO, help="owned filter >= ratio * threshold"
+    )
+    run_command.add_argument(
+        "--off-ratio",
+        type=float,
+        default=DEFAULT_OFF_RATIO,
+        help="other classes' filters <= ratio * threshold",
+    )
     run_command.add_argument("--n-filters", type=int, default=64)
     run_command.add_argument("--image-size", type=int, default=32, help="folder datasets only")
     run_command.add_argument("--exception-ratio", type=float, default=DEFAULT_EXCEPTION_RATIO)
@@ -83,11 +109,17 @@ def _run(arguments: argparse.Namespace) -> None:
         config = TrainConfig(
             strategy=arguments.strategy,
             epochs=arguments.epochs or default_epochs(arguments.dataset),
+            sparse_epochs=arguments.sparse_epochs
+            or arguments.epochs
+            or default_sparse_epochs(arguments.dataset),
             batch_size=arguments.batch_size,
             learning_rate=arguments.learning_rate,
             sparsity_weight=arguments.sparsity_weight,
             filters_per_class=arguments.filters_per_class,
             target_level=arguments.target_level,
+            margin_weight=arguments.margin_weight,
+            on_ratio=arguments.on_ratio,
+            off_ratio=arguments.off_ratio,
             n_filters=arguments.n_filters,
             seed=arguments.seed,
             progress=not arguments.no_progress,

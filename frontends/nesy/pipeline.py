@@ -34,12 +34,18 @@ from frontends.nesy.rules import RuleSet
 from frontends.nesy.train import TrainConfig, TrainedCnn, infer, train_cnn
 
 DEFAULT_EPOCHS = {"digits": 20, "mnist5k": 16}
+DEFAULT_SPARSE_EPOCHS = {"mnist5k": 24}
+"""Epochs of the ``scratch`` and ``warmup`` strategies where they differ from :data:`DEFAULT_EPOCHS`."""
 FOLDER_DEFAULT_EPOCHS = 20
 TOP_IMAGES_PER_FILTER = 16
 
 
 def default_epochs(dataset_spec: str) -> int:
     return DEFAULT_EPOCHS.get(dataset_spec, FOLDER_DEFAULT_EPOCHS)
+
+
+def default_sparse_epochs(dataset_spec: str) -> int:
+    return DEFAULT_SPARSE_EPOCHS.get(dataset_spec, default_epochs(dataset_spec))
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,8 @@ def run(
     train_seconds = time.perf_counter() - started
     _, train_norms = infer(trained.model, dataset.train.images)
     cnn_test, test_norms = infer(trained.model, dataset.test.images)
+    validation = dataset.validation if len(dataset.validation) else dataset.test
+    cnn_validation, validation_norms = infer(trained.model, validation.images)
     filter_thresholds = thresholds(train_norms)
     train_table = binarize(train_norms, filter_thresholds)
     test_table = binarize(test_norms, filter_thresholds)
@@ -92,6 +100,7 @@ def run(
     )
     fold_seconds = time.perf_counter() - started
     nesy_test = rule_set.predict(test_table)
+    nesy_validation = rule_set.predict(binarize(validation_norms, filter_thresholds))
     size = rule_set.size()
     metrics = {
         "dataset": dataset.name,
@@ -104,6 +113,8 @@ def run(
         "n_preds": size.n_preds,
         "size": size.size,
         "nesy_train_accuracy": _accuracy(rule_set.predict(train_table), dataset.train.labels),
+        "validation_cnn_accuracy": _accuracy(cnn_validation, validation.labels),
+        "validation_nesy_accuracy": _accuracy(nesy_validation, validation.labels),
         "active_filter_fraction": float(test_table.mean()),
         "train_seconds": train_seconds,
         "fold_seconds": fold_seconds,

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from frontends.nesy.data import load_dataset
-from frontends.nesy.pipeline import RuleConfig, default_epochs, run
+from frontends.nesy.pipeline import RuleConfig, default_epochs, default_sparse_epochs, run
 from frontends.nesy.train import DEFAULT_STRATEGY, STRATEGIES, TrainConfig
 
 COLUMNS = ("cnn_accuracy", "nesy_accuracy", "fidelity", "n_rules", "n_preds", "size")
@@ -29,7 +29,11 @@ def run_table(datasets: Sequence[str], seeds: Sequence[int], out_dir: Path, prog
             cross_entropy_model = None
             for strategy in STRATEGIES:
                 config = TrainConfig(
-                    strategy=strategy, epochs=default_epochs(dataset_spec), seed=seed, progress=progress
+                    strategy=strategy,
+                    epochs=default_epochs(dataset_spec),
+                    sparse_epochs=default_sparse_epochs(dataset_spec),
+                    seed=seed,
+                    progress=progress,
                 )
                 outcome = run(
                     dataset,

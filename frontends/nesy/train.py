@@ -11,6 +11,9 @@ Strategies (``--strategy``):
 ``warmup``    one third of the epochs cross-entropy only, then ownership is
               fixed and lambda ramps linearly from 0 to its full value over
               half of the remaining epochs.
+
+``scratch`` and ``warmup`` train ``sparse_epochs`` epochs when it is set
+(24 on mnist5k by default, see ``pipeline.DEFAULT_SPARSE_EPOCHS``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from frontends.nesy.errors import NesyError
 from frontends.nesy.model import CnnConfig, VggCnn, filter_norms
 from frontends.nesy.sparsity import (
     DEFAULT_FILTERS_PER_CLASS,
+    DEFAULT_MARGIN_WEIGHT,
+    DEFAULT_OFF_RATIO,
+    DEFAULT_ON_RATIO,
     DEFAULT_TARGET_LEVEL,
     DEFAULT_WEIGHT,
     ClassSparsityLoss,
@@ -51,6 +57,12 @@ class TrainConfig:
     sparsity_weight: float = DEFAULT_WEIGHT
     filters_per_class: int = DEFAULT_FILTERS_PER_CLASS
     target_level: float = DEFAULT_TARGET_LEVEL
+    margin_weight: float | None = None
+    """None: ``DEFAULT_MARGIN_WEIGHT``, but 0 for ``scratch`` (see ``__post_init__``)."""
+    on_ratio: float = DEFAULT_ON_RATIO
+    off_ratio: float = DEFAULT_OFF_RATIO
+    sparse_epochs: int | None = None
+    """Epochs of ``scratch`` and ``warmup`` in place of ``epochs`` (None: ``epochs``)."""
     n_filters: int = 64
     seed: int = 0
     progress: bool = True
@@ -58,10 +70,19 @@ class TrainConfig:
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
             raise NesyError(f"unknown strategy '{self.strategy}' (expected one of {', '.join(STRATEGIES)})")
+        if self.margin_weight is None:
+            # The margin needs ownership read off a trained network: with the arbitrary
+            # ownership of an untrained one (scratch) it stalls training (docs/nesy.md).
+            default = 0.0 if self.strategy == "scratch" else DEFAULT_MARGIN_WEIGHT
+            object.__setattr__(self, "margin_weight", default)
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise NesyError("epochs and batch size must be >= 1 and the learning rate > 0")
         if self.sparsity_weight < 0 or self.filters_per_class < 1 or self.target_level <= 0:
             raise NesyError("sparsity weight must be >= 0, filters per class >= 1 and target level > 0")
+        if self.margin_weight < 0 or not 0 <= self.off_ratio <= self.on_ratio:
+            raise NesyError("margin weight must be >= 0 and 0 <= off ratio <= on ratio")
+        if self.sparse_epochs is not None and self.sparse_epochs < 1:
+            raise NesyError("sparse epochs must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -80,6 +101,8 @@ def _phases(config: TrainConfig) -> list[_Phase]:
     cross_entropy = _Phase("ce", epochs, rate, lambda epoch: 0.0)
     if config.strategy == "nesyfold":
         return [cross_entropy]
+    if config.strategy != "finetune" and config.sparse_epochs:
+        epochs = config.sparse_epochs
     if config.strategy == "scratch":
         return [_Phase("sparse", epochs, rate, lambda epoch: weight)]
     if config.strategy == "finetune":
@@ -160,7 +183,13 @@ def train_cnn(dataset: Dataset, config: TrainConfig, pretrained: VggCnn | None =
             trained.ownership = assign_filters(
                 class_mean_norms(model, dataset.train, n_classes), config.filters_per_class
             )
-            sparsity = ClassSparsityLoss(trained.ownership, config.target_level)
+            sparsity = ClassSparsityLoss(
+                trained.ownership,
+                config.target_level,
+                config.margin_weight,
+                config.on_ratio,
+                config.off_ratio,
+            )
         sampler = (
             DistributedSampler(train_set, seed=config.seed)
             if distributed

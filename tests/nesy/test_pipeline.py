@@ -13,7 +13,16 @@ from frontends.nesy.__main__ import main
 from frontends.nesy.rules import parse_rules
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-REQUIRED_METRICS = ("cnn_accuracy", "nesy_accuracy", "fidelity", "n_rules", "n_preds", "size")
+REQUIRED_METRICS = (
+    "cnn_accuracy",
+    "nesy_accuracy",
+    "fidelity",
+    "n_rules",
+    "n_preds",
+    "size",
+    "validation_cnn_accuracy",
+    "validation_nesy_accuracy",
+)
 
 
 def _check_run_directory(out: Path) -> dict:
@@ -29,7 +38,7 @@ def _check_run_directory(out: Path) -> dict:
     pictures = sorted(path.name for path in (out / "filters").iterdir())
     assert pictures == sorted(f"f{index}.png" for index in rule_set.used_filters())
     with safe_open(str(out / "model.safetensors"), "pt") as weights:
-        assert "binarization.thresholds" in weights.keys()
+        assert "binarization.thresholds" in weights.keys()  # noqa: SIM118 - safe_open has no `in`
         assert "class_names" in weights.metadata()
     return metrics
 
@@ -43,6 +52,8 @@ def test_run_digits_with_default_strategy(tmp_path, capsys):
                 "digits",
                 "--epochs",
                 "2",
+                "--sparse-epochs",
+                "3",
                 "--out",
                 str(tmp_path),
                 "--no-progress",
@@ -53,6 +64,8 @@ def test_run_digits_with_default_strategy(tmp_path, capsys):
     )
     metrics = _check_run_directory(tmp_path)
     assert metrics["strategy"] == "warmup"
+    assert (metrics["train_config"]["epochs"], metrics["train_config"]["sparse_epochs"]) == (2, 3)
+    assert metrics["train_config"]["margin_weight"] > 0
     assert metrics["cnn_accuracy"] > 0.5
     assert {"nesy_accuracy", "n_rules", "size"} <= set(metrics["foldrm"])
     assert json.loads(capsys.readouterr().out)["size"] == metrics["size"]
@@ -69,7 +82,9 @@ def test_run_folder_dataset_with_each_strategy(image_folder, tmp_path, strategy)
     metrics = _check_run_directory(out)
     assert (metrics["strategy"], metrics["n_test"]) == (strategy, 9)
     with safe_open(str(out / "model.safetensors"), "pt") as weights:
-        assert ("sparsity.ownership" in weights.keys()) == (strategy != "nesyfold")
+        assert ("sparsity.ownership" in weights.keys()) == (  # noqa: SIM118 - safe_open has no `in`
+            strategy != "nesyfold"
+        )
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
@@ -121,8 +136,22 @@ def test_torchrun_with_two_processes(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     metrics = _check_run_directory(tmp_path)
     assert metrics["world_size"] == 2
     assert metrics["cnn_accuracy"] > 0.5
+
+
+def test_sparse_epochs_apply_to_scratch_and_warmup_only():
+    from frontends.nesy.train import TrainConfig, _phases
+
+    def epochs(strategy):
+        config = TrainConfig(strategy=strategy, epochs=16, sparse_epochs=24)
+        return [phase.epochs for phase in _phases(config)]
+
+    assert epochs("nesyfold") == [16]
+    assert epochs("finetune") == [16, 8]
+    assert epochs("scratch") == [24]
+    assert epochs("warmup") == [8, 16]

@@ -13,7 +13,7 @@ def _ownership():
 
 
 def test_value_matches_formula():
-    loss = ClassSparsityLoss(_ownership(), target_level=1.0)
+    loss = ClassSparsityLoss(_ownership(), target_level=1.0, margin_weight=0.0)
     norms = torch.tensor([[0.5, 2.0, 0.0, 1.0], [1.0, 0.0, 0.5, 0.25]])
     labels = torch.tensor([0, 1])
     first = 0.0 + (0.5 + 0.0 + 1.0)
@@ -22,14 +22,14 @@ def test_value_matches_formula():
 
 
 def test_is_zero_exactly_for_binary_class_specific_firing():
-    loss = ClassSparsityLoss(_ownership(), target_level=0.7)
+    loss = ClassSparsityLoss(_ownership(), target_level=0.7, margin_weight=0.0)
     labels = torch.tensor([1, 0, 1])
     norms = torch.tensor([0.7, 1.5, 3.0])[:, None] * _ownership()[labels].float()
     assert loss(norms, labels).item() == 0.0
 
 
 def test_gradients_push_owned_filters_to_level_and_others_down():
-    loss = ClassSparsityLoss(_ownership(), target_level=1.0)
+    loss = ClassSparsityLoss(_ownership(), target_level=1.0, margin_weight=0.0)
     norms = torch.tensor([[0.3, 0.2, 0.4, 0.9], [0.3, 3.0, 0.4, 0.2]], requires_grad=True)
     loss(norms, torch.tensor([0, 0])).backward()
     gradient = norms.grad
@@ -39,10 +39,45 @@ def test_gradients_push_owned_filters_to_level_and_others_down():
 
 
 def test_gradcheck():
-    loss = ClassSparsityLoss(_ownership())
+    loss = ClassSparsityLoss(_ownership(), margin_weight=2.0).double()
     norms = (torch.rand(5, 4, dtype=torch.float64) * 0.8 + 0.1).requires_grad_()
     labels = torch.tensor([0, 1, 1, 0, 1])
+    loss(norms.detach() * 1.5, labels)  # sets the running threshold estimate
+    loss.eval()  # frozen from here on, so the loss is a function of the norms
     assert torch.autograd.gradcheck(lambda n: loss(n, labels), (norms,))
+
+
+def test_threshold_estimate_follows_binarization_formula():
+    loss = ClassSparsityLoss(_ownership())
+    norms = torch.tensor([[0.0, 1.0, 2.0, 0.5], [2.0, 3.0, 0.0, 0.5]])
+    expected = 0.6 * norms.mean(0) + 0.7 * norms.std(0, unbiased=False)
+    assert torch.allclose(loss.threshold_estimate(norms), expected)
+    loss.threshold_estimate(torch.zeros(2, 4))  # a later batch moves the estimate a little
+    assert torch.allclose(loss.running_mean, 0.95 * norms.mean(0))
+    loss.eval()
+    frozen = loss.threshold_estimate(torch.zeros(2, 4))
+    assert torch.equal(loss.threshold_estimate(norms), frozen)
+
+
+def test_margin_term_penalizes_owned_below_and_foreign_above_threshold():
+    ownership = torch.zeros(2, 3, dtype=torch.bool)
+    ownership[0, 0] = ownership[1, 1] = True
+    loss = ClassSparsityLoss(ownership, target_level=1e-9, margin_weight=1.0, on_ratio=2.0, off_ratio=0.5)
+    loss.running_mean.fill_(1.0)  # threshold 0.6 * 1 + 0.7 * 0 = 0.6
+    loss.running_square.fill_(1.0)
+    loss.batches_seen.fill_(1)
+    loss.eval()
+    labels = torch.tensor([0])
+    base = ClassSparsityLoss(ownership, target_level=1e-9, margin_weight=0.0)
+    # owned 0.9 = 1.5 threshold (short of 2.0 by 0.5); class 1's filter 0.48 = 0.8 threshold (0.3 too high);
+    # the unowned filter 2 is left to the L1 term
+    norms = torch.tensor([[0.9, 0.48, 5.0]])
+    margin = loss(norms, labels) - base(norms, labels)
+    assert margin.item() == pytest.approx(0.5**2 + 0.3**2)
+    clean = torch.tensor([[1.2, 0.3, 5.0]])
+    assert (loss(clean, labels) - base(clean, labels)).item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="off ratio"):
+        ClassSparsityLoss(ownership, on_ratio=0.5, off_ratio=0.6)
 
 
 def test_shapes_are_checked():
