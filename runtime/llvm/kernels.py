@@ -1,10 +1,11 @@
 """Register-blocked, vectorised kernels for the compute-heavy linalg ops.
 
-``linalg.conv_2d_nchw_fchw``, ``linalg.depthwise_conv_2d_nchw_chw`` and
-``linalg.matmul`` whose weights are compile-time constants (bound parameters),
-and ``linalg.batch_matmul``, are replaced by calls to private functions generated
-here, written in the ``scf`` + ``vector`` dialects on tensors so that they
-bufferise with the rest of the sub-graph. Each kernel keeps a block of output
+``linalg.conv_2d_nchw_fchw``, ``linalg.conv_2d_ngchw_gfchw`` (grouped),
+``linalg.depthwise_conv_2d_nchw_chw`` and ``linalg.matmul`` whose weights are
+compile-time constants (bound parameters), and ``linalg.batch_matmul``, are
+replaced by calls to private functions generated here, written in the ``scf`` +
+``vector`` dialects on tensors so that they bufferise with the rest of the
+sub-graph. Each kernel keeps a block of output
 vectors in registers across the whole reduction and reads its weights from a
 copy re-packed at compile time (or, for computed operands, a row-major operand
 in place) so that every access in the inner loop is a contiguous vector or a
@@ -19,6 +20,8 @@ Kernel shapes (f32, AVX-512 wide vectors of 16 lanes):
 * conv, short rows (VGG's 8x8 .. 2x2 maps): vectors run along 16 or 32 output
   channels and each output pixel of a block of rows is one accumulator, so each
   weight vector is loaded once per row block.
+* grouped conv: one of the two conv tiles, for one group's shape, in a loop over
+  the groups.
 * depthwise conv: vectors along the output row, a block of rows per tile.
 * matmul ``[M, K] x [K, N]`` (linear layers, LSTM gates at batch 1, token-wise
   projections): vectors run along ``N``; a tile of up to 4 rows x 4 vectors
@@ -134,7 +137,8 @@ def _block_terms(accumulators: int, weight_bytes: int = 0) -> int:
 
 def conv_reduction_block(shape: "ConvShape", accumulators: int) -> int:
     """Input channels per reduction block of a convolution tile."""
-    weight_bytes = 4 * shape.filters * shape.channels * shape.kernel_height * shape.kernel_width
+    weight_bytes = (4 * shape.groups * shape.filters * shape.channels * shape.kernel_height
+                    * shape.kernel_width)
     terms = shape.kernel_height * shape.kernel_width
     return reduction_block(shape.channels, terms, _block_terms(accumulators, weight_bytes))
 
@@ -229,7 +233,12 @@ def _function(name: str, arguments: list[tuple[str, str]], result_type: str,
 
 @dataclasses.dataclass(frozen=True)
 class ConvShape:
-    """A batch-1 NCHW convolution over an already padded input, dilation 1."""
+    """A batch-1 NCHW convolution over an already padded input, dilation 1.
+
+    Grouped (``groups`` > 1): `channels` and `filters` count one group's, and the
+    tensors carry the group as their own dimension, as ``linalg.conv_2d_ngchw_gfchw``
+    has them: input ``[1, G, C, H, W]``, output ``[1, G, F, OH, OW]``.
+    """
 
     channels: int
     padded_height: int
@@ -241,6 +250,7 @@ class ConvShape:
     kernel_width: int
     stride_h: int
     stride_w: int
+    groups: int = 1
 
     @property
     def vectorize_along_width(self) -> bool:
@@ -284,8 +294,19 @@ def pack_conv_weights(weights: np.ndarray, filter_block: int) -> np.ndarray:
         filters // filter_block, filter_block, *weights.shape[1:]).transpose(0, 2, 3, 4, 1))
 
 
+def pack_grouped_conv_weights(weights: np.ndarray, filter_block: int) -> np.ndarray:
+    """[G, F, C, KH, KW] -> [G, F / FB, C, KH, KW, FB]: each group packed as a
+    convolution of its own (:func:`pack_conv_weights`)."""
+    return np.stack([pack_conv_weights(group, filter_block) for group in weights])
+
+
 def conv_kernel(name: str, shape: ConvShape) -> str:
-    """The function text `(input, packed weights, init) -> output` of a convolution."""
+    """The function text `(input, packed weights, init) -> output` of a convolution.
+
+    A grouped one runs the same tile per group, in an outer loop over the groups
+    (ResNeXt's 3x3 convolutions: 8 groups of 4-16 channels); linalg's loops over
+    ``conv_2d_ngchw_gfchw`` were scalar, with the 36-144-term reduction innermost.
+    """
     if shape.vectorize_along_width:
         return _conv_along_width(name, shape)
     return _conv_along_filters(name, shape)
@@ -293,10 +314,31 @@ def conv_kernel(name: str, shape: ConvShape) -> str:
 
 def _conv_types(shape: ConvShape, filter_block: int) -> tuple[str, str, str]:
     blocks = shape.filters // filter_block
-    return (_tensor((1, shape.channels, shape.padded_height, shape.padded_width)),
-            _tensor((blocks, shape.channels, shape.kernel_height, shape.kernel_width,
+    group = () if shape.groups == 1 else (shape.groups,)
+    return (_tensor((1, *group, shape.channels, shape.padded_height, shape.padded_width)),
+            _tensor((*group, blocks, shape.channels, shape.kernel_height, shape.kernel_width,
                      filter_block)),
-            _tensor((1, shape.filters, shape.out_height, shape.out_width)))
+            _tensor((1, *group, shape.filters, shape.out_height, shape.out_width)))
+
+
+def _open_groups(emitter: _Emitter, shape: ConvShape, output_type: str) -> tuple[str, str, str]:
+    """Opens the loop over the groups of a grouped convolution. Returns the tensor the
+    per-group loops start from, its final value (the loop's result, or that tensor
+    itself without groups) and the group index prefix of every tensor access
+    (``"%g, "``, or nothing)."""
+    if shape.groups == 1:
+        return "%init", "%init", ""
+    (result,) = _open_loop(emitter, "%g", shape.groups, 1, [("%og", "%init", output_type)])
+    return "%og", result, "%g, "
+
+
+def _close_groups(emitter: _Emitter, shape: ConvShape, output_type: str, per_group: str,
+                  result: str) -> str:
+    """Closes :func:`_open_groups`' loop (if any) on `per_group`; returns the result."""
+    if shape.groups == 1:
+        return per_group
+    _close_loop(emitter, [per_group], [output_type])
+    return result
 
 
 def _conv_along_width(name: str, shape: ConvShape) -> str:
@@ -310,8 +352,9 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
     zero = "%zero"
     e.emit(f"{zero} = arith.constant 0.0 : f32")
     c0 = e.index(0)
+    start, grouped, g = _open_groups(e, shape, output_type)
     (out0,) = _open_loop(e, "%fo", shape.filters // filter_block, 1,
-                         [("%o0", "%init", output_type)])
+                         [("%o0", start, output_type)])
     filter_base = e.affine(f"d0 * {filter_block}", ["%fo"])
     (out1,) = _open_loop(e, "%oh", shape.out_height, 1, [("%o1", "%o0", output_type)])
     (out2,) = _open_loop(e, "%ow", shape.out_width, row_tile,
@@ -322,7 +365,7 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
 
     def position(k: int) -> str:
         i, j = blocks[k]
-        return f"[{c0}, {filter_index[i]}, %oh, {column_index[j]}]"
+        return f"[{c0}, {g}{filter_index[i]}, %oh, {column_index[j]}]"
 
     def read(tensor: str, k: int) -> str:
         value = e.fresh("init")
@@ -353,12 +396,12 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
             column = e.affine(f"d0 * {stride} + {j * lanes * stride + kw}", ["%ow"])
             value = e.fresh("x")
             if stride == 1:
-                e.emit(f"{value} = vector.transfer_read %input[{c0}, %c, {input_row}, {column}], "
-                       f"{zero} {{in_bounds = [true]}} : {input_type}, {vector_type}")
+                e.emit(f"{value} = vector.transfer_read %input[{c0}, {g}%c, {input_row}, "
+                       f"{column}], {zero} {{in_bounds = [true]}} : {input_type}, {vector_type}")
             else:
                 wide = e.fresh("xw")
-                e.emit(f"{wide} = vector.transfer_read %input[{c0}, %c, {input_row}, {column}], "
-                       f"{zero} {{in_bounds = [false]}} : {input_type}, "
+                e.emit(f"{wide} = vector.transfer_read %input[{c0}, {g}%c, {input_row}, "
+                       f"{column}], {zero} {{in_bounds = [false]}} : {input_type}, "
                        f"vector<{lanes * stride}xf32>")
                 lanes_taken = ", ".join(str(stride * t) for t in range(lanes))
                 e.emit(f"{value} = vector.shuffle {wide}, {wide} [{lanes_taken}] : "
@@ -366,7 +409,7 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
             inputs.append(value)
         for i in range(filter_block):
             weight = e.fresh("w")
-            e.emit(f"{weight} = tensor.extract %weights[%fo, %c, %kh, {e.index(kw)}, "
+            e.emit(f"{weight} = tensor.extract %weights[{g}%fo, %c, %kh, {e.index(kw)}, "
                    f"{e.index(i)}] : {weight_type}")
             for j in range(vectors):
                 k = blocks.index((i, j))
@@ -377,6 +420,7 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
     _close_loop(e, [result], [output_type])
     _close_loop(e, [out2], [output_type])
     _close_loop(e, [out1], [output_type])
+    out0 = _close_groups(e, shape, output_type, out0, grouped)
     return _function(name, [("%input", input_type), ("%weights", weight_type),
                             ("%init", output_type)], output_type, e, out0)
 
@@ -394,14 +438,16 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
     zero = "%zero"
     e.emit(f"{zero} = arith.constant 0.0 : f32")
     c0 = e.index(0)
+    start, grouped, g = _open_groups(e, shape, output_type)
     (out0,) = _open_loop(e, "%fo", shape.filters // filter_block, 1,
-                         [("%o0", "%init", output_type)])
+                         [("%o0", start, output_type)])
     filter_base = e.affine(f"d0 * {filter_block}", ["%fo"])
     (out1,) = _open_loop(e, "%oh", shape.out_height, rows, [("%o1", "%o0", output_type)])
     slice_type = _tensor((filter_block, rows, shape.out_width))
     tile_type = _tensor((rows, shape.out_width, filter_block))
-    slice_position = (f"[{c0}, {filter_base}, %oh, {c0}] [1, {filter_block}, {rows}, "
-                      f"{shape.out_width}] [1, 1, 1, 1]")
+    group_size = "" if shape.groups == 1 else "1, "
+    slice_position = (f"[{c0}, {g}{filter_base}, %oh, {c0}] [1, {group_size}{filter_block}, "
+                      f"{rows}, {shape.out_width}] [1, {group_size}1, 1, 1]")
     e.emit(f"%slice = tensor.extract_slice %o1{slice_position} : {output_type} to {slice_type}")
     e.emit(f"%tile_init = tensor.empty() : {tile_type}")
     e.emit(f"%tile = linalg.transpose ins(%slice : {slice_type}) outs(%tile_init : {tile_type}) "
@@ -439,13 +485,13 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
         weights = []
         for v in range(filter_vectors):
             weight = e.fresh("w")
-            e.emit(f"{weight} = vector.transfer_read %weights[%fo, %c, %kh, {e.index(kw)}, "
-                   f"{e.index(v * lanes)}], {zero} {{in_bounds = [true]}} : {weight_type}, "
-                   f"{vector_type}")
+            e.emit(f"{weight} = vector.transfer_read %weights[{g}%fo, %c, %kh, "
+                   f"{e.index(kw)}, {e.index(v * lanes)}], {zero} {{in_bounds = [true]}} : "
+                   f"{weight_type}, {vector_type}")
             weights.append(weight)
         for p, (r, ow) in enumerate(pixels):
             scalar = e.fresh("x")
-            e.emit(f"{scalar} = tensor.extract %input[{c0}, %c, {input_rows[r]}, "
+            e.emit(f"{scalar} = tensor.extract %input[{c0}, {g}%c, {input_rows[r]}, "
                    f"{e.index(ow * shape.stride_w + kw)}] : {input_type}")
             for v in range(filter_vectors):
                 k = blocks.index((p, v))
@@ -460,6 +506,7 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
            f"{slice_type} into {output_type}")
     _close_loop(e, [result], [output_type])
     _close_loop(e, [out1], [output_type])
+    out0 = _close_groups(e, shape, output_type, out0, grouped)
     return _function(name, [("%input", input_type), ("%weights", weight_type),
                             ("%init", output_type)], output_type, e, out0)
 

@@ -1,6 +1,6 @@
 """Loop schedule of the compute-heavy ops of a sub-graph.
 
-Convolutions (full and depthwise) and matmuls whose weight operand is a
+Convolutions (full, grouped and depthwise) and matmuls whose weight operand is a
 compile-time constant, and batch matmuls, are replaced by calls to the
 register-blocked kernels of :mod:`.kernels`, with constant weights re-packed
 once, here, into the layout those kernels stream. Every other op keeps linalg's
@@ -44,6 +44,19 @@ def _constant_array(value: ir.Value) -> np.ndarray | None:
     return np.array(attribute, copy=True).reshape(shape)
 
 
+def _grouped_conv_weights(value: ir.Value) -> np.ndarray | None:
+    """The ``[G, F, C, KH, KW]`` weights of a grouped convolution if constant: torch-mlir
+    hands them over as a ``tensor.expand_shape`` of the ``[G * F, C, KH, KW]``
+    parameter, folded only later by canonicalisation."""
+    owner = value.owner
+    if (isinstance(owner, (ir.OpView, ir.Operation))
+            and owner.operation.name == "tensor.expand_shape"):
+        source = _constant_array(owner.operation.operands[0])
+        shape = ir.RankedTensorType(value.type).shape
+        return None if source is None else source.reshape(shape)
+    return _constant_array(value)
+
+
 def _int_list(attribute: ir.Attribute) -> list[int]:
     try:
         return [int(v) for v in ir.DenseIntElementsAttr(attribute)]
@@ -52,7 +65,8 @@ def _int_list(attribute: ir.Attribute) -> list[int]:
 
 
 def _conv_shape(operation: ir.Operation) -> kernels.ConvShape | None:
-    """The shape of a batch-1 f32 NCHW convolution (full or depthwise), dilation 1."""
+    """The shape of a batch-1 f32 NCHW convolution (full, grouped ``NGCHW`` or
+    depthwise), dilation 1."""
     if _int_list(operation.attributes["dilations"]) != [1, 1]:
         return None
     input_shape = ir.RankedTensorType(operation.operands[0].type).shape
@@ -62,11 +76,14 @@ def _conv_shape(operation: ir.Operation) -> kernels.ConvShape | None:
                                   .element_type) != "f32":
         return None
     stride_h, stride_w = _int_list(operation.attributes["strides"])
+    grouped = int(operation.name == "linalg.conv_2d_ngchw_gfchw")
     return kernels.ConvShape(
-        channels=input_shape[1], padded_height=input_shape[2], padded_width=input_shape[3],
-        filters=output_shape[1], out_height=output_shape[2], out_width=output_shape[3],
+        channels=input_shape[1 + grouped], padded_height=input_shape[2 + grouped],
+        padded_width=input_shape[3 + grouped], filters=output_shape[1 + grouped],
+        out_height=output_shape[2 + grouped], out_width=output_shape[3 + grouped],
         kernel_height=weight_shape[-2], kernel_width=weight_shape[-1],
-        stride_h=stride_h, stride_w=stride_w)
+        stride_h=stride_h, stride_w=stride_w,
+        groups=input_shape[1] if grouped else 1)
 
 
 _MATMUL_MAPS = ("[affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, "
@@ -114,7 +131,7 @@ def _kernel_sites(module: ir.Module) -> list[ir.Operation]:
     sites = []
 
     def visit(operation):
-        if operation.operation.name in ("linalg.conv_2d_nchw_fchw",
+        if operation.operation.name in ("linalg.conv_2d_nchw_fchw", "linalg.conv_2d_ngchw_gfchw",
                                         "linalg.depthwise_conv_2d_nchw_chw", "linalg.matmul",
                                         "linalg.batch_matmul"):
             sites.append(operation.operation)
@@ -132,7 +149,7 @@ def _kernel_count(module: ir.Module) -> int:
 
 
 def apply(module: ir.Module) -> None:
-    """Rewrites eligible convolutions (full and depthwise), matmuls and batch
+    """Rewrites eligible convolutions (full, grouped and depthwise), matmuls and batch
     matmuls of `module` into kernel calls.
 
     Runs twice: before elementwise fusion, while matmuls are still named ops on
@@ -154,6 +171,15 @@ def apply(module: ir.Module) -> None:
             batch = ir.RankedTensorType(operation.operands[0].type).shape[0]
             kernel_texts.append(kernels.batch_matmul_kernel(callee, shape, batch))
             _replace_with_kernel_call(operation, callee, None)
+            continue
+        if operation.name == "linalg.conv_2d_ngchw_gfchw":
+            weights = _grouped_conv_weights(operation.operands[1])
+            shape = _conv_shape(operation)
+            if weights is None or shape is None:
+                continue
+            packed = kernels.pack_grouped_conv_weights(weights, kernels.conv_filter_block(shape))
+            kernel_texts.append(kernels.conv_kernel(callee, shape))
+            _replace_with_kernel_call(operation, callee, packed)
             continue
         weights = _constant_array(operation.operands[1])
         if weights is None:

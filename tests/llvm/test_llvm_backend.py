@@ -255,3 +255,35 @@ def test_long_reductions_stay_as_close_to_float64_as_eager(function, input_shape
     ours_error = (ours.double() - reference).abs().max().item()
     eager_error = (function(x, *weights).double() - reference).abs().max().item()
     assert ours_error <= max(1.5 * eager_error, 1e-6), (ours_error, eager_error)
+
+
+@pytest.mark.parametrize("channels, groups, size, stride, padding", [
+    (32, 8, 32, 1, 1),  # ResNeXt stage 1: 4 channels per group, rows of 32
+    (64, 8, 32, 2, 1),  # strided, rows along the vector
+    (128, 8, 8, 1, 1),  # 16 filters per group: vectors along the filters
+    (128, 8, 16, 2, 1),  # strided down to 8x8, vectors along the filters
+    (48, 3, 10, 1, 0),  # rows of 8 pixels, no padding
+    (24, 2, 20, 2, 2),  # 12 channels per group, narrow vectors, wider padding
+    (256, 4, 4, 1, 1),  # 64 channels per group (576 terms): several reduction blocks
+])
+def test_grouped_conv_kernel(channels, groups, size, stride, padding):
+    """Grouped convolutions (``linalg.conv_2d_ngchw_gfchw``) get the conv tile per group:
+    they agree with eager and stay as close to float64 as eager."""
+    torch.manual_seed(0)
+
+    def conv(x, w):
+        return F.conv2d(x, w, stride=stride, padding=padding, groups=groups)
+
+    x = torch.randn(1, channels, size, size)
+    w = conv_weight(channels, channels // groups)
+    with lowering.new_context() as context:
+        lowered = lowering.lower_to_llvm(export_torch_dialect(conv, [x, w]), "main", {1: w},
+                                         context)
+        assert "__dynn_kernel_0" in str(lowered.module)
+    ours = _compile(conv, [x], [w])(x)[0]
+    eager = conv(x, w)
+    torch.testing.assert_close(ours, eager, **TOLERANCE)
+    reference = conv(x.double(), w.double())
+    ours_error = (ours.double() - reference).abs().max().item()
+    eager_error = (eager.double() - reference).abs().max().item()
+    assert ours_error <= max(1.5 * eager_error, 1e-6), (ours_error, eager_error)
