@@ -38,6 +38,7 @@ tiles also split ``K`` over independent partial sums (:func:`matmul_partials`).
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -92,6 +93,35 @@ class _Emitter:
         self.emit(f"{result} = vector.fma {broadcast}, {vector}, {accumulator} : {vector_type}")
         return result
 
+
+
+@dataclasses.dataclass(frozen=True)
+class _VectorTile:
+    """The accumulator vectors of a kernel's output tile: vector `k` lives at `position(k)`
+    of a tensor of `tensor_type`. Kernels read a tile's initial values and write its sums
+    back in the same places, so both are generated from the one description."""
+
+    emitter: _Emitter
+    position: Callable[[int], str]
+    tensor_type: str
+    vector_type: str
+    zero: str
+    in_bounds: str = "true"
+    written_stem: str = "o"
+
+    def read(self, tensor: str, k: int) -> str:
+        value = self.emitter.fresh("init")
+        self.emitter.emit(
+            f"{value} = vector.transfer_read {tensor}{self.position(k)}, {self.zero} "
+            f"{{in_bounds = [{self.in_bounds}]}} : {self.tensor_type}, {self.vector_type}")
+        return value
+
+    def write(self, value: str, tensor: str, k: int) -> str:
+        written = self.emitter.fresh(self.written_stem)
+        self.emitter.emit(
+            f"{written} = vector.transfer_write {value}, {tensor}{self.position(k)} "
+            f"{{in_bounds = [{self.in_bounds}]}} : {self.vector_type}, {self.tensor_type}")
+        return written
 
 def _tensor(shape: tuple[int, ...]) -> str:
     return "tensor<" + "x".join(str(s) for s in shape) + "xf32>"
@@ -367,23 +397,13 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
         i, j = blocks[k]
         return f"[{c0}, {g}{filter_index[i]}, %oh, {column_index[j]}]"
 
-    def read(tensor: str, k: int) -> str:
-        value = e.fresh("init")
-        e.emit(f"{value} = vector.transfer_read {tensor}{position(k)}, {zero} "
-               f"{{in_bounds = [true]}} : {output_type}, {vector_type}")
-        return value
-
-    def write(value: str, tensor: str, k: int) -> str:
-        written = e.fresh("o")
-        e.emit(f"{written} = vector.transfer_write {value}, {tensor}{position(k)} "
-               f"{{in_bounds = [true]}} : {vector_type}, {output_type}")
-        return written
+    output_vectors = _VectorTile(e, position, output_type, vector_type, zero)
 
     accumulator_types = [vector_type] * len(blocks)
     reduction, by_channel = _open_reduction(
         e, "%c", shape.channels,
         conv_reduction_block(shape, len(blocks)), 1,
-        "%o2", lambda t: [read(t, k) for k in range(len(blocks))],
+        "%o2", lambda t: [output_vectors.read(t, k) for k in range(len(blocks))],
         len(blocks), vector_type)
     by_row = _open_loop(e, "%kh", shape.kernel_height, 1, [
         (f"%ka{k}", f"%ra{k}", vector_type) for k in range(len(blocks))])
@@ -416,7 +436,7 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
                 accumulators[k] = e.fma(weight, inputs[j], accumulators[k], vector_type)
     _close_loop(e, accumulators, accumulator_types)
     _close_loop(e, by_row, accumulator_types)
-    result = _close_reduction(e, reduction, by_channel, write, vector_type)
+    result = _close_reduction(e, reduction, by_channel, output_vectors.write, vector_type)
     _close_loop(e, [result], [output_type])
     _close_loop(e, [out2], [output_type])
     _close_loop(e, [out1], [output_type])
@@ -458,24 +478,14 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
         r, ow = pixels[p]
         return f"[{e.index(r)}, {e.index(ow)}, {e.index(v * lanes)}]"
 
-    def read(tensor: str, k: int) -> str:
-        value = e.fresh("init")
-        e.emit(f"{value} = vector.transfer_read {tensor}{position(k)}, {zero} "
-               f"{{in_bounds = [true]}} : {tile_type}, {vector_type}")
-        return value
-
-    def write(value: str, tensor: str, k: int) -> str:
-        written = e.fresh("t")
-        e.emit(f"{written} = vector.transfer_write {value}, {tensor}{position(k)} "
-               f"{{in_bounds = [true]}} : {vector_type}, {tile_type}")
-        return written
+    tile_vectors = _VectorTile(e, position, tile_type, vector_type, zero, written_stem="t")
 
     accumulator_types = [vector_type] * len(blocks)
     reduction, by_channel = _open_reduction(
         e, "%c", shape.channels,
         conv_reduction_block(shape, len(blocks)), 1,
         "%tile",
-        lambda t: [read(t, k) for k in range(len(blocks))], len(blocks), vector_type)
+        lambda t: [tile_vectors.read(t, k) for k in range(len(blocks))], len(blocks), vector_type)
     by_row = _open_loop(e, "%kh", shape.kernel_height, 1, [
         (f"%ka{k}", f"%ra{k}", vector_type) for k in range(len(blocks))])
     accumulators = [f"%ka{k}" for k in range(len(blocks))]
@@ -498,7 +508,7 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
                 accumulators[k] = e.fma(scalar, weights[v], accumulators[k], vector_type)
     _close_loop(e, accumulators, accumulator_types)
     _close_loop(e, by_row, accumulator_types)
-    tile = _close_reduction(e, reduction, by_channel, write, vector_type)
+    tile = _close_reduction(e, reduction, by_channel, tile_vectors.write, vector_type)
     e.emit(f"%slice_result = linalg.transpose ins({tile} : {tile_type}) "
            f"outs(%slice : {slice_type}) permutation = [2, 0, 1]")
     result = e.fresh("o")
@@ -626,20 +636,10 @@ def _matmul_text(name: str, shape: MatmulShape, batch: int | None) -> str:
         r, j = blocks[b]
         return f"[{lead}{row_indices[r]}, {columns[j]}]"
 
-    def read(tensor: str, b: int) -> str:
-        value = e.fresh("init")
-        e.emit(f"{value} = vector.transfer_read {tensor}{position(b)}, {zero} "
-               f"{{in_bounds = [{in_bounds}]}} : {output_type}, {vector_type}")
-        return value
-
-    def write(value: str, tensor: str, b: int) -> str:
-        written = e.fresh("o")
-        e.emit(f"{written} = vector.transfer_write {value}, {tensor}{position(b)} "
-               f"{{in_bounds = [{in_bounds}]}} : {vector_type}, {output_type}")
-        return written
+    output_vectors = _VectorTile(e, position, output_type, vector_type, zero, in_bounds)
 
     def read_initial(tensor: str) -> list[str]:
-        initial = [read(tensor, b) for b in range(len(blocks))]
+        initial = [output_vectors.read(tensor, b) for b in range(len(blocks))]
         if partials > 1:
             zeros = e.fresh("zv")
             e.emit(f"{zeros} = arith.constant dense<0.0> : {vector_type}")
@@ -688,7 +688,7 @@ def _matmul_text(name: str, shape: MatmulShape, batch: int | None) -> str:
             sets = combined
         return sets[0]
 
-    result = _close_reduction(e, reduction, by_depth, write, vector_type, combine)
+    result = _close_reduction(e, reduction, by_depth, output_vectors.write, vector_type, combine)
     _close_loop(e, [result], [output_type])
     _close_loop(e, [out1], [output_type])
     if batch is not None:
