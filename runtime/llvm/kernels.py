@@ -253,6 +253,27 @@ def _close_reduction(emitter: _Emitter, reduction: _Reduction, sums: list[str],
     return tensor
 
 
+def _read_input_row(emitter: _Emitter, row_index: str, first_column: int, stride: int,
+                    lanes: int, zero: str, input_type: str) -> str:
+    """One vector of input pixels for consecutive output columns `%ow...`: row `row_index`
+    (the leading indices), columns `%ow * stride + first_column` onwards, `stride` apart.
+    A strided row is read as one wide vector and its every `stride`-th lane shuffled out."""
+    vector_type = f"vector<{lanes}xf32>"
+    column = emitter.affine(f"d0 * {stride} + {first_column}", ["%ow"])
+    value = emitter.fresh("x")
+    if stride == 1:
+        emitter.emit(f"{value} = vector.transfer_read %input[{row_index}, {column}], {zero} "
+                     f"{{in_bounds = [true]}} : {input_type}, {vector_type}")
+        return value
+    wide = emitter.fresh("xw")
+    wide_type = f"vector<{lanes * stride}xf32>"
+    emitter.emit(f"{wide} = vector.transfer_read %input[{row_index}, {column}], {zero} "
+                 f"{{in_bounds = [false]}} : {input_type}, {wide_type}")
+    lanes_taken = ", ".join(str(stride * t) for t in range(lanes))
+    emitter.emit(f"{value} = vector.shuffle {wide}, {wide} [{lanes_taken}] : "
+                 f"{wide_type}, {wide_type}")
+    return value
+
 def _function(name: str, arguments: list[tuple[str, str]], result_type: str,
               emitter: _Emitter, result: str) -> str:
     signature = ", ".join(f"{arg}: {arg_type}" for arg, arg_type in arguments)
@@ -413,20 +434,8 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
     for kw in range(shape.kernel_width):
         inputs = []
         for j in range(vectors):
-            column = e.affine(f"d0 * {stride} + {j * lanes * stride + kw}", ["%ow"])
-            value = e.fresh("x")
-            if stride == 1:
-                e.emit(f"{value} = vector.transfer_read %input[{c0}, {g}%c, {input_row}, "
-                       f"{column}], {zero} {{in_bounds = [true]}} : {input_type}, {vector_type}")
-            else:
-                wide = e.fresh("xw")
-                e.emit(f"{wide} = vector.transfer_read %input[{c0}, {g}%c, {input_row}, "
-                       f"{column}], {zero} {{in_bounds = [false]}} : {input_type}, "
-                       f"vector<{lanes * stride}xf32>")
-                lanes_taken = ", ".join(str(stride * t) for t in range(lanes))
-                e.emit(f"{value} = vector.shuffle {wide}, {wide} [{lanes_taken}] : "
-                       f"vector<{lanes * stride}xf32>, vector<{lanes * stride}xf32>")
-            inputs.append(value)
+            inputs.append(_read_input_row(e, f"{c0}, {g}%c, {input_row}", j * lanes * stride + kw,
+                                          stride, lanes, zero, input_type))
         for i in range(filter_block):
             weight = e.fresh("w")
             e.emit(f"{weight} = tensor.extract %weights[{g}%fo, %c, %kh, {e.index(kw)}, "
@@ -741,20 +750,8 @@ def depthwise_kernel(name: str, shape: ConvShape) -> str:
             e.emit(f"{weight} = tensor.extract %weights[%c, {e.index(kh)}, {e.index(kw)}] : "
                    f"{weight_type}")
             for k, (r, j) in enumerate(blocks):
-                column = e.affine(f"d0 * {stride} + {j * lanes * stride + kw}", ["%ow"])
-                value = e.fresh("x")
-                if stride == 1:
-                    e.emit(f"{value} = vector.transfer_read %input[{c0}, %c, {input_rows[r]}, "
-                           f"{column}], {zero} {{in_bounds = [true]}} : {input_type}, "
-                           f"{vector_type}")
-                else:
-                    wide = e.fresh("xw")
-                    e.emit(f"{wide} = vector.transfer_read %input[{c0}, %c, {input_rows[r]}, "
-                           f"{column}], {zero} {{in_bounds = [false]}} : {input_type}, "
-                           f"vector<{lanes * stride}xf32>")
-                    lanes_taken = ", ".join(str(stride * t) for t in range(lanes))
-                    e.emit(f"{value} = vector.shuffle {wide}, {wide} [{lanes_taken}] : "
-                           f"vector<{lanes * stride}xf32>, vector<{lanes * stride}xf32>")
+                value = _read_input_row(e, f"{c0}, %c, {input_rows[r]}", j * lanes * stride + kw,
+                                        stride, lanes, zero, input_type)
                 accumulators[k] = e.fma(weight, value, accumulators[k], vector_type)
     result = "%o2"
     for k, (r, j) in enumerate(blocks):
