@@ -66,6 +66,21 @@ def _accuracy(predicted: np.ndarray, expected: np.ndarray) -> float:
     return float((predicted == expected).mean())
 
 
+def _validation_accuracies(
+    trained: TrainedCnn, rule_set: RuleSet, validation: ImageSet, filter_thresholds: np.ndarray
+) -> tuple[float | None, float | None]:
+    """CNN and NeSy accuracy on the validation split, which hyperparameters are chosen on;
+    None for both when the split is empty (classes of one or two images)."""
+    if not len(validation):
+        return None, None
+    cnn_predictions, norms = infer(trained.model, validation.images)
+    nesy_predictions = rule_set.predict(binarize(norms, filter_thresholds))
+    return (
+        _accuracy(cnn_predictions, validation.labels),
+        _accuracy(nesy_predictions, validation.labels),
+    )
+
+
 def run(
     dataset: Dataset,
     train_config: TrainConfig,
@@ -89,8 +104,6 @@ def run(
     train_seconds = time.perf_counter() - started
     _, train_norms = infer(trained.model, dataset.train.images)
     cnn_test, test_norms = infer(trained.model, dataset.test.images)
-    validation = dataset.validation if len(dataset.validation) else dataset.test
-    cnn_validation, validation_norms = infer(trained.model, validation.images)
     filter_thresholds = thresholds(train_norms)
     train_table = binarize(train_norms, filter_thresholds)
     test_table = binarize(test_norms, filter_thresholds)
@@ -100,7 +113,9 @@ def run(
     )
     fold_seconds = time.perf_counter() - started
     nesy_test = rule_set.predict(test_table)
-    nesy_validation = rule_set.predict(binarize(validation_norms, filter_thresholds))
+    validation_cnn, validation_nesy = _validation_accuracies(
+        trained, rule_set, dataset.validation, filter_thresholds
+    )
     size = rule_set.size()
     metrics = {
         "dataset": dataset.name,
@@ -113,8 +128,8 @@ def run(
         "n_preds": size.n_preds,
         "size": size.size,
         "nesy_train_accuracy": _accuracy(rule_set.predict(train_table), dataset.train.labels),
-        "validation_cnn_accuracy": _accuracy(cnn_validation, validation.labels),
-        "validation_nesy_accuracy": _accuracy(nesy_validation, validation.labels),
+        "validation_cnn_accuracy": validation_cnn,
+        "validation_nesy_accuracy": validation_nesy,
         "active_filter_fraction": float(test_table.mean()),
         "train_seconds": train_seconds,
         "fold_seconds": fold_seconds,

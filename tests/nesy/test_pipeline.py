@@ -155,3 +155,15 @@ def test_sparse_epochs_apply_to_scratch_and_warmup_only():
     assert epochs("finetune") == [16, 8]
     assert epochs("scratch") == [24]
     assert epochs("warmup") == [8, 16]
+
+
+def test_validation_metrics_are_null_without_a_validation_split(image_folder, tmp_path):
+    for name in ("stop", "yield", "speed limit"):
+        for image in sorted((image_folder / name).iterdir())[2:]:
+            image.unlink()
+    out = tmp_path / "tiny"
+    arguments = ["run", "--dataset", f"folder:{image_folder}", "--image-size", "16", "--epochs", "1"]
+    assert main(arguments + ["--strategy", "nesyfold", "--out", str(out), "--no-progress"]) == 0
+    metrics = _check_run_directory(out)
+    assert metrics["validation_cnn_accuracy"] is None
+    assert metrics["validation_nesy_accuracy"] is None
