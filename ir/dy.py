@@ -82,6 +82,10 @@ PARAMS_FILE_ATTR = "dy.params"
 
 ENTRY_FUNCTION = "forward"
 
+RESULT_TREE_ATTR = "dy.result_tree"
+"""`dy.func` attribute: JSON of the Python structure the entry function returns, so a caller
+can nest the flat results as the source program did (tuples, lists, dicts, constants)."""
+
 HOST_SCALAR_TYPES = (i1, i64, f64)
 """The host scalar types: Python bools, ints and floats."""
 

@@ -60,7 +60,6 @@ from frontends.nesy.rules import (
     parse_rules,
 )
 from frontends.torch import Conversion, UnsupportedError, convert
-from frontends.torch.evaluator import RESULT_TREE_ATTR
 from ir import dy
 from ir.program import print_module, verify_module
 
@@ -312,7 +311,7 @@ def lower(
     block.erase_op(returned)
     _DecisionListLowering(block, rule_set, places, activations_by_filter).lower(end)
     function.function_type = FunctionType.from_lists(function.arg_types, [i64])
-    function.attributes[RESULT_TREE_ATTR] = StringAttr(
+    function.attributes[dy.RESULT_TREE_ATTR] = StringAttr(
         json.dumps({"int": 0}, separators=(",", ":"))
     )
     verify_module(conversion.module)

@@ -16,7 +16,7 @@ from xdsl.dialects.builtin import ModuleOp, StringAttr
 
 from frontends.torch import cache
 from frontends.torch.errors import UnsupportedError
-from frontends.torch.evaluator import RESULT_TREE_ATTR, Converter
+from frontends.torch.evaluator import Converter
 from ir import dy
 from ir.program import parse_module, print_module, verify_module
 from runtime.program import DEFAULT_CACHE_DIR, ProgramStats, compile_program
@@ -123,7 +123,7 @@ def result_tree(module: ModuleOp) -> Any:
     """The Python structure `forward` returns, as recorded by the frontend (None if absent)."""
     for op in module.ops:
         if isinstance(op, dy.FuncOp) and op.sym_name.data == dy.ENTRY_FUNCTION:
-            attribute = op.attributes.get(RESULT_TREE_ATTR)
+            attribute = op.attributes.get(dy.RESULT_TREE_ATTR)
             if isinstance(attribute, StringAttr):
                 return json.loads(attribute.data)
     return None

@@ -81,9 +81,6 @@ from ir import dy
 from ir.dy import ListType, scalar_type_for_dtype
 from ir.torch import ValueTensorType
 
-RESULT_TREE_ATTR = "dy.result_tree"
-"""`dy.func` attribute: JSON of the Python structure `forward` returns (see `result_tree`)."""
-
 MAX_UNROLLED_ITERATIONS = 10_000
 MAX_UNROLLED_WHILE_ITERATIONS = 256
 """A `while` still static after this many iterations is taken as non-terminating."""
@@ -443,7 +440,7 @@ class Converter:
         function = dy.FuncOp(
             dy.ENTRY_FUNCTION, [a.type for a in entry.args], result_types, Region(entry)
         )
-        function.attributes[RESULT_TREE_ATTR] = StringAttr(tree)
+        function.attributes[dy.RESULT_TREE_ATTR] = StringAttr(tree)
         function.location = self._location(source.node)
         module = ModuleOp([function])
         module.attributes[dy.PARAMS_FILE_ATTR] = StringAttr(params_file)
