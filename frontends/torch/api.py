@@ -16,7 +16,7 @@ from xdsl.dialects.builtin import ModuleOp, StringAttr
 
 from frontends.torch import cache
 from frontends.torch.errors import UnsupportedError
-from frontends.torch.evaluator import Converter
+from frontends.torch.converter import Converter
 from ir import dy
 from ir.program import parse_module, print_module, verify_module
 from runtime.program import DEFAULT_CACHE_DIR, ProgramStats, compile_program

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import operator
+
+from torch import nn
+
 
 class UnsupportedError(Exception):
     """A construct of the model that the frontend cannot turn into an equivalent program.
@@ -19,3 +23,19 @@ class UnsupportedError(Exception):
 
     def __str__(self) -> str:
         return f"{self.filename}:{self.line}: unsupported: {self.construct}: {self.why}"
+
+
+def callable_name(function: object) -> str:
+    """How a diagnostic names a called function or module."""
+    if isinstance(function, nn.Module):
+        return type(function).__name__
+    if isinstance(function, operator.attrgetter):
+        return repr(function)
+    name = getattr(function, "__qualname__", None) or getattr(function, "__name__", None)
+    return name or repr(function)
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message: enough for a one-line diagnostic."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -37,6 +37,8 @@ from xdsl.utils.exceptions import ParseError, VerifyException
 
 from frontends.torch.cache import Unfingerprintable, describe_value
 from frontends.torch.decompositions import BACKEND_LEGAL_OPS, decomposition_table
+from frontends.torch.errors import first_line
+from frontends.torch.values import StagedTensor
 from ir.program import ProgramContext
 
 Ref = tuple
@@ -50,27 +52,6 @@ class Pending:
 
     stretch: Stretch
     ref: Ref
-
-
-class StagedTensor:
-    """A tensor the program computes at run time.
-
-    A mutable handle, as Python tensors are objects: an in-place update rebinds `value` so
-    every alias sees it. `value` is an SSA value once imported, a `Pending` before; `example`
-    is the tensor the same computation gives on the example inputs (shapes, dtypes).
-    """
-
-    __slots__ = ("__weakref__", "example", "value")
-
-    def __init__(self, value: SSAValue | Pending, example: torch.Tensor):
-        self.value = value
-        self.example = example
-
-    def copy(self) -> StagedTensor:
-        return StagedTensor(self.value, self.example)
-
-    def __repr__(self) -> str:
-        return f"StagedTensor({list(self.example.shape)}, {self.example.dtype})"
 
 
 @dataclass(frozen=True)
@@ -220,7 +201,7 @@ def import_stretch(stretch: Stretch, outputs: list[Ref]) -> func.FuncOp:
                 backend_legal_ops=BACKEND_LEGAL_OPS,
             )
     except Exception as error:  # noqa: BLE001 - torch.export and the importer raise many types
-        raise ImportFailure(_first_line(error)) from None
+        raise ImportFailure(first_line(error)) from None
     text = _RESOURCES.sub("", imported.operation.get_asm(print_generic_op_form=True))
     if "dense_resource" in text:
         raise ImportFailure("a tensor constant created inside a library call became a literal")
@@ -229,7 +210,7 @@ def import_stretch(stretch: Stretch, outputs: list[Ref]) -> func.FuncOp:
     try:
         module = Parser(context, text).parse_module()
     except (ParseError, VerifyException) as error:
-        raise ImportFailure(f"its torch-mlir output does not parse: {_first_line(error)}") from None
+        raise ImportFailure(f"its torch-mlir output does not parse: {first_line(error)}") from None
     assert isinstance(module, ModuleOp)
     function = next(op for op in module.ops if isinstance(op, func.FuncOp))
     return function
@@ -338,11 +319,6 @@ def structure_key(stretch: Stretch, outputs: list[Ref]) -> Hashable | None:
     except Unfingerprintable:
         return None
     return (tuple(live_ins), tuple(sorted(stretch.mutated_live_ins)), calls, tuple(outputs))
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def splice(

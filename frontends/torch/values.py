@@ -1,15 +1,24 @@
 """What the staging evaluator computes with, besides plain (compile-time) Python values.
 
 A Python value the evaluator can compute while compiling (a config flag, a shape, a module) is
-kept as itself. A value known only at run time is *staged*: `StagedTensor` (see `stretch`),
+kept as itself. A value known only at run time is *staged*: `StagedTensor` (recorded into a
+`stretch.Stretch` until it is imported),
 `HostScalar` (an i1/i64/f64 SSA value: `.item()` results, counters merged from two paths) and
 `StagedList` (a `!dy.list` whose length depends on the path taken). `Undefined` marks a name
 that control flow left without one consistent value; reading it is the error, not binding it.
+`UserFunction` and `StagedMethod` are the callables the model's code can hold: a nested `def`
+and a method of a staged value.
+
+The helpers at the end answer per-value questions (is it staged, are two values the same
+SSA value, what values can a host scalar take) that every construct asks.
 """
 
 from __future__ import annotations
 
+import ast
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from xdsl.dialects.builtin import (
@@ -27,6 +36,10 @@ from xdsl.ir import Attribute, SSAValue
 
 from ir.dy import ListType
 from ir.torch import ValueTensorType
+
+if TYPE_CHECKING:
+    from frontends.torch.state import Frame
+    from frontends.torch.stretch import Pending
 
 _DTYPES: dict[torch.dtype, Attribute] = {
     torch.float32: Float32Type(),
@@ -76,6 +89,27 @@ def scalar_kind(value: object) -> type | None:
 
 
 MAX_TRACKED_VALUES = 64
+
+
+class StagedTensor:
+    """A tensor the program computes at run time.
+
+    A mutable handle, as Python tensors are objects: an in-place update rebinds `value` so
+    every alias sees it. `value` is an SSA value once imported, a `Pending` before; `example`
+    is the tensor the same computation gives on the example inputs (shapes, dtypes).
+    """
+
+    __slots__ = ("__weakref__", "example", "value")
+
+    def __init__(self, value: SSAValue | Pending, example: torch.Tensor):
+        self.value = value
+        self.example = example
+
+    def copy(self) -> StagedTensor:
+        return StagedTensor(self.value, self.example)
+
+    def __repr__(self) -> str:
+        return f"StagedTensor({list(self.example.shape)}, {self.example.dtype})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,3 +177,133 @@ class OptionalValue:
 
     present: HostScalar
     value: object
+
+
+@dataclass(eq=False)
+class UserFunction:
+    """A `def` or `lambda` written inside the model's code: called by inlining."""
+
+    node: ast.FunctionDef | ast.Lambda
+    scope: Frame
+
+
+@dataclass(eq=False)
+class StagedMethod:
+    """`receiver.name` looked up on a staged value, waiting for its call."""
+
+    receiver: StagedTensor | StagedList
+    name: str
+
+
+TENSOR_METADATA = frozenset(
+    {
+        "size",
+        "dim",
+        "ndimension",
+        "numel",
+        "nelement",
+        "is_contiguous",
+        "is_floating_point",
+        "is_complex",
+        "element_size",
+        "stride",
+        "get_device",
+        "is_signed",
+    }
+)
+"""Tensor methods whose result is fixed by the (specialised) shape and dtype."""
+
+TENSOR_STATIC_ATTRIBUTES = frozenset(
+    {
+        "shape",
+        "dtype",
+        "ndim",
+        "device",
+        "is_cuda",
+        "requires_grad",
+        "layout",
+        "is_sparse",
+        "is_quantized",
+        "is_meta",
+        "names",
+    }
+)
+
+
+def is_staged(value: Any) -> bool:
+    """Whether `value` (or anything inside its containers and slices) is known only at run
+    time."""
+    if isinstance(value, StagedTensor | HostScalar | StagedList):
+        return True
+    if isinstance(value, tuple | list):
+        return any(is_staged(v) for v in value)
+    if isinstance(value, dict):
+        return any(is_staged(v) for v in value.values())
+    if isinstance(value, slice):
+        return any(is_staged(v) for v in (value.start, value.stop, value.step))
+    return False
+
+
+def same(value: Any, other: Any) -> bool:
+    """Whether two values are the same on every run (one SSA value, or equal constants)."""
+    if value is other:
+        return True
+    if isinstance(value, StagedTensor | StagedList) and type(value) is type(other):
+        return value.value is other.value
+    if isinstance(value, HostScalar) and isinstance(other, HostScalar):
+        return value.value is other.value
+    simple = (bool, int, float, str, type(None), torch.dtype, torch.device)
+    if type(value) is type(other) and isinstance(value, simple):
+        return value == other
+    return False
+
+
+def possible_values(value: Any) -> frozenset | None:
+    if isinstance(value, HostScalar):
+        return value.possible
+    return frozenset({value})
+
+
+def possible_union(values: list) -> frozenset | None:
+    union: set = set()
+    for value in values:
+        possible = possible_values(value)
+        if possible is None:
+            return None
+        union |= possible
+    return frozenset(union) if len(union) <= MAX_TRACKED_VALUES else None
+
+
+def combine_possible(function: Callable, left: Any, right: Any) -> frozenset | None:
+    """The values `function(left, right)` can take, when both operands' sets are known."""
+    lefts, rights = possible_values(left), possible_values(right)
+    if lefts is None or rights is None or len(lefts) * len(rights) > MAX_TRACKED_VALUES:
+        return None
+    try:
+        return frozenset(function(a, b) for a in lefts for b in rights)
+    except (ArithmeticError, TypeError):
+        return None
+
+
+def example_of(value: Any) -> Any:
+    """The value a host scalar has on the example inputs; a Python value itself."""
+    return value.example if isinstance(value, HostScalar) else value
+
+
+def describe(value: Any) -> str:
+    """What a diagnostic calls the kind of `value`."""
+    if isinstance(value, StagedTensor):
+        return "tensor"
+    if isinstance(value, HostScalar):
+        return f"run-time {value.kind.__name__}"
+    if isinstance(value, StagedList):
+        return "list of run-time length"
+    if isinstance(value, Undefined):
+        return "undefined value"
+    if isinstance(value, UserFunction):
+        return "nested function"
+    if isinstance(value, OptionalValue):
+        return "value that may be None"
+    if value is None:
+        return "None"
+    return type(value).__name__

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from frontends.torch import convert, evaluator
+from frontends.torch import convert, converter, staging
 from frontends.torch.cache import CACHE_SUBDIR, PROGRAM_FILE, cache_key
 from ir.program import parse_and_verify
 from tests.frontend.conftest import assert_same, run_converted
@@ -78,7 +78,7 @@ def test_a_hit_gives_the_same_program_and_results(tmp_path, monkeypatch):
     def no_conversion(*args, **kwargs):
         raise AssertionError("a cache hit must not convert")
 
-    monkeypatch.setattr(evaluator.Converter, "convert", no_conversion)
+    monkeypatch.setattr(converter.Converter, "convert", no_conversion)
     second = convert(model, example(), cache_dir=tmp_path)
     assert second.ir == first.ir
     assert second.params.keys() == first.params.keys()
@@ -98,13 +98,13 @@ def test_a_damaged_entry_is_converted_again(tmp_path, monkeypatch, damage):
     (program,) = (tmp_path / CACHE_SUBDIR).glob(f"*/{PROGRAM_FILE}")
     program.write_text(damage(program.read_text()))
     conversions = Counter()
-    original = evaluator.Converter.convert
+    original = converter.Converter.convert
 
     def counted(self, *args, **kwargs):
         conversions["convert"] += 1
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(evaluator.Converter, "convert", counted)
+    monkeypatch.setattr(converter.Converter, "convert", counted)
     second = convert(model, example(), cache_dir=tmp_path)
     third = convert(model, example(), cache_dir=tmp_path)
     assert conversions["convert"] == 1  # the damaged entry was replaced, then hit
@@ -152,16 +152,16 @@ def test_no_cache_dir_writes_nothing(tmp_path, monkeypatch):
 def test_the_stretch_memo_gives_the_unmemoised_program(monkeypatch):
     model = make()
     imports = []
-    original = evaluator.import_stretch
+    original = staging.import_stretch
 
     def counting(stretch, outputs):
         imports.append(len(stretch.calls))
         return original(stretch, outputs)
 
-    monkeypatch.setattr(evaluator, "import_stretch", counting)
+    monkeypatch.setattr(staging, "import_stretch", counting)
     memoised = convert(model, example())
     memoised_imports = len(imports)
-    monkeypatch.setattr(evaluator, "structure_key", lambda stretch, outputs: None)
+    monkeypatch.setattr(staging, "structure_key", lambda stretch, outputs: None)
     imports.clear()
     plain = convert(model, example())
     assert memoised_imports < len(imports)

@@ -1,0 +1,65 @@
+"""Assignment targets: names, tuple unpacking, item assignment."""
+
+from __future__ import annotations
+
+import ast
+import operator
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from frontends.torch import staging
+from frontends.torch.values import HostScalar, StagedList, StagedTensor, Undefined, is_staged
+
+if TYPE_CHECKING:
+    from frontends.torch.converter import Converter
+
+
+def assign(cx: Converter, target: ast.expr, value: Any) -> None:
+    frame = cx.frame
+    assert frame is not None
+    if isinstance(target, ast.Name):
+        frame.env[target.id] = value
+    elif isinstance(target, ast.Tuple | ast.List):
+        if any(isinstance(element, ast.Starred) for element in target.elts):
+            raise cx.unsupported(target, "starred assignment", "not supported")
+        items = unpack(cx, value, len(target.elts), target)
+        for element, item in zip(target.elts, items):
+            assign(cx, element, item)
+    elif isinstance(target, ast.Subscript):
+        container = cx.eval(target.value)
+        index = cx.eval(target.slice)
+        if isinstance(container, StagedTensor):
+            staging.stage_call(cx, target, operator.setitem, (container, index, value), {})
+        elif is_staged(value) or is_staged(index) or isinstance(container, torch.Tensor):
+            raise cx.unsupported(
+                target,
+                "item assignment",
+                "only staged tensors and Python containers "
+                "indexed by compile-time values can be updated in place",
+            )
+        else:
+            container[index] = value
+    else:
+        raise cx.unsupported(
+            target,
+            "assignment",
+            f"assigning to {type(target).__name__} is not supported "
+            "(the model's attributes must not change in forward)",
+        )
+
+
+def unpack(cx: Converter, value: Any, count: int, node: ast.AST) -> list:
+    """`a, b = value`: the items of a value whose length is known at compile time."""
+    if isinstance(value, StagedTensor):
+        if value.example.dim() == 0 or value.example.shape[0] != count:
+            raise cx.unsupported(node, "unpacking", f"cannot unpack {value} into {count}")
+        return [
+            staging.stage_call(cx, node, operator.getitem, (value, i), {}) for i in range(count)
+        ]
+    if isinstance(value, StagedList | HostScalar | Undefined):
+        raise cx.unsupported(node, "unpacking", "the value has no compile-time length")
+    items = list(value)
+    if len(items) != count:
+        raise cx.unsupported(node, "unpacking", f"expected {count} values, got {len(items)}")
+    return items

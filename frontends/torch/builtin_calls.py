@@ -1,0 +1,47 @@
+"""Python builtins applied to staged values: `len`, `bool`, `int`, `float`, `isinstance`,
+`min`/`max`/`abs` of host scalars, `sum`, and the iteration helpers over static items."""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING, Any
+
+from frontends.torch import lists, operators, scalars
+from frontends.torch.loops import static_items
+from frontends.torch.values import HostScalar, StagedList, StagedTensor, scalar_kind
+
+if TYPE_CHECKING:
+    from frontends.torch.converter import Converter
+
+
+def call_builtin(cx: Converter, function: Any, args: tuple, kwargs: dict, node: ast.AST) -> Any:
+    value = args[0] if args else None
+    if function is len:
+        if isinstance(value, StagedTensor):
+            return len(value.example)
+        if isinstance(value, StagedList):
+            return lists.list_len(cx, value, node)
+    if function is bool:
+        return scalars.truth(cx, value, node)
+    if function in (int, float) and len(args) == 1:
+        kind = function
+        if isinstance(value, StagedTensor):
+            value = scalars.item(cx, value, node)
+        if isinstance(value, HostScalar):
+            return scalars.convert_scalar(cx, value, kind, node)
+    if function is isinstance:
+        probe = value.example if isinstance(value, StagedTensor | HostScalar) else value
+        return isinstance(probe, args[1])
+    if function in (zip, enumerate, list, tuple, reversed, range) and not any(
+        isinstance(a, HostScalar | StagedList) for a in args
+    ):
+        items = [static_items(cx, a, node) if isinstance(a, StagedTensor) else a for a in args]
+        return function(*items, **kwargs)
+    if function in (min, max, abs) and all(scalar_kind(a) is not None for a in args):
+        return scalars.min_max_abs(cx, function, args, node)
+    if function is sum and isinstance(value, list | tuple):
+        total: Any = args[1] if len(args) > 1 else 0
+        for item in value:
+            total = operators.binary(cx, ast.Add(), total, item, node)
+        return total
+    raise cx.unsupported(node, f"{function.__name__}()", "on values known only at run time")

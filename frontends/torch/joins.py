@@ -1,0 +1,257 @@
+"""Joins: where paths meet, their values are merged.
+
+A path that reaches a join (the end of a branch, of an unrolled loop, of an inlined
+helper) records an `Arrival` with its block and its values. `resolve` merges them (SSA
+construction by comparing the paths' environments): values every path agrees on are kept,
+tensors of one type, host scalars of one kind and lists become results of the `dy.if`s on
+the way (each arriving block ends with a `dy.yield`), values that are None on some paths
+become a presence flag plus the value, and names whose values disagree in type become
+`Undefined`, an error only if the program reads them.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING, Any
+
+import torch
+from xdsl.ir import Block, BlockArgument, Region, SSAValue
+
+from frontends.torch import staging
+from frontends.torch.plans import (
+    PLACEHOLDER,
+    CarryPlan,
+    Conflict,
+    Container,
+    Keep,
+    OptionalNode,
+    add_leaf,
+    list_element,
+    materialize,
+    rebuild,
+)
+from frontends.torch.state import Arrival, Join
+from frontends.torch.values import (
+    SCALAR_TYPES,
+    HostScalar,
+    OptionalValue,
+    StagedList,
+    StagedTensor,
+    Undefined,
+    describe,
+    possible_union,
+    same,
+    scalar_kind,
+)
+from ir import dy
+from ir.dy import ListType
+
+if TYPE_CHECKING:
+    from frontends.torch.converter import Converter
+
+
+def arrive(cx: Converter, join: Join, value: Any, node: ast.AST) -> None:
+    staging.flush(cx)
+    if join.loop_depth != cx.loop_depth:
+        raise cx.unsupported(
+            node,
+            "early exit",
+            "leaving a data-dependent loop towards the end of an "
+            "inlined function or an unrolled loop is not supported",
+        )
+    frame = cx.frame
+    assert frame is not None
+    payload = freeze(dict(frame.env) if join.carries_environment else value)
+    cx.arrivals.append(Arrival(join, cx.block, payload))
+    cx.reachable = False
+
+
+def resolve(cx: Converter, join: Join, node: ast.AST) -> Any:
+    """Merge what arrived at `join` and continue in its owner block; returns the merged
+    payload (`cx.reachable` is False when nothing arrived)."""
+    arrivals = [a for a in cx.arrivals if a.join is join]
+    cx.arrivals = [a for a in cx.arrivals if a.join is not join]
+    cx.continue_at(join.owner, reachable=bool(arrivals))
+    if not arrivals:
+        return None
+    if len(arrivals) == 1 and arrivals[0].block is join.owner:
+        return arrivals[0].payload
+    plan = CarryPlan(columns=[[] for _ in arrivals])
+    plan.template = merge(cx, [a.payload for a in arrivals], plan, join.owner)
+    for arrival, column in zip(arrivals, plan.columns):
+        with cx.at(arrival.block):
+            operands = [
+                materialize(cx, value, kind, node, expected)
+                for value, kind, expected in zip(column, plan.kinds, plan.types)
+            ]
+            cx.emit(dy.YieldOp(*operands), node)
+    outermost = join.owner.last_op
+    assert isinstance(outermost, dy.IfOp) and id(outermost) in join.pending_ifs
+    completed = complete_if(cx, outermost, join, plan.types)
+    return rebuild(plan, list(completed.results))
+
+
+def complete_if(cx: Converter, if_op: dy.IfOp, join: Join, result_types: list) -> dy.IfOp:
+    for region in if_op.regions:
+        last = region.block.last_op
+        if isinstance(last, dy.IfOp) and id(last) in join.pending_ifs:
+            inner = complete_if(cx, last, join, result_types)
+            yield_op = dy.YieldOp(*inner.results)
+            yield_op.location = inner.location
+            region.block.add_op(yield_op)
+    then_region, else_region = Region(), Region()
+    if_op.then_region.move_blocks(then_region)
+    if_op.else_region.move_blocks(else_region)
+    completed = dy.IfOp(if_op.cond, result_types, then_region, else_region)
+    completed.location = if_op.location
+    parent = if_op.parent_block()
+    assert parent is not None
+    parent.insert_op_before(completed, if_op)
+    if_op.detach()
+    if_op.erase()
+    return completed
+
+
+def merge(cx: Converter, values: list, plan: CarryPlan, owner: Block) -> Any:
+    real = [v for v in values if v is not PLACEHOLDER]
+    first = real[0]
+    if all(same(v, first) for v in real) and visible(first, owner):
+        return Keep(first)
+    if any(isinstance(v, Undefined) for v in real):
+        return Conflict(next(v for v in real if isinstance(v, Undefined)).reason)
+    if any(v is None or isinstance(v, OptionalValue) for v in real):
+        return merge_optional(cx, values, plan, owner)
+    if len(real) < len(values):
+        return merge_with_placeholders(cx, values, real, plan, owner)
+    if all(isinstance(v, StagedTensor | torch.Tensor) for v in values):
+        types_ = [staging.tensor_type_of(cx, v) for v in values]
+        if any(t != types_[0] for t in types_):
+            other = next(t for t in types_ if t != types_[0])
+            return Conflict(
+                f"it is a tensor of type {types_[0]} on one path and {other} on another"
+            )
+        example = first.example if isinstance(first, StagedTensor) else first
+        return add_leaf(plan, values, "tensor", types_[0], example)
+    kinds = [scalar_kind(v) for v in values]
+    if all(kinds):
+        if any(k is not kinds[0] for k in kinds):
+            return Conflict(
+                "it is a Python "
+                + " on one path and a ".join(sorted({k.__name__ for k in kinds}))
+                + " on another"
+            )
+        example = first.example if isinstance(first, HostScalar) else first
+        return add_leaf(
+            plan, values, kinds[0], SCALAR_TYPES[kinds[0]], example, possible_union(values)
+        )
+    if all(isinstance(v, list | StagedList) for v in values):
+        if all(isinstance(v, list) for v in values) and len({len(v) for v in values}) == 1:
+            return Container(
+                list, [merge(cx, list(column), plan, owner) for column in zip(*values)]
+            )
+        element, example = list_element(cx, values)
+        if element is None:
+            return Conflict("it is a list whose items differ in type between paths")
+        return add_leaf(plan, values, "list", ListType(element), example)
+    if all(type(v) is tuple for v in values) and len({len(v) for v in values}) == 1:
+        return Container(tuple, [merge(cx, list(column), plan, owner) for column in zip(*values)])
+    if all(isinstance(v, dict) for v in values) and len({tuple(v) for v in values}) == 1:
+        keys = list(first)
+        return Container(dict, [merge(cx, [v[k] for v in values], plan, owner) for k in keys], keys)
+    described = sorted({describe(v) for v in values})
+    return Conflict(f"it is {' on one path and '.join(described)} on another")
+
+
+def merge_optional(cx: Converter, values: list, plan: CarryPlan, owner: Block) -> Any:
+    """Merge values of which some are None: a presence flag plus the values, with
+    placeholders where they are None."""
+    presents: list = []
+    inner: list = []
+    for value in values:
+        if value is None or value is PLACEHOLDER:
+            presents.append(False if value is None else PLACEHOLDER)
+            inner.append(PLACEHOLDER)
+        elif isinstance(value, OptionalValue):
+            presents.append(value.present)
+            inner.append(value.value)
+        else:
+            presents.append(True)
+            inner.append(value)
+    return OptionalNode(merge(cx, presents, plan, owner), merge(cx, inner, plan, owner))
+
+
+def merge_with_placeholders(
+    cx: Converter, values: list, real: list, plan: CarryPlan, owner: Block
+) -> Any:
+    first = real[0]
+    if isinstance(first, tuple | list) and all(
+        type(v) is type(first) and len(v) == len(first) for v in real
+    ):
+        columns = [
+            [PLACEHOLDER if v is PLACEHOLDER else v[i] for v in values] for i in range(len(first))
+        ]
+        return Container(type(first), [merge(cx, c, plan, owner) for c in columns])
+    merged = merge(cx, real, CarryPlan(columns=[[] for _ in real]), owner)
+    if isinstance(merged, Keep | Conflict):
+        return merged
+    if isinstance(merged, Container | OptionalNode):
+        return Conflict("it is a nested optional value")
+    scratch = CarryPlan(columns=[[] for _ in real])
+    merge(cx, real, scratch, owner)
+    return add_leaf(
+        plan,
+        values,
+        scratch.kinds[0],
+        scratch.types[0],
+        scratch.examples[0],
+        scratch.possible[0],
+    )
+
+
+def visible(value: Any, block: Block) -> bool:
+    """Whether the SSA value behind `value` (if any) can be used in `block`."""
+    if isinstance(value, StagedTensor | StagedList | HostScalar):
+        ssa = value.value
+        if not isinstance(ssa, SSAValue):
+            return False
+        defining = ssa.owner if isinstance(ssa, BlockArgument) else ssa.owner.parent_block()
+        current: Block | None = block
+        while current is not None:
+            if current is defining:
+                return True
+            parent = current.parent_op()
+            current = parent.parent_block() if parent is not None else None
+        return False
+    if isinstance(value, OptionalValue):
+        return visible(value.present, block) and visible(value.value, block)
+    if isinstance(value, tuple | list):
+        return all(visible(v, block) for v in value)
+    if isinstance(value, dict):
+        return all(visible(v, block) for v in value.values())
+    return True
+
+
+def freeze(value: Any) -> Any:
+    """A snapshot of `value`: handles and containers copied, so later updates do not leak."""
+    if isinstance(value, StagedTensor | StagedList):
+        return value.copy()
+    if isinstance(value, OptionalValue):
+        return OptionalValue(value.present, freeze(value.value))
+    if isinstance(value, list):
+        return [freeze(v) for v in value]
+    if isinstance(value, dict):
+        return {k: freeze(v) for k, v in value.items()}
+    if type(value) is tuple:
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def clone_containers(env: dict[str, Any]) -> dict[str, Any]:
+    def clone(value: Any) -> Any:
+        if isinstance(value, list):
+            return [clone(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clone(v) for k, v in value.items()}
+        return value
+
+    return {name: clone(value) for name, value in env.items()}

@@ -1,0 +1,365 @@
+"""Loops: `for` over static iterables is unrolled; `while` on staged conditions is staged.
+
+`for` over anything whose length is known at compile time (`range`, module lists, zips,
+lists, a tensor's first dimension) is unrolled; a data-dependent `break` in it becomes a
+branch that skips the remaining iterations. `while` is unrolled while its condition is
+static; from the first iteration whose condition depends on data the rest of the loop
+becomes one `dy.while` whose carried values are the names the body updates (a `while`
+with a `break` is staged at once where the body allows it).
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from xdsl.ir import Block, Operation, Region, SSAValue
+
+from frontends.torch import scalars, staging
+from frontends.torch.assignment import assign
+from frontends.torch.ast_facts import assigned_names, exits
+from frontends.torch.errors import UnsupportedError
+from frontends.torch.joins import arrive, clone_containers, resolve
+from frontends.torch.plans import (
+    CarryPlan,
+    carry_plan,
+    collect_carried,
+    leaf_name,
+    leaf_type,
+    materialize,
+    rebuild,
+)
+from frontends.torch.state import Join, StagedLoop, UnrolledLoop
+from frontends.torch.values import HostScalar, StagedList, StagedTensor, Undefined
+from ir import dy
+from ir.dy import ListType
+from ir.torch import ValueTensorType
+
+if TYPE_CHECKING:
+    from frontends.torch.converter import Converter
+
+
+MAX_UNROLLED_ITERATIONS = 10_000
+MAX_UNROLLED_WHILE_ITERATIONS = 256
+"""A `while` still static after this many iterations is taken as non-terminating."""
+MAX_LOOP_TYPE_REFINEMENTS = 3
+
+
+def exec_for(cx: Converter, statement: ast.For, rest: Callable[[], None]) -> None:
+    if statement.orelse:
+        raise cx.unsupported(statement, "for ... else", "not supported")
+    iterable = cx.eval(statement.iter)
+    items = static_items(cx, iterable, statement.iter)
+
+    def next_item(index: int) -> tuple[bool, Any]:
+        if index < len(items):
+            return True, items[index]
+        return False, None
+
+    unrolled_loop(cx, statement, next_item, rest)
+
+
+def static_items(cx: Converter, iterable: Any, node: ast.AST) -> list:
+    """The items of an iterable whose length is known at compile time (a tensor's rows are
+    staged `getitem`s)."""
+    if isinstance(iterable, StagedTensor):
+        if iterable.example.dim() == 0:
+            raise cx.unsupported(node, "for", "iteration over a 0-d tensor")
+        return [
+            staging.stage_call(cx, node, operator.getitem, (iterable, i), {})
+            for i in range(iterable.example.shape[0])
+        ]
+    if isinstance(iterable, StagedList):
+        raise cx.unsupported(
+            node,
+            "for",
+            "iteration over a list whose length depends "
+            "on the data; index it with a counted loop instead",
+        )
+    if isinstance(iterable, HostScalar | Undefined):
+        raise cx.unsupported(node, "for", "the iterable is not known at compile time")
+    try:
+        items = list(iterable)
+    except TypeError as error:
+        raise cx.unsupported(node, "for", str(error)) from None
+    if len(items) > MAX_UNROLLED_ITERATIONS:
+        raise cx.unsupported(
+            node, "for", f"more than {MAX_UNROLLED_ITERATIONS} iterations to unroll"
+        )
+    return items
+
+
+def unrolled_loop(
+    cx: Converter,
+    statement: ast.For | ast.While,
+    next_item: Callable[[int], tuple[bool | HostScalar, Any]],
+    rest: Callable[[], None],
+) -> None:
+    """Unroll a loop whose trip count is known at compile time; a break on a staged
+    condition becomes a branch that skips the remaining iterations."""
+    frame = cx.frame
+    assert frame is not None
+    exit_join = Join(cx.block, cx.loop_depth, carries_environment=True)
+    loop = UnrolledLoop(exit_join)
+    frame.loops.append(loop)
+
+    limit = MAX_UNROLLED_ITERATIONS
+    if isinstance(statement, ast.While):
+        limit = MAX_UNROLLED_WHILE_ITERATIONS
+
+    def iteration(index: int) -> None:
+        if index > limit:
+            raise cx.unsupported(statement, "loop", f"more than {limit} iterations to unroll")
+        proceed, item = next_item(index)
+        if isinstance(proceed, HostScalar):
+            assert isinstance(statement, ast.While)
+            frame.loops.pop()
+            staged_while(cx, statement)
+            arrive(cx, exit_join, None, statement)
+            frame.loops.append(loop)
+            return
+        if not proceed:
+            arrive(cx, exit_join, None, statement)
+            return
+        if isinstance(statement, ast.For):
+            assign(cx, statement.target, item)
+        previous = loop.next_iteration
+        loop.next_iteration = lambda: iteration(index + 1)
+        try:
+            cx.exec(statement.body, lambda: iteration(index + 1))
+        finally:
+            loop.next_iteration = previous
+
+    iteration(0)
+    frame.loops.pop()
+    merged = resolve(cx, exit_join, statement)
+    if cx.reachable:
+        frame.env = merged
+        rest()
+
+
+def exec_while(cx: Converter, statement: ast.While, rest: Callable[[], None]) -> None:
+    if statement.orelse:
+        raise cx.unsupported(statement, "while ... else", "not supported")
+
+    if "break" in exits(statement.body) and try_staged_while(cx, statement):
+        rest()
+        return
+
+    def next_item(index: int) -> tuple[bool | HostScalar, None]:
+        return probe_condition(cx, statement.test), None
+
+    unrolled_loop(cx, statement, next_item, rest)
+
+
+def probe_condition(cx: Converter, test: ast.expr) -> bool | HostScalar:
+    """The loop condition if it is known at compile time; otherwise a HostScalar whose
+    ops were evaluated into a scratch block (the staged loop evaluates it again)."""
+    staging.flush(cx)
+    scratch = Block()
+    with cx.at(scratch):
+        condition = scalars.truth(cx, cx.eval(test), test)
+    discard(scratch)
+    return condition
+
+
+def try_staged_while(cx: Converter, statement: ast.While) -> bool:
+    """Stage a loop with a `break` as one `dy.while` from its first iteration, so that
+    each exit is one branch rather than one per unrolled iteration. Where the body needs
+    its carried values at compile time (indexing a ModuleList with the counter), undo
+    everything and report False: the loop is then unrolled."""
+    frame = cx.frame
+    assert frame is not None
+    staging.flush(cx)
+    owner = cx.block
+    last_op = owner.last_op
+    saved = (
+        frame.env,
+        len(frame.loops),
+        cx.loop_depth,
+        len(cx.mutations),
+        len(cx.return_types),
+        len(cx.arrivals),
+    )
+    try:
+        staged_while(cx, statement)
+    except UnsupportedError:
+        env, loop_count, depth, mutation_mark, returns_mark, arrivals_mark = saved
+        frame.env = env
+        del frame.loops[loop_count:]
+        cx.loop_depth = depth
+        staging.undo_mutations(cx, mutation_mark)
+        del cx.return_types[returns_mark:], cx.return_node[returns_mark:]
+        del cx.arrivals[arrivals_mark:]
+        erase_after(cx, owner, last_op)
+        cx.continue_at(owner)
+        return False
+    return True
+
+
+def erase_after(cx: Converter, block: Block, last_op: Operation | None) -> None:
+    """Erase the ops `block` gained after `last_op` (an abandoned attempt's)."""
+    while block.last_op is not last_op:
+        stale = block.last_op
+        assert stale is not None
+        stale.detach()
+        stale.erase(safe_erase=False)
+    cx.param_cache = {
+        key: value for key, value in cx.param_cache.items() if value.owner.parent is not None
+    }
+
+
+@dataclass(eq=False)
+class _LoopAttempt:
+    """One staging of a loop's body under a guess of its carried types."""
+
+    plan: CarryPlan
+    loop: StagedLoop
+    inits: list[SSAValue]
+    before: Block
+    after: Block
+
+
+def staged_while(cx: Converter, statement: ast.While) -> None:
+    """Stage the rest of a `while` loop as one `dy.while`. The names it carries are those
+    its body may update that are defined before it; a list that starts empty gets its
+    item type from a first pass over the body (a type refinement), so the body may be
+    staged more than once."""
+    frame = cx.frame
+    assert frame is not None
+    assigned = assigned_names(statement.body + [ast.Expr(statement.test)])
+    names = [
+        n for n in sorted(assigned) if n in frame.env and not isinstance(frame.env[n], Undefined)
+    ]
+    staging.flush(cx)
+    owner = cx.block
+    entry_env = frame.env
+    mutation_mark = len(cx.mutations)
+    refined: dict[int, ValueTensorType] = {}
+    returns_mark = len(cx.return_types)
+    for _ in range(MAX_LOOP_TYPE_REFINEMENTS):
+        del cx.return_types[returns_mark:], cx.return_node[returns_mark:]
+        before_inits = owner.last_op
+        attempt = _stage_body(cx, statement, names, entry_env, refined, mutation_mark)
+        if not attempt.loop.observed_mismatch:
+            break
+        _refine_carried_types(cx, statement, attempt, entry_env, refined)
+        discard(attempt.before)
+        discard(attempt.after)
+        erase_after(cx, owner, before_inits)
+    else:
+        raise cx.unsupported(statement, "while", "loop-carried types did not settle")
+    plan = attempt.plan
+    loop_op = dy.WhileOp(attempt.inits, plan.types, Region(attempt.before), Region(attempt.after))
+    cx.emit(loop_op, statement)
+    frame.env = entry_env
+    for name, value in zip(names, rebuild(plan, list(loop_op.results))):
+        frame.env[name] = value
+    line = frame.source.line_offset + statement.lineno
+    for name in assigned - set(names):
+        frame.env[name] = Undefined(
+            f"'{name}' is assigned only inside the data-dependent loop at line {line}"
+        )
+    cx.reachable = True
+
+
+def _stage_body(
+    cx: Converter,
+    statement: ast.While,
+    names: list[str],
+    entry_env: dict[str, Any],
+    refined: dict[int, ValueTensorType],
+    mutation_mark: int,
+) -> _LoopAttempt:
+    """Emit the initial values of the carried names, then stage the condition into the
+    loop's `before` region and the body into its `after` region."""
+    frame = cx.frame
+    assert frame is not None
+    frame.env = clone_containers(entry_env)
+    plan = carry_plan(cx, [frame.env[n] for n in names], statement, refined)
+    inits = [
+        materialize(cx, v, kind, statement, t)
+        for v, kind, t in zip(plan.columns[0], plan.kinds, plan.types)
+    ]
+    before = Block(arg_types=plan.types)
+    after = Block(arg_types=plan.types)
+    loop = StagedLoop(names, plan)
+    bind_carried(cx, loop, list(before.args))
+    with cx.at(before):
+        condition = scalars.truth(cx, cx.eval(statement.test), statement.test)
+        condition = scalars.as_host_bool(cx, condition, statement.test)
+        staging.flush(cx)
+        cx.emit(dy.ConditionOp(condition.value, *before.args), statement)
+    bind_carried(cx, loop, list(after.args))
+    with cx.at(after):
+        cx.loop_depth += 1
+        frame.loops.append(loop)
+        try:
+            cx.exec(statement.body, lambda: staged_loop_exit(cx, loop, dy.YieldOp, statement))
+        finally:
+            frame.loops.pop()
+            cx.loop_depth -= 1
+    staging.undo_mutations(cx, mutation_mark)
+    return _LoopAttempt(plan, loop, inits, before, after)
+
+
+def _refine_carried_types(
+    cx: Converter,
+    statement: ast.While,
+    attempt: _LoopAttempt,
+    entry_env: dict[str, Any],
+    refined: dict[int, ValueTensorType],
+) -> None:
+    """The body gave a carried value another type than it entered with: only a list that
+    entered without an item type may take one (the items its body appends)."""
+    frame = cx.frame
+    assert frame is not None
+    plan = attempt.plan
+    for index, observed in attempt.loop.observed_mismatch:
+        current = plan.types[index]
+        if not (isinstance(current, ListType) and current.element_type.shape is None):
+            frame.env = entry_env
+            raise cx.unsupported(
+                statement,
+                "while",
+                f"the loop-carried value {leaf_name(attempt.loop.names, plan, index)} "
+                f"changes type from {current} to {observed} in the loop body",
+            )
+        refined[index] = observed.element_type
+
+
+def bind_carried(cx: Converter, loop: StagedLoop, arguments: list[SSAValue]) -> None:
+    frame = cx.frame
+    assert frame is not None
+    values = rebuild(loop.plan, arguments)
+    for name, value in zip(loop.names, values):
+        frame.env[name] = value
+
+
+def staged_loop_exit(cx: Converter, loop: StagedLoop, exit_op: type, node: ast.AST) -> None:
+    """End a staged loop body path with `exit_op` carrying the current loop values."""
+    staging.flush(cx)
+    frame = cx.frame
+    assert frame is not None
+    leaves: list = []
+    collect_carried(cx, [frame.env.get(n) for n in loop.names], loop.plan.template, leaves, node)
+    operands = []
+    for index, (value, kind, expected) in enumerate(zip(leaves, loop.plan.kinds, loop.plan.types)):
+        observed = leaf_type(cx, value, kind, expected)
+        if observed != expected:
+            loop.observed_mismatch.append((index, observed))
+            cx.reachable = False
+            return
+        operands.append(materialize(cx, value, kind, node, expected))
+    cx.emit(exit_op(*operands), node)
+    cx.reachable = False
+
+
+def discard(block: Block) -> None:
+    """Erase every op of a block that will not be used (a scratch or abandoned region)."""
+    for op in reversed(list(block.ops)):
+        op.detach()
+        op.erase(safe_erase=False)

@@ -1,0 +1,182 @@
+"""Operators: arithmetic, unary, boolean and comparison operators on every kind of value.
+
+On staged tensors an operator is a recorded tensor call; on host scalars it is `arith`;
+on compile-time values it is Python's own. `and`/`or` short-circuit on what is known at
+compile time and combine the rest as i1 host scalars.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+from xdsl.dialects import arith
+
+from frontends.torch import scalars, staging
+from frontends.torch.ast_facts import BINARY, COMPARE, INPLACE
+from frontends.torch.scalars import negate
+from frontends.torch.values import (
+    HostScalar,
+    OptionalValue,
+    StagedList,
+    StagedTensor,
+    Undefined,
+    describe,
+    is_staged,
+    scalar_kind,
+)
+
+if TYPE_CHECKING:
+    from frontends.torch.converter import Converter
+
+
+def eval_bin_op(cx: Converter, node: ast.BinOp) -> Any:
+    return binary(cx, node.op, cx.eval(node.left), cx.eval(node.right), node)
+
+
+def binary(
+    cx: Converter, op: ast.operator, left: Any, right: Any, node: ast.AST, inplace: bool = False
+) -> Any:
+    table = INPLACE if inplace else BINARY
+    function = table.get(type(op), BINARY[type(op)])
+    if isinstance(left, StagedTensor | StagedList) or isinstance(right, StagedTensor):
+        if isinstance(left, StagedList):
+            raise cx.unsupported(node, "operator", "on a list of run-time length")
+        if not isinstance(left, StagedTensor):
+            function = BINARY[type(op)]
+        return staging.stage_call(cx, node, function, (left, right), {})
+    if isinstance(left, HostScalar) or isinstance(right, HostScalar):
+        if isinstance(left, torch.Tensor) or isinstance(right, torch.Tensor):
+            return staging.stage_call(cx, node, BINARY[type(op)], (left, right), {})
+        if scalar_kind(left) is None or scalar_kind(right) is None:
+            raise cx.unsupported(
+                node, "operator", f"between {describe(left)} and {describe(right)}"
+            )
+        return scalars.scalar_arith(cx, op, left, right, node)
+    for value in (left, right):
+        if isinstance(value, Undefined):
+            raise cx.unsupported(node, "operator", value.reason)
+        if isinstance(value, OptionalValue):
+            raise cx.unsupported(node, "operator", f"on a {describe(value)}")
+    return function(left, right)
+
+
+def eval_unary_op(cx: Converter, node: ast.UnaryOp) -> Any:
+    operand = cx.eval(node.operand)
+    if isinstance(node.op, ast.Not):
+        return negate(cx, scalars.truth(cx, operand, node.operand), node)
+    function = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Invert: operator.invert}[
+        type(node.op)
+    ]
+    if isinstance(operand, StagedTensor):
+        return staging.stage_call(cx, node, function, (operand,), {})
+    if isinstance(operand, HostScalar):
+        if isinstance(node.op, ast.UAdd):
+            return operand
+        if isinstance(node.op, ast.USub) and operand.kind is not bool:
+            return scalars.scalar_arith(
+                cx, ast.Sub(), 0 if operand.kind is int else 0.0, operand, node
+            )
+        if isinstance(node.op, ast.Invert) and operand.kind is bool:
+            return scalars.scalar_arith(cx, ast.BitXor(), operand, True, node)
+        raise cx.unsupported(node, "unary operator", f"on a host {operand.kind.__name__}")
+    return function(operand)
+
+
+def eval_bool_op(cx: Converter, node: ast.BoolOp) -> Any:
+    is_and = isinstance(node.op, ast.And)
+    result: Any = None
+    staged: list[HostScalar] = []
+    for value_node in node.values:
+        value = cx.eval(value_node)
+        truth = scalars.truth(cx, value, value_node)
+        if isinstance(truth, bool):
+            if truth != is_and:
+                if not staged:
+                    return value
+                staged.append(scalars.as_host_bool(cx, truth, value_node))
+                break
+            result = value
+            continue
+        staged.append(truth)
+    if not staged:
+        return result
+    combined = staged[0]
+    combine = arith.AndIOp if is_and else arith.OrIOp
+    for other in staged[1:]:
+        example = (
+            (combined.example and other.example) if is_and else (combined.example or other.example)
+        )
+        combined = HostScalar(cx.emit(combine(combined.value, other.value), node).result, example)
+    return combined
+
+
+def eval_compare(cx: Converter, node: ast.Compare) -> Any:
+    left = cx.eval(node.left)
+    results = []
+    for op, right_node in zip(node.ops, node.comparators):
+        right = cx.eval(right_node)
+        results.append(compare(cx, op, left, right, node))
+        left = right
+    if len(results) == 1:
+        return results[0]
+    if any(isinstance(r, StagedTensor) for r in results):
+        combined = results[0]
+        for other in results[1:]:
+            combined = staging.stage_call(cx, node, operator.and_, (combined, other), {})
+        return combined
+    if all(isinstance(r, bool) for r in results):
+        return all(results)
+    truths = [scalars.as_host_bool(cx, scalars.truth(cx, r, node), node) for r in results]
+    combined = truths[0]
+    for other in truths[1:]:
+        combined = HostScalar(
+            cx.emit(arith.AndIOp(combined.value, other.value), node).result,
+            combined.example and other.example,
+        )
+    return combined
+
+
+def compare(cx: Converter, op: ast.cmpop, left: Any, right: Any, node: ast.AST) -> Any:
+    if isinstance(op, ast.Is | ast.IsNot):
+        optional = left if isinstance(left, OptionalValue) else right
+        if isinstance(optional, OptionalValue):
+            if (left if optional is right else right) is not None:
+                raise cx.unsupported(
+                    node, "'is'", "a value that may be None can only be compared with None"
+                )
+            if isinstance(op, ast.IsNot):
+                return optional.present
+            return negate(cx, optional.present, node)
+        same = left is right
+        return same if isinstance(op, ast.Is) else not same
+    if isinstance(op, ast.In | ast.NotIn):
+        if is_staged(left) or is_staged(right):
+            raise cx.unsupported(node, "'in'", "on run-time values")
+        found = left in right
+        return found if isinstance(op, ast.In) else not found
+    if isinstance(left, StagedTensor) or isinstance(right, StagedTensor):
+        return staging.stage_call(cx, node, COMPARE[type(op)], (left, right), {})
+    if isinstance(left, HostScalar) or isinstance(right, HostScalar):
+        if isinstance(left, torch.Tensor) or isinstance(right, torch.Tensor):
+            return staging.stage_call(cx, node, COMPARE[type(op)], (left, right), {})
+        if scalar_kind(left) is None or scalar_kind(right) is None:
+            raise cx.unsupported(
+                node, "comparison", f"between {describe(left)} and {describe(right)}"
+            )
+        return scalars.compare_scalars(cx, op, left, right, node)
+    for value in (left, right):
+        if isinstance(value, StagedList | Undefined):
+            raise cx.unsupported(node, "comparison", f"of a {describe(value)}")
+    return COMPARE[type(op)](left, right)
+
+
+EXPRESSIONS: dict[type[ast.expr], Callable[[Converter, Any], Any]] = {
+    ast.BinOp: eval_bin_op,
+    ast.UnaryOp: eval_unary_op,
+    ast.BoolOp: eval_bool_op,
+    ast.Compare: eval_compare,
+}

@@ -1,0 +1,304 @@
+"""Carry plans: how a set of Python values flattens into typed SSA leaves and back.
+
+Where paths meet (a join) or a loop carries values around (a staged `dy.while`), each
+Python value becomes a template (containers, compile-time constants kept as they are) whose
+holes are SSA leaves: tensors, host scalars and `!dy.list`s. A plan records the type, kind
+and example of every leaf and, per path, the value it brings (`columns`); `rebuild` puts
+the Python structure back together around the results of the op that merged them.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+from xdsl.ir import SSAValue
+
+from frontends.torch import scalars, staging
+from frontends.torch.values import (
+    SCALAR_TYPES,
+    HostScalar,
+    OptionalValue,
+    StagedList,
+    StagedTensor,
+    Undefined,
+    describe,
+    same,
+    scalar_kind,
+    torch_dtype,
+)
+from ir import dy
+from ir.dy import ListType
+from ir.torch import ValueTensorType
+
+if TYPE_CHECKING:
+    from frontends.torch.converter import Converter
+
+
+@dataclass
+class Keep:
+    """A value every path agrees on: kept as it is, no leaf."""
+
+    value: Any
+
+
+@dataclass
+class Hole:
+    """Leaf `index` of the plan."""
+
+    index: int
+
+
+@dataclass
+class Conflict:
+    """Paths disagree in a way no leaf can carry: the name is undefined after the join."""
+
+    reason: str
+
+
+@dataclass
+class OptionalNode:
+    """A value that is None on some paths: a presence flag and the value."""
+
+    present: Any
+    value: Any
+
+
+class Placeholder:
+    """Stands for the value leaves of a path on which an optional value is None."""
+
+
+PLACEHOLDER = Placeholder()
+
+
+@dataclass
+class Container:
+    """A tuple, list or dict whose items are merged one by one."""
+
+    kind: type
+    items: list
+    keys: list | None = None
+
+
+@dataclass
+class CarryPlan:
+    """How a set of Python values flattens into typed SSA leaves and back.
+
+    `types[i]` is the type of leaf i; `kinds[i]` is "tensor", a scalar kind, or "list";
+    `examples[i]` is the example a rebuilt leaf gets.
+    """
+
+    template: Any = None
+    types: list = field(default_factory=list)
+    kinds: list = field(default_factory=list)
+    examples: list = field(default_factory=list)
+    possible: list = field(default_factory=list)
+    columns: list[list] = field(default_factory=list)
+
+
+def add_leaf(
+    plan: CarryPlan,
+    values: list,
+    kind: Any,
+    type_: Any,
+    example: Any,
+    possible: frozenset | None = None,
+):
+    plan.types.append(type_)
+    plan.kinds.append(kind)
+    plan.examples.append(example)
+    plan.possible.append(possible)
+    for column, value in zip(plan.columns, values):
+        column.append(value)
+    return Hole(len(plan.types) - 1)
+
+
+def list_element(cx: Converter, values: list) -> tuple[ValueTensorType | None, Any]:
+    element = None
+    example = None
+    for value in values:
+        if isinstance(value, StagedList):
+            candidates = [(value.element_type, value.example_item)]
+        else:
+            candidates = []
+            for item in value:
+                if not isinstance(item, StagedTensor | torch.Tensor):
+                    return None, None
+                item_example = item.example if isinstance(item, StagedTensor) else item
+                candidates.append((staging.tensor_type_of(cx, item), item_example))
+        for candidate, candidate_example in candidates:
+            if candidate.shape is None:
+                continue
+            if element is None:
+                element, example = candidate, candidate_example
+            elif candidate != element:
+                return None, None
+    if element is None:
+        element = ValueTensorType(None, None)
+    return element, example
+
+
+def rebuild(plan: CarryPlan, results: list[SSAValue]) -> Any:
+    def build(node: Any) -> Any:
+        if isinstance(node, Keep):
+            return node.value
+        if isinstance(node, Conflict):
+            return Undefined(node.reason)
+        if isinstance(node, OptionalNode):
+            present, value = build(node.present), build(node.value)
+            if isinstance(present, bool):
+                return value if present else None
+            return OptionalValue(present, value)
+        if isinstance(node, Container):
+            items = [build(item) for item in node.items]
+            if node.kind is dict:
+                return dict(zip(node.keys, items))
+            return node.kind(items)
+        assert isinstance(node, Hole)
+        return leaf_value(
+            plan.kinds[node.index],
+            results[node.index],
+            plan.examples[node.index],
+            plan.possible[node.index],
+        )
+
+    return build(plan.template)
+
+
+def leaf_value(kind: Any, value: SSAValue, example: Any, possible: frozenset | None) -> Any:
+    if kind == "tensor":
+        return StagedTensor(value, example)
+    if kind == "list":
+        return StagedList(value, example)
+    return HostScalar(value, example, possible)
+
+
+def carry_plan(cx: Converter, values: list, node: ast.AST, refined: dict) -> CarryPlan:
+    plan = CarryPlan(columns=[[]])
+    items = []
+    for value in values:
+        items.append(carry_node(cx, value, plan, node))
+    for index, element in refined.items():
+        plan.types[index] = ListType(element)
+    plan.template = Container(list, items)
+    return plan
+
+
+def carry_node(cx: Converter, value: Any, plan: CarryPlan, node: ast.AST) -> Any:
+    if isinstance(value, StagedTensor | torch.Tensor):
+        example = value.example if isinstance(value, StagedTensor) else value
+        return add_leaf(plan, [value], "tensor", staging.tensor_type_of(cx, value), example)
+    kind = scalar_kind(value)
+    if kind is not None:
+        example = value.example if isinstance(value, HostScalar) else value
+        return add_leaf(plan, [value], kind, SCALAR_TYPES[kind], example)
+    if isinstance(value, list | StagedList):
+        element, example = list_element(cx, [value])
+        if element is None:
+            raise cx.unsupported(
+                node,
+                "loop",
+                "a list carried by a data-dependent loop must hold tensors of one type",
+            )
+        return add_leaf(plan, [value], "list", ListType(element), example)
+    if type(value) is tuple:
+        return Container(tuple, [carry_node(cx, v, plan, node) for v in value])
+    return Keep(value)
+
+
+def collect_carried(
+    cx: Converter, values: list, template: Any, leaves: list, node: ast.AST
+) -> None:
+    assert isinstance(template, Container)
+    for value, item in zip(values, template.items):
+        if isinstance(item, Keep):
+            if not same(value, item.value):
+                raise cx.unsupported(
+                    node,
+                    "loop",
+                    f"a loop-carried {describe(item.value)} "
+                    f"becomes {describe(value)} in a data-dependent loop",
+                )
+        elif isinstance(item, Container):
+            if not isinstance(value, tuple) or len(value) != len(item.items):
+                raise cx.unsupported(node, "loop", "a loop-carried tuple changes shape")
+            collect_carried(cx, list(value), item, leaves, node)
+        else:
+            leaves.append(value)
+
+
+def leaf_type(cx: Converter, value: Any, kind: Any, expected: Any) -> Any:
+    if isinstance(value, Undefined):
+        raise cx.unsupported(cx.node, "loop", value.reason)
+    if kind == "tensor":
+        if not isinstance(value, StagedTensor | torch.Tensor):
+            return f"a {describe(value)}"
+        return staging.tensor_type_of(cx, value)
+    if kind == "list":
+        if isinstance(value, StagedList):
+            if value.element_type.shape is None and value.observed_element is not None:
+                return ListType(value.observed_element)
+            return value.value.type
+        if isinstance(value, list):
+            element, _ = list_element(cx, [value])
+            if element is None or element.shape is None:
+                return expected
+            if element != expected.element_type:
+                return ListType(element)
+            return expected
+        return f"a {describe(value)}"
+    observed = scalar_kind(value)
+    return SCALAR_TYPES[observed] if observed is not None else f"a {describe(value)}"
+
+
+def materialize(
+    cx: Converter, value: Any, kind: Any, node: ast.AST, expected: Any = None
+) -> SSAValue:
+    """The SSA value holding `value` (a leaf of kind "tensor", "list" or bool/int/float)."""
+    if value is PLACEHOLDER:
+        return placeholder(cx, kind, expected, node)
+    if kind == "tensor":
+        return staging.tensor_value(cx, value, node)
+    if kind == "list":
+        if isinstance(value, StagedList):
+            return value.value
+        list_type = expected if expected is not None else ListType(list_element(cx, [value])[0])
+        current = cx.emit(dy.ListEmptyOp(list_type), node).result
+        for item in value:
+            tensor = materialize(cx, item, "tensor", node)
+            current = cx.emit(dy.ListAppendOp(current, tensor), node).result
+        return current
+    return scalars.scalar_value(cx, value, kind, node)
+
+
+def placeholder(cx: Converter, kind: Any, expected: Any, node: ast.AST) -> SSAValue:
+    """A value of the expected type for a path where the optional value is None (it is
+    never read there: every read is guarded by its presence flag)."""
+    if kind == "list":
+        return cx.emit(dy.ListEmptyOp(expected), node).result
+    if kind != "tensor":
+        return scalars.scalar_value(cx, kind(0), kind, node)
+    dtype = torch_dtype(expected.element_type)
+    zeros = cx.placeholders.setdefault(str(expected), torch.zeros(expected.shape, dtype=dtype))
+    return staging.constant_value(cx, zeros, node)
+
+
+def leaf_name(names: list[str], plan: CarryPlan, index: int) -> str:
+    position = 0
+    assert isinstance(plan.template, Container)
+    for name, item in zip(names, plan.template.items):
+        count = _count_holes(item)
+        if position <= index < position + count:
+            return f"'{name}'"
+        position += count
+    return f"#{index}"
+
+
+def _count_holes(node: Any) -> int:
+    if isinstance(node, Hole):
+        return 1
+    if isinstance(node, Container):
+        return sum(_count_holes(item) for item in node.items)
+    return 0

@@ -1,0 +1,323 @@
+"""Staging tensor code: recording calls into the current stretch and importing it.
+
+Every tensor operation runs eagerly on example tensors (shape propagation: each staged
+tensor knows its shape and dtype) and is recorded in the current `Stretch`. At a
+control-flow point `flush` imports the stretch through torch-mlir and splices it into the
+current block; weights and compile-time tensors reach it as `dy.param`s. See
+`frontends.torch.stretch` for the replay and the import themselves.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from xdsl.ir import Block, SSAValue
+
+from frontends.torch.errors import UnsupportedError, callable_name, first_line
+from frontends.torch.stretch import (
+    ImportFailure,
+    LiveIn,
+    Pending,
+    RecordedCall,
+    Stretch,
+    import_stretch,
+    slot,
+    splice,
+    structure_key,
+    template,
+    tensor_leaves,
+)
+from frontends.torch.values import (
+    HostScalar,
+    OptionalValue,
+    StagedList,
+    StagedTensor,
+    Undefined,
+    UserFunction,
+    describe,
+    element_type,
+    tensor_type,
+)
+from ir import dy
+from ir.torch import ValueTensorType
+
+if TYPE_CHECKING:
+    from frontends.torch.converter import Converter
+
+
+def stage_call(
+    cx: Converter,
+    node: ast.AST,
+    function: Callable,
+    args: tuple,
+    kwargs: dict,
+    module: nn.Module | None = None,
+) -> Any:
+    """Record a call with staged tensor arguments and run it on their examples."""
+    args, kwargs = _tensor_arguments(cx, node, function, (args, kwargs))
+    result, staged, versions = _run_on_examples(cx, node, function, args, kwargs)
+    stretch = cx.stretch
+    if stretch.location is None:
+        stretch.location = cx.location(node)
+
+    def to_slot(value: Any) -> Any:
+        if isinstance(value, StagedTensor):
+            return slot(ref_of(cx, value, node))
+        if isinstance(value, torch.Tensor):
+            return slot(constant_ref(cx, value))
+        return None
+
+    module_params = {}
+    if module is not None:
+        module_params = {
+            name: constant_ref(cx, tensor)
+            for name, tensor in [*module.named_parameters(), *module.named_buffers()]
+        }
+    number = len(stretch.calls)
+    recorded = RecordedCall(
+        function, template(args, to_slot), template(kwargs, to_slot), module, module_params
+    )
+    stretch.calls.append(recorded)
+    for handle, version in zip(staged, versions):
+        if handle.example._version != version:
+            mark_mutated(cx, handle)
+    if not list(tensor_leaves(result)):
+        stretch.calls.pop()
+        raise cx.unsupported(
+            node,
+            f"call of {callable_name(function)}",
+            f"it computes a Python {type(result).__name__} from tensor data; use "
+            "tensor operations or .item() in a condition",
+        )
+    return wrap_result(result, (), stretch, number)
+
+
+def _tensor_arguments(
+    cx: Converter, node: ast.AST, function: Callable, arguments: tuple[tuple, dict]
+) -> tuple[tuple, dict]:
+    """The arguments with host scalars turned into 0-d tensors; values a tensor call cannot
+    take are reported."""
+
+    def to_tensor(value: Any) -> Any:
+        if isinstance(value, HostScalar):
+            return scalar_tensor(cx, value, node)
+        if isinstance(value, StagedList | Undefined | UserFunction | OptionalValue):
+            reason = (
+                value.reason
+                if isinstance(value, Undefined)
+                else (f"a {describe(value)} cannot be passed to {callable_name(function)}")
+            )
+            raise cx.unsupported(node, f"call of {callable_name(function)}", reason)
+        return None
+
+    args, kwargs = arguments
+    return template(args, to_tensor), template(kwargs, to_tensor)
+
+
+def _run_on_examples(
+    cx: Converter, node: ast.AST, function: Callable, args: tuple, kwargs: dict
+) -> tuple[Any, list[StagedTensor], list[int]]:
+    """Run `function` on the examples of its staged arguments: its example result, the
+    staged arguments and their versions before the call (to see in-place updates)."""
+    staged: list[StagedTensor] = []
+    constants: list[torch.Tensor] = []
+
+    def example_of(value: Any) -> Any:
+        if isinstance(value, StagedTensor):
+            staged.append(value)
+            return value.example
+        if isinstance(value, torch.Tensor):
+            constants.append(value)
+        return None
+
+    example_args = template(args, example_of)
+    example_kwargs = template(kwargs, example_of)
+    versions = [t.example._version for t in staged]
+    constant_versions = [t._version for t in constants]
+    try:
+        result = function(*example_args, **example_kwargs)
+    except Exception as error:  # noqa: BLE001 - whatever the model's own code raises
+        raise cx.unsupported(
+            node,
+            f"call of {callable_name(function)}",
+            f"it fails on the example inputs: {first_line(error)}",
+        ) from None
+    if any(t._version != v for t, v in zip(constants, constant_versions)):
+        raise cx.unsupported(
+            node, f"call of {callable_name(function)}", "it updates a constant tensor in place"
+        )
+    return result, staged, versions
+
+
+def wrap_result(value: Any, path: tuple, stretch: Stretch, number: int) -> Any:
+    """The example result of recorded call `number` with each tensor replaced by a pending
+    staged tensor of `stretch`."""
+    if isinstance(value, torch.Tensor):
+        handle = StagedTensor(Pending(stretch, ("out", number, path)), value)
+        stretch.track(handle)
+        return handle
+    if isinstance(value, tuple | list):
+        items = [wrap_result(v, (*path, i), stretch, number) for i, v in enumerate(value)]
+        if isinstance(value, list):
+            return items
+        if hasattr(value, "_fields"):
+            return type(value)(*items)
+        if type(value) is not tuple:
+            return type(value)(items)
+        return tuple(items)
+    return value
+
+
+def flush(cx: Converter) -> None:
+    """Import the current stretch (if it produced anything still reachable) into the
+    current block and give its reachable tensors their SSA values."""
+    stretch = cx.stretch
+    cx.stretch = Stretch()
+    outputs = stretch.reachable_outputs()
+    if not stretch.calls or not outputs:
+        return
+    refs: list = []
+    for handle in outputs:
+        if handle.value.ref not in refs:
+            refs.append(handle.value.ref)
+    key = structure_key(stretch, refs)
+    imported = cx.imports.get(key) if key is not None else None
+    if imported is None:
+        try:
+            imported = import_stretch(stretch, refs)
+        except ImportFailure as error:
+            raise UnsupportedError(
+                stretch.location.filename.data,
+                stretch.location.line.data,
+                "tensor code",
+                f"torch-mlir cannot import it: {error}",
+            ) from None
+        if key is not None:
+            cx.imports[key] = imported
+    # splice() consumes the body: a memoised import is spliced as a copy.
+    function = imported.clone() if key is not None else imported
+    arguments = [live_in.value for live_in in stretch.live_ins]
+
+    def make_param(index: int, type_: Any) -> SSAValue:
+        key = stretch.live_ins[index].param_key
+        assert key is not None
+        return param_value(cx, key, type_, None)
+
+    saved_node = cx.node
+    results = splice(function, cx.block, arguments, make_param, stretch.location)
+    cx.node = saved_node
+    for handle in outputs:
+        handle.value = results[refs.index(handle.value.ref)]
+
+
+def ref_of(cx: Converter, handle: StagedTensor, node: ast.AST) -> Any:
+    """The replay-local name of a staged tensor in the current stretch (a live-in when it
+    was computed before the stretch)."""
+    value = handle.value
+    if isinstance(value, Pending):
+        assert value.stretch is cx.stretch, "a pending tensor outlived its stretch"
+        return value.ref
+    value_type = value.type
+    if isinstance(value_type, ValueTensorType) and not value_type.has_static_shape:
+        raise cx.unsupported(
+            node,
+            "tensor code",
+            f"a tensor whose size depends on the path taken "
+            f"({value_type}) is used in further computation",
+        )
+    return cx.stretch.live_in(value, LiveIn(value, None, handle.example))
+
+
+def constant_ref(cx: Converter, tensor: torch.Tensor) -> Any:
+    key = constant_key(cx, tensor)
+    return cx.stretch.live_in(("param", key), LiveIn(None, key, tensor.detach()))
+
+
+def mark_mutated(cx: Converter, handle: StagedTensor) -> None:
+    """A call updated `handle` in place: from now on it is the stretch's copy of it."""
+    value = handle.value
+    if isinstance(value, Pending):
+        return
+    ref = cx.stretch.live_in(value, LiveIn(value, None, handle.example))
+    cx.stretch.mutated_live_ins.add(ref[1])
+    cx.mutations.append((handle, value))
+    handle.value = Pending(cx.stretch, ref)
+    cx.stretch.track(handle)
+
+
+def undo_mutations(cx: Converter, mark: int) -> None:
+    """Give the handles updated since `mark` their earlier values back (when the evaluator
+    leaves an arm of a branch, or abandons an attempt)."""
+    while len(cx.mutations) > mark:
+        handle, value = cx.mutations.pop()
+        if isinstance(handle, StagedList):
+            handle.value, handle.observed_element = value
+        else:
+            handle.value = value
+
+
+def tensor_type_of(cx: Converter, value: StagedTensor | torch.Tensor) -> ValueTensorType:
+    if isinstance(value, torch.Tensor):
+        return tensor_type(value)
+    if isinstance(value.value, Pending):
+        flush(cx)
+    assert isinstance(value.value, SSAValue)
+    result = value.value.type
+    assert isinstance(result, ValueTensorType)
+    return result
+
+
+def tensor_value(cx: Converter, value: StagedTensor | torch.Tensor, node: ast.AST) -> SSAValue:
+    """The SSA value of a staged tensor (importing its stretch if needed), or of a
+    compile-time tensor as a `dy.param` constant."""
+    if isinstance(value, StagedTensor):
+        if isinstance(value.value, Pending):
+            flush(cx)
+        return value.value
+    return constant_value(cx, value, node)
+
+
+def constant_value(cx: Converter, tensor: torch.Tensor, node: ast.AST) -> SSAValue:
+    key = constant_key(cx, tensor)
+    return param_value(cx, key, tensor_type(tensor), node)
+
+
+def constant_key(cx: Converter, tensor: torch.Tensor) -> str:
+    """The side-car key of a weight (its state_dict name) or of a compile-time tensor
+    (`constant.N`), storing the tensor the first time."""
+    key = cx.param_keys.get(id(tensor))
+    if key is None:
+        if id(tensor) not in cx.constants:
+            name = f"constant.{len(cx.constants)}"
+            cx.constants[id(tensor)] = (name, tensor)
+        key = cx.constants[id(tensor)][0]
+    if key not in cx.params:
+        cx.params[key] = tensor.detach().clone().contiguous()
+    return key
+
+
+def param_value(cx: Converter, key: str, type_: Any, node: ast.AST | None) -> SSAValue:
+    """A `dy.param` reading `key`, shared with an earlier read in this block or one that
+    encloses it."""
+    block: Block | None = cx.block
+    while block is not None:
+        cached = cx.param_cache.get((block, key))
+        if cached is not None:
+            return cached
+        parent = block.parent_op()
+        block = parent.parent_block() if parent is not None else None
+    value = cx.emit(dy.ParamOp(key, type_), node).result
+    cx.param_cache[(cx.block, key)] = value
+    return value
+
+
+def scalar_tensor(cx: Converter, scalar: HostScalar, node: ast.AST) -> StagedTensor:
+    """A host scalar as a 0-d tensor, for a tensor operation that takes it."""
+    dtype = {bool: torch.bool, int: torch.int64, float: torch.get_default_dtype()}[scalar.kind]
+    example = torch.tensor(scalar.example, dtype=dtype)
+    op = dy.ScalarToTensorOp(scalar.value, ValueTensorType([], element_type(dtype)))
+    return StagedTensor(cx.emit(op, node).result, example)

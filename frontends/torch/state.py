@@ -1,0 +1,124 @@
+"""The evaluator's bookkeeping: inlined frames, the points where paths meet, the loops being
+converted, and where new ops go.
+
+Control flow is evaluated in continuation-passing style (see `statements`). A `Join` is a
+point where paths meet (after a branch, at the end of an unrolled loop or of an inlined
+helper); every path that reaches it records an `Arrival` (its block and its values), and
+`joins.resolve` merges them. Each `Frame` is one inlined Python function, with the stack of
+loops it is inside.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from xdsl.ir import Block
+
+from frontends.torch.stretch import Stretch
+
+if TYPE_CHECKING:
+    from frontends.torch.joins import CarryPlan
+
+
+@dataclass(eq=False)
+class Join:
+    """A point where paths meet: after a branch, at the end of an unrolled loop or of an
+    inlined helper. `owner` is the block where control continues once it is resolved."""
+
+    owner: Block
+    loop_depth: int
+    carries_environment: bool
+    pending_ifs: set[int] = field(default_factory=set)
+
+
+@dataclass(eq=False)
+class Arrival:
+    """One path reaching a join: the block it ends in and what it brings (its variables, or
+    the value it returns)."""
+
+    join: Join
+    block: Block
+    payload: Any
+
+
+@dataclass(eq=False)
+class UnrolledLoop:
+    """A loop unrolled at compile time: its exit join, and how to run the next iteration
+    (what `continue` does)."""
+
+    exit: Join
+    next_iteration: Callable[[], None] | None = None
+
+
+@dataclass(eq=False)
+class StagedLoop:
+    """A loop staged as `dy.while`: which names it carries and how they flatten."""
+
+    names: list[str]
+    plan: CarryPlan
+    observed_mismatch: list[tuple[int, Any]] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class FunctionSource:
+    """The parsed source of one function: its `def` node, the file diagnostics name and the
+    offset of its first line in that file."""
+
+    node: ast.FunctionDef
+    filename: str
+    line_offset: int
+
+
+class Frame:
+    """One inlined Python function: its variables, where its code is, how it returns."""
+
+    def __init__(
+        self,
+        env: dict[str, Any],
+        globals_: dict[str, Any],
+        source: FunctionSource,
+        closure: dict[str, Any],
+        parent: Frame | None = None,
+        return_join: Join | None = None,
+        class_cell: type | None = None,
+    ):
+        self.env = env
+        self.globals = globals_
+        self.source = source
+        self.closure = closure
+        self.parent = parent
+        self.return_join = return_join
+        self.class_cell = class_cell
+        self.loops: list[UnrolledLoop | StagedLoop] = []
+
+    def lookup(self, name: str) -> Any:
+        frame: Frame | None = self
+        while frame is not None:
+            if name in frame.env:
+                return frame.env[name]
+            if name in frame.closure:
+                return frame.closure[name]
+            frame = frame.parent
+        if name in self.globals:
+            return self.globals[name]
+        if hasattr(builtins, name):
+            return getattr(builtins, name)
+        raise KeyError(name)
+
+
+@dataclass
+class InsertionPoint:
+    """Where the evaluator is: the block new ops go to, the stretch recording tensor calls
+    for it, and whether any path reaches this point at all."""
+
+    block: Block
+    stretch: Stretch = field(default_factory=Stretch)
+    reachable: bool = True
+
+
+class PathEnded(Exception):
+    """Raised inside an expression whose evaluation ended every path (nothing follows)."""

@@ -1,0 +1,240 @@
+"""Statements: the driver that runs a statement list, and one handler per statement kind.
+
+Control flow is evaluated in continuation-passing style: a statement list runs with a
+continuation `k` (what follows it). Simple statements run in order; a compound statement
+(`if`, `for`, `while`, `with`) takes the rest of the list as its continuation, so that a
+branch can run what follows inside its arms when it must (see `branches`). Exits (`return`,
+`break`, `continue`) end the current path: as a `dy` exit op where the dialect has one, or
+as an arrival at the join of their target (the end of an inlined helper, of an unrolled
+loop).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from frontends.torch import branches, loops, operators, scalars, staging
+from frontends.torch.assignment import assign
+from frontends.torch.ast_facts import as_load
+from frontends.torch.joins import arrive
+from frontends.torch.plans import materialize
+from frontends.torch.state import PathEnded, StagedLoop, UnrolledLoop
+from frontends.torch.values import (
+    OptionalValue,
+    StagedList,
+    StagedTensor,
+    Undefined,
+    UserFunction,
+    scalar_kind,
+)
+from ir import dy
+
+if TYPE_CHECKING:
+    from frontends.torch.converter import Converter
+
+HARMLESS_CONTEXTS = (torch.no_grad, torch.enable_grad, torch.inference_mode)
+
+
+def run(cx: Converter, statements: list[ast.stmt], k: Callable[[], None]) -> None:
+    """Run `statements`, then `k` on every path that falls off their end."""
+    for index, statement in enumerate(statements):
+        if not cx.reachable:
+            return
+        cx.node = statement
+        compound = COMPOUND_STATEMENTS.get(type(statement))
+        if compound is not None:
+            rest = statements[index + 1 :]
+            compound(cx, statement, lambda rest=rest: cx.exec(rest, k))
+            return
+        handler = SIMPLE_STATEMENTS.get(type(statement), _unsupported_statement)
+        try:
+            handler(cx, statement)
+        except PathEnded:
+            cx.reachable = False
+            return
+    if cx.reachable:
+        k()
+
+
+def _unsupported_statement(cx: Converter, statement: ast.stmt) -> None:
+    raise cx.unsupported(
+        statement, type(statement).__name__.lower(), "this statement is not supported"
+    )
+
+
+def exec_with(cx: Converter, statement: ast.With, rest: Callable[[], None]) -> None:
+    for item in statement.items:
+        context = cx.eval(item.context_expr)
+        if not (isinstance(context, HARMLESS_CONTEXTS) or context in HARMLESS_CONTEXTS):
+            raise cx.unsupported(
+                item.context_expr,
+                "with",
+                "only torch.no_grad()/inference_mode() contexts are supported",
+            )
+        if item.optional_vars is not None:
+            raise cx.unsupported(statement, "with ... as", "not supported")
+    cx.exec(statement.body, rest)
+
+
+def exec_expression(cx: Converter, statement: ast.Expr) -> None:
+    cx.eval(statement.value)
+
+
+def exec_assign(cx: Converter, statement: ast.Assign) -> None:
+    value = cx.eval(statement.value)
+    for target in statement.targets:
+        assign(cx, target, value)
+
+
+def exec_annotated_assign(cx: Converter, statement: ast.AnnAssign) -> None:
+    if statement.value is not None:
+        assign(cx, statement.target, cx.eval(statement.value))
+
+
+def exec_augmented_assign(cx: Converter, statement: ast.AugAssign) -> None:
+    current = cx.eval(as_load(statement.target))
+    value = cx.eval(statement.value)
+    result = operators.binary(cx, statement.op, current, value, statement, inplace=True)
+    assign(cx, statement.target, result)
+
+
+def exec_pass(cx: Converter, statement: ast.Pass) -> None:
+    pass
+
+
+def exec_function_def(cx: Converter, statement: ast.FunctionDef) -> None:
+    frame = cx.frame
+    assert frame is not None
+    if statement.decorator_list:
+        raise cx.unsupported(statement, "decorated nested function", "not supported")
+    frame.env[statement.name] = UserFunction(statement, frame)
+
+
+def exec_assert(cx: Converter, statement: ast.Assert) -> None:
+    test = scalars.truth(cx, cx.eval(statement.test), statement)
+    if test is False:
+        raise cx.unsupported(statement, "assert", "the assertion fails for the example inputs")
+
+
+def exec_delete(cx: Converter, statement: ast.Delete) -> None:
+    frame = cx.frame
+    assert frame is not None
+    for target in statement.targets:
+        if not isinstance(target, ast.Name):
+            raise cx.unsupported(statement, "del", "only names can be deleted")
+        frame.env.pop(target.id, None)
+
+
+def exec_raise(cx: Converter, statement: ast.Raise) -> None:
+    raise cx.unsupported(
+        statement,
+        "raise",
+        "the model raises an exception on this path; exceptions cannot be compiled",
+    )
+
+
+# ---------------------------------------------------------------------------- exits
+
+
+def exec_return(cx: Converter, statement: ast.Return) -> None:
+    value = None if statement.value is None else cx.eval(statement.value)
+    frame = cx.frame
+    assert frame is not None
+    if frame.return_join is None:
+        emit_return(cx, value, statement)
+    else:
+        arrive(cx, frame.return_join, value, statement)
+
+
+def emit_return(cx: Converter, value: Any, node: ast.AST) -> None:
+    """`dy.return` of the entry function, recording the structure of what it returns."""
+    staging.flush(cx)
+    leaves: list[Any] = []
+    tree = json.dumps(result_tree(cx, value, leaves, node), separators=(",", ":"))
+    operands = [materialize(cx, leaf, kind, node) for leaf, kind in leaves]
+    cx.emit(dy.ReturnOp(*operands), node)
+    cx.return_types.append((tree, [o.type for o in operands]))
+    cx.return_node.append(node)
+    cx.reachable = False
+
+
+def result_tree(cx: Converter, value: Any, leaves: list, node: ast.AST) -> Any:
+    """JSON of the returned structure; leaves are result indices tagged with a kind."""
+    if value is None or isinstance(value, str):
+        return {"const": value}
+    if isinstance(value, StagedTensor | torch.Tensor):
+        leaves.append((value, "tensor"))
+        return {"tensor": len(leaves) - 1}
+    if isinstance(value, StagedList):
+        leaves.append((value, "list"))
+        return {"tensor_list": len(leaves) - 1}
+    kind = scalar_kind(value)
+    if kind is not None:
+        leaves.append((value, kind))
+        return {kind.__name__: len(leaves) - 1}
+    if isinstance(value, tuple | list):
+        key = "tuple" if isinstance(value, tuple) else "list"
+        return {key: [result_tree(cx, item, leaves, node) for item in value]}
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {"dict": {k: result_tree(cx, v, leaves, node) for k, v in value.items()}}
+    if isinstance(value, Undefined):
+        raise cx.unsupported(node, "return", value.reason)
+    if isinstance(value, OptionalValue):
+        raise cx.unsupported(node, "return", "a value that is None on some paths")
+    raise cx.unsupported(node, "return", f"cannot return a {type(value).__name__}")
+
+
+def exec_break(cx: Converter, statement: ast.Break) -> None:
+    loop = innermost_loop(cx, statement, "break")
+    if isinstance(loop, UnrolledLoop):
+        arrive(cx, loop.exit, None, statement)
+    else:
+        loops.staged_loop_exit(cx, loop, dy.BreakOp, statement)
+
+
+def exec_continue(cx: Converter, statement: ast.Continue) -> None:
+    loop = innermost_loop(cx, statement, "continue")
+    if isinstance(loop, UnrolledLoop):
+        assert loop.next_iteration is not None
+        staging.flush(cx)
+        loop.next_iteration()
+        cx.reachable = False
+    else:
+        loops.staged_loop_exit(cx, loop, dy.ContinueOp, statement)
+
+
+def innermost_loop(cx: Converter, node: ast.AST, what: str) -> UnrolledLoop | StagedLoop:
+    frame = cx.frame
+    assert frame is not None
+    if not frame.loops:
+        raise cx.unsupported(node, what, "outside a loop")
+    return frame.loops[-1]
+
+
+COMPOUND_STATEMENTS: dict[type[ast.stmt], Callable[[Converter, Any, Callable[[], None]], None]] = {
+    ast.If: branches.exec_if,
+    ast.For: loops.exec_for,
+    ast.While: loops.exec_while,
+    ast.With: exec_with,
+}
+"""Statements that take the rest of their statement list as a continuation."""
+
+SIMPLE_STATEMENTS: dict[type[ast.stmt], Callable[[Converter, Any], None]] = {
+    ast.Expr: exec_expression,
+    ast.Assign: exec_assign,
+    ast.AnnAssign: exec_annotated_assign,
+    ast.AugAssign: exec_augmented_assign,
+    ast.Return: exec_return,
+    ast.Break: exec_break,
+    ast.Continue: exec_continue,
+    ast.Pass: exec_pass,
+    ast.FunctionDef: exec_function_def,
+    ast.Assert: exec_assert,
+    ast.Delete: exec_delete,
+    ast.Raise: exec_raise,
+}
