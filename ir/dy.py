@@ -927,6 +927,37 @@ class ItemOp(IRDLOperation):
 
 
 @irdl_op_definition
+class DimOp(IRDLOperation):
+    """The size of one dimension of a tensor as a host `i64` (Python's `x.shape[d]` where
+    the size is known only at run time: a `?` dimension).
+
+        %n = dy.dim %x[0] : !torch.vtensor<[?,8],f32>
+    """
+
+    name = "dy.dim"
+    tensor = operand_def(ValueTensorType)
+    index = prop_def(IntegerAttr[I64])
+    result = result_def(i64)
+    traits = traits_def(Pure())
+    assembly_format = "$tensor `[` $index `]` attr-dict `:` type($tensor)"
+
+    def __init__(self, tensor: SSAValue | Operation, index: int):
+        super().__init__(
+            operands=[tensor],
+            properties={"index": IntegerAttr(index, i64)},
+            result_types=[i64],
+        )
+
+    def verify_(self) -> None:
+        tensor_type = self.tensor.type
+        assert isinstance(tensor_type, ValueTensorType)
+        index = self.index.value.data
+        shape = tensor_type.shape
+        if shape is not None and not 0 <= index < len(shape):
+            raise VerifyException(f"dimension {index} out of range for {tensor_type}")
+
+
+@irdl_op_definition
 class ScalarToTensorOp(IRDLOperation):
     """Wraps a host scalar as a 0-d tensor so tensor compute can use it.
 
@@ -1136,6 +1167,7 @@ Dy = Dialect(
         ReturnOp,
         ParamOp,
         ItemOp,
+        DimOp,
         ScalarToTensorOp,
         ListEmptyOp,
         ListAppendOp,

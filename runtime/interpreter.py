@@ -442,6 +442,14 @@ class Interpreter:
 
         return run
 
+    def _dim(self, op: dy.DimOp) -> Step:
+        tensor, result, index = op.tensor, op.result, op.index.value.data
+
+        def run(env: Environment) -> None:
+            env[result] = env[tensor].shape[index]
+
+        return run
+
     def _scalar_to_tensor(self, op: dy.ScalarToTensorOp) -> Step:
         scalar, result = op.scalar, op.result
         assert isinstance(result.type, ValueTensorType)
@@ -565,6 +573,7 @@ _OP_COMPILERS: dict[type[Operation], Callable[[Interpreter, Any], Step]] = {
     dy.WhileOp: Interpreter._while,
     dy.ParamOp: Interpreter._param,
     dy.ItemOp: Interpreter._item,
+    dy.DimOp: Interpreter._dim,
     dy.ScalarToTensorOp: Interpreter._scalar_to_tensor,
     dy.ListEmptyOp: Interpreter._list_empty,
     dy.ListAppendOp: Interpreter._list_append,

@@ -138,6 +138,8 @@ def torch_op_function(op: Operation) -> TorchOpFunction:
         return lambda values: literal
     if name == "torch.prim.ListConstruct":
         return list
+    if name == "torch.tensor_static_info_cast":
+        return lambda values: values[0]
     if name == "torch.aten.view":
         # Value tensors have no strides: a view of a permuted tensor is a reshape.
         return lambda values: torch.ops.aten.reshape.default(*values)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from frontends.torch import staging
+from frontends.torch import sizes, staging
 from frontends.torch.values import HostScalar, StagedList, StagedTensor, Undefined, is_staged
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def assign(cx: Converter, target: ast.expr, value: Any) -> None:
 def unpack(cx: Converter, value: Any, count: int, node: ast.AST) -> list:
     """`a, b = value`: the items of a value whose length is known at compile time."""
     if isinstance(value, StagedTensor):
-        if value.example.dim() == 0 or value.example.shape[0] != count:
+        if sizes.static_length(cx, value, node, "unpacking") != count:
             raise cx.unsupported(node, "unpacking", f"cannot unpack {value} into {count}")
         return [
             staging.stage_call(cx, node, operator.getitem, (value, i), {}) for i in range(count)

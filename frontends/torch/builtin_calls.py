@@ -6,9 +6,9 @@ from __future__ import annotations
 import ast
 from typing import TYPE_CHECKING, Any
 
-from frontends.torch import lists, operators, scalars
+from frontends.torch import lists, operators, scalars, sizes
 from frontends.torch.loops import static_items
-from frontends.torch.values import HostScalar, StagedList, StagedTensor, scalar_kind
+from frontends.torch.values import HostScalar, StagedList, StagedTensor, SymSize, scalar_kind
 
 if TYPE_CHECKING:
     from frontends.torch.converter import Converter
@@ -18,22 +18,29 @@ def call_builtin(cx: Converter, function: Any, args: tuple, kwargs: dict, node: 
     value = args[0] if args else None
     if function is len:
         if isinstance(value, StagedTensor):
-            return len(value.example)
+            shape = sizes.shape_of(cx, value)
+            if not shape:
+                raise cx.unsupported(node, "len()", "of a 0-d tensor")
+            return shape[0]
         if isinstance(value, StagedList):
             return lists.list_len(cx, value, node)
     if function is bool:
         return scalars.truth(cx, value, node)
     if function in (int, float) and len(args) == 1:
         kind = function
+        if isinstance(value, SymSize):
+            if kind is int:
+                return value
+            value = scalars.materialize_size(cx, value, node)
         if isinstance(value, StagedTensor):
             value = scalars.item(cx, value, node)
         if isinstance(value, HostScalar):
             return scalars.convert_scalar(cx, value, kind, node)
     if function is isinstance:
-        probe = value.example if isinstance(value, StagedTensor | HostScalar) else value
+        probe = value.example if isinstance(value, StagedTensor | HostScalar | SymSize) else value
         return isinstance(probe, args[1])
     if function in (zip, enumerate, list, tuple, reversed, range) and not any(
-        isinstance(a, HostScalar | StagedList) for a in args
+        isinstance(a, HostScalar | StagedList | SymSize) for a in args
     ):
         items = [static_items(cx, a, node) if isinstance(a, StagedTensor) else a for a in args]
         return function(*items, **kwargs)

@@ -134,6 +134,25 @@ def _frontend_fingerprint() -> list[Any]:
     return [sources, versions, str(torch.get_default_dtype())]
 
 
+@dataclass(frozen=True)
+class Identity:
+    """A value with no description by content: equal only to itself."""
+
+    value_id: int
+
+
+def static_fingerprint(value: Any) -> Any:
+    """A hashable description of a non-tensor program input (a Python list of thresholds):
+    equal for inputs that give the same program."""
+    if value is None or type(value) in (bool, int, float, str):
+        return (type(value).__name__, repr(value))
+    if isinstance(value, tuple | list):
+        return (type(value).__name__, tuple(static_fingerprint(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((repr(k), static_fingerprint(v)) for k, v in value.items()))
+    return Identity(id(value))
+
+
 def cache_key(
     model: nn.Module, example_inputs: Sequence[Any], options: dict[str, Any]
 ) -> str | None:
@@ -158,9 +177,13 @@ def cache_key(
             modules.append([name, kind, class_files[cls], attributes, children])
         inputs = []
         for example in example_inputs:
-            if not isinstance(example, torch.Tensor):
-                raise Unfingerprintable(f"a {type(example).__name__} input")
-            inputs.append([str(example.dtype), list(example.shape)])
+            if isinstance(example, torch.Tensor):
+                inputs.append([str(example.dtype), list(example.shape)])
+            else:
+                fingerprint = static_fingerprint(example)
+                if isinstance(fingerprint, Identity):
+                    raise Unfingerprintable(f"a {type(example).__name__} input")
+                inputs.append(["static", repr(fingerprint)])
         header = [_frontend_fingerprint(), modules, inputs, options]
         digest.update(json.dumps(header, sort_keys=True).encode())
         # Tensors last and streamed: they are most of the bytes, and need no JSON.

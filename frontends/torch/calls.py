@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from frontends.torch import builtin_calls, higher_order, lists, scalars, sources, staging
+from frontends.torch import builtin_calls, higher_order, lists, scalars, sizes, sources, staging
 from frontends.torch.errors import callable_name, first_line
 from frontends.torch.expressions import check_defined
 from frontends.torch.joins import arrive, resolve
@@ -29,6 +29,7 @@ from frontends.torch.values import (
     StagedList,
     StagedMethod,
     StagedTensor,
+    SymSize,
     UserFunction,
     is_staged,
 )
@@ -109,9 +110,7 @@ def call_staged_method(
             "turns tensor data into Python values; use .item() in a condition",
         )
     if name in TENSOR_METADATA:
-        if is_staged((args, kwargs)):
-            raise cx.unsupported(node, f".{name}()", "with run-time arguments")
-        return getattr(receiver.example, name)(*args, **kwargs)
+        return sizes.tensor_metadata(cx, receiver, name, args, kwargs, node)
     return staging.stage_call(cx, node, getattr(torch.Tensor, name), (receiver, *args), kwargs)
 
 
@@ -228,7 +227,8 @@ def special_call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: 
     if function is sum and args and isinstance(args[0], list | tuple) and is_staged(args):
         return builtin_calls.call_builtin(cx, function, args, kwargs, node)
     if not any(
-        isinstance(a, StagedTensor | HostScalar | StagedList) for a in (*args, *kwargs.values())
+        isinstance(a, StagedTensor | HostScalar | StagedList | SymSize)
+        for a in (*args, *kwargs.values())
     ):
         return NotImplemented
     return builtin_calls.call_builtin(cx, function, args, kwargs, node)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 import sys
 import types
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,6 +30,7 @@ from xdsl.dialects.builtin import FileLineColLoc, IntAttr, ModuleOp, StringAttr
 from xdsl.ir import Block, Operation, Region, SSAValue
 
 from frontends.torch import calls, expressions, operators, sources, statements
+from frontends.torch.cache import Identity, static_fingerprint
 from frontends.torch.errors import UnsupportedError
 from frontends.torch.state import Arrival, Frame, FunctionSource, InsertionPoint
 from frontends.torch.stretch import Stretch
@@ -72,7 +73,14 @@ class Converter:
 
     # ---------------------------------------------------------------- entry point
 
-    def convert(self, example_inputs: tuple, params_file: str) -> ModuleOp:
+    def convert(
+        self,
+        example_inputs: tuple,
+        params_file: str,
+        dynamic_dims: Sequence[Collection[int]] = (),
+    ) -> ModuleOp:
+        """The `dy` module of `forward` on inputs like `example_inputs`; input i has a `?`
+        (any size) in each dimension `dynamic_dims[i]` names."""
         forward = self.model.forward
         if not sources.is_user_function(forward):
             raise UnsupportedError(
@@ -86,14 +94,19 @@ class Converter:
         staged_inputs = []
         for position, example in enumerate(example_inputs):
             if not isinstance(example, torch.Tensor):
-                raise UnsupportedError(
-                    source.filename,
-                    source.line_offset + source.node.lineno,
-                    "forward argument",
-                    f"input {position} is a {type(example).__name__}; "
-                    "only tensors can be program inputs",
-                )
-            argument = entry.insert_arg(tensor_type(example), len(entry.args))
+                if isinstance(static_fingerprint(example), Identity):
+                    raise UnsupportedError(
+                        source.filename,
+                        source.line_offset + source.node.lineno,
+                        "forward argument",
+                        f"input {position} is a {type(example).__name__}; program inputs "
+                        "are tensors, or Python numbers, strings and lists of them "
+                        "(compile-time constants)",
+                    )
+                staged_inputs.append(example)
+                continue
+            dynamic = dynamic_dims[position] if position < len(dynamic_dims) else ()
+            argument = entry.insert_arg(tensor_type(example, dynamic), len(entry.args))
             staged_inputs.append(StagedTensor(argument, example.detach().clone()))
         frame = sources.bind_frame(self, forward.__func__, (self.model, *staged_inputs), {}, None)
         previous_limit = sys.getrecursionlimit()

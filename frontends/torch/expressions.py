@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from frontends.torch import scalars, staging
+from frontends.torch import scalars, sizes, staging
 from frontends.torch.assignment import assign
 from frontends.torch.branches import staged_branch
 from frontends.torch.errors import first_line
@@ -60,6 +60,8 @@ def get_attribute(cx: Converter, value: Any, name: str, node: ast.AST) -> Any:
     """`value.name`: static metadata of a staged tensor is read off its example; a method of
     a staged value waits for its call (`calls`)."""
     if isinstance(value, StagedTensor):
+        if name == "shape":
+            return sizes.shape_of(cx, value)
         if name in TENSOR_STATIC_ATTRIBUTES:
             return getattr(value.example, name)
         attribute = getattr(torch.Tensor, name, None)

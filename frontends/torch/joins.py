@@ -40,6 +40,7 @@ from frontends.torch.values import (
     Undefined,
     describe,
     possible_union,
+    example_of,
     same,
     scalar_kind,
 )
@@ -140,7 +141,7 @@ def merge(cx: Converter, values: list, plan: CarryPlan, owner: Block) -> Any:
                 + " on one path and a ".join(sorted({k.__name__ for k in kinds}))
                 + " on another"
             )
-        example = first.example if isinstance(first, HostScalar) else first
+        example = example_of(first)
         return add_leaf(
             plan, values, kinds[0], SCALAR_TYPES[kinds[0]], example, possible_union(values)
         )

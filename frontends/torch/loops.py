@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from xdsl.ir import Block, Operation, Region, SSAValue
 
-from frontends.torch import scalars, staging
+from frontends.torch import scalars, sizes, staging
 from frontends.torch.assignment import assign
 from frontends.torch.ast_facts import assigned_names, exits
 from frontends.torch.errors import UnsupportedError
@@ -66,11 +66,9 @@ def static_items(cx: Converter, iterable: Any, node: ast.AST) -> list:
     """The items of an iterable whose length is known at compile time (a tensor's rows are
     staged `getitem`s)."""
     if isinstance(iterable, StagedTensor):
-        if iterable.example.dim() == 0:
-            raise cx.unsupported(node, "for", "iteration over a 0-d tensor")
+        length = sizes.static_length(cx, iterable, node, "for")
         return [
-            staging.stage_call(cx, node, operator.getitem, (iterable, i), {})
-            for i in range(iterable.example.shape[0])
+            staging.stage_call(cx, node, operator.getitem, (iterable, i), {}) for i in range(length)
         ]
     if isinstance(iterable, StagedList):
         raise cx.unsupported(

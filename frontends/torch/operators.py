@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from xdsl.dialects import arith
 
-from frontends.torch import scalars, staging
+from frontends.torch import scalars, sizes, staging
 from frontends.torch.ast_facts import BINARY, COMPARE, INPLACE
 from frontends.torch.scalars import negate
 from frontends.torch.values import (
@@ -23,6 +23,7 @@ from frontends.torch.values import (
     OptionalValue,
     StagedList,
     StagedTensor,
+    SymSize,
     Undefined,
     describe,
     is_staged,
@@ -48,7 +49,9 @@ def binary(
         if not isinstance(left, StagedTensor):
             function = BINARY[type(op)]
         return staging.stage_call(cx, node, function, (left, right), {})
-    if isinstance(left, HostScalar) or isinstance(right, HostScalar):
+    if _size_arithmetic(op, left, right):
+        return sizes.arithmetic(op, left, right)
+    if isinstance(left, HostScalar | SymSize) or isinstance(right, HostScalar | SymSize):
         if isinstance(left, torch.Tensor) or isinstance(right, torch.Tensor):
             return staging.stage_call(cx, node, BINARY[type(op)], (left, right), {})
         if scalar_kind(left) is None or scalar_kind(right) is None:
@@ -64,6 +67,15 @@ def binary(
     return function(left, right)
 
 
+def _size_arithmetic(op: ast.operator, left: Any, right: Any) -> bool:
+    """Whether `left op right` is arithmetic on sizes that stays a symbolic size."""
+    return (
+        (isinstance(left, SymSize) or isinstance(right, SymSize))
+        and isinstance(op, sizes.SIZE_OPERATORS)
+        and all(isinstance(v, SymSize) or type(v) is int for v in (left, right))
+    )
+
+
 def eval_unary_op(cx: Converter, node: ast.UnaryOp) -> Any:
     operand = cx.eval(node.operand)
     if isinstance(node.op, ast.Not):
@@ -73,6 +85,10 @@ def eval_unary_op(cx: Converter, node: ast.UnaryOp) -> Any:
     ]
     if isinstance(operand, StagedTensor):
         return staging.stage_call(cx, node, function, (operand,), {})
+    if isinstance(operand, SymSize) and isinstance(node.op, ast.USub | ast.UAdd):
+        return operand if isinstance(node.op, ast.UAdd) else sizes.arithmetic(node.op, operand)
+    if isinstance(operand, SymSize):
+        operand = scalars.materialize_size(cx, operand, node)
     if isinstance(operand, HostScalar):
         if isinstance(node.op, ast.UAdd):
             return operand
@@ -140,6 +156,34 @@ def eval_compare(cx: Converter, node: ast.Compare) -> Any:
     return combined
 
 
+def _holds_size(value: Any) -> bool:
+    return isinstance(value, tuple | list) and any(isinstance(v, SymSize) for v in value)
+
+
+def _compare_shapes(cx: Converter, op: ast.cmpop, left: Any, right: Any, node: ast.AST) -> Any:
+    """`==` / `!=` of shapes with sizes known only at run time, element by element."""
+    if not isinstance(op, ast.Eq | ast.NotEq) or not all(
+        isinstance(v, tuple | list) for v in (left, right)
+    ):
+        raise cx.unsupported(node, "comparison", "of shapes with sizes known only at run time")
+    equal: Any = len(left) == len(right)
+    for a, b in zip(left, right) if equal else ():
+        same = compare(cx, ast.Eq(), a, b, node)
+        if same is False:
+            equal = False
+            break
+        if same is not True:
+            equal = same if equal is True else _and(cx, equal, same, node)
+    return negate(cx, equal, node) if isinstance(op, ast.NotEq) else equal
+
+
+def _and(cx: Converter, left: HostScalar, right: HostScalar, node: ast.AST) -> HostScalar:
+    return HostScalar(
+        cx.emit(arith.AndIOp(left.value, right.value), node).result,
+        left.example and right.example,
+    )
+
+
 def compare(cx: Converter, op: ast.cmpop, left: Any, right: Any, node: ast.AST) -> Any:
     if isinstance(op, ast.Is | ast.IsNot):
         optional = left if isinstance(left, OptionalValue) else right
@@ -160,7 +204,7 @@ def compare(cx: Converter, op: ast.cmpop, left: Any, right: Any, node: ast.AST) 
         return found if isinstance(op, ast.In) else not found
     if isinstance(left, StagedTensor) or isinstance(right, StagedTensor):
         return staging.stage_call(cx, node, COMPARE[type(op)], (left, right), {})
-    if isinstance(left, HostScalar) or isinstance(right, HostScalar):
+    if isinstance(left, HostScalar | SymSize) or isinstance(right, HostScalar | SymSize):
         if isinstance(left, torch.Tensor) or isinstance(right, torch.Tensor):
             return staging.stage_call(cx, node, COMPARE[type(op)], (left, right), {})
         if scalar_kind(left) is None or scalar_kind(right) is None:
@@ -168,6 +212,8 @@ def compare(cx: Converter, op: ast.cmpop, left: Any, right: Any, node: ast.AST) 
                 node, "comparison", f"between {describe(left)} and {describe(right)}"
             )
         return scalars.compare_scalars(cx, op, left, right, node)
+    if _holds_size(left) or _holds_size(right):
+        return _compare_shapes(cx, op, left, right, node)
     for value in (left, right):
         if isinstance(value, StagedList | Undefined):
             raise cx.unsupported(node, "comparison", f"of a {describe(value)}")

@@ -25,6 +25,7 @@ from frontends.torch.values import (
     StagedTensor,
     Undefined,
     describe,
+    example_of,
     same,
     scalar_kind,
     torch_dtype,
@@ -192,7 +193,7 @@ def carry_node(cx: Converter, value: Any, plan: CarryPlan, node: ast.AST) -> Any
         return add_leaf(plan, [value], "tensor", staging.tensor_type_of(cx, value), example)
     kind = scalar_kind(value)
     if kind is not None:
-        example = value.example if isinstance(value, HostScalar) else value
+        example = example_of(value)
         return add_leaf(plan, [value], kind, SCALAR_TYPES[kind], example)
     if isinstance(value, list | StagedList):
         element, example = list_element(cx, [value])

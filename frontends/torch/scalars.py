@@ -20,8 +20,11 @@ from frontends.torch.stretch import Pending
 from frontends.torch.values import (
     HostScalar,
     OptionalValue,
+    SizeOf,
+    SizeTerm,
     StagedList,
     StagedTensor,
+    SymSize,
     Undefined,
     UserFunction,
     combine_possible,
@@ -74,6 +77,9 @@ _BOOL_ARITH = {ast.BitAnd: arith.AndIOp, ast.BitOr: arith.OrIOp, ast.BitXor: ari
 
 
 def scalar_value(cx: Converter, value: Any, kind: type, node: ast.AST) -> SSAValue:
+    """The SSA value of a host scalar, a symbolic size or a Python number, as `kind`."""
+    if isinstance(value, SymSize):
+        value = materialize_size(cx, value, node)
     if isinstance(value, HostScalar):
         if value.kind is kind:
             return value.value
@@ -85,6 +91,27 @@ def scalar_value(cx: Converter, value: Any, kind: type, node: ast.AST) -> SSAVal
     else:
         attr = FloatAttr(float(value), f64)
     return cx.emit(arith.ConstantOp(attr), node).result
+
+
+def materialize_size(cx: Converter, size: SymSize, node: ast.AST) -> HostScalar:
+    """A symbolic size as a host int: `dy.dim` of the tensors it measures, then `arith`."""
+
+    def value_of(term: SizeTerm) -> HostScalar | int:
+        if isinstance(term, SizeOf):
+            op = cx.emit(dy.DimOp(term.tensor, term.dim), node)
+            return HostScalar(op.result, term.example.shape[term.dim])
+        if not isinstance(term, tuple):
+            return term
+        operator_type, *operands = term
+        values = [value_of(operand) for operand in operands]
+        if operator_type is ast.USub:
+            return scalar_arith(cx, ast.Sub(), 0, values[0], node)
+        return scalar_arith(cx, operator_type(), values[0], values[1], node)
+
+    result = value_of(size.term)
+    if isinstance(result, int):
+        return HostScalar(scalar_value(cx, result, int, node), result)
+    return result
 
 
 def item(cx: Converter, tensor: StagedTensor, node: ast.AST) -> HostScalar:
@@ -106,6 +133,8 @@ def truth(cx: Converter, value: Any, node: ast.AST) -> bool | HostScalar:
     """Python truthiness: a bool when known at compile time, else an i1 HostScalar."""
     if isinstance(value, StagedTensor):
         return truth(cx, item(cx, value, node), node)
+    if isinstance(value, SymSize):
+        value = materialize_size(cx, value, node)
     if isinstance(value, HostScalar):
         return convert_scalar(cx, value, bool, node)
     if isinstance(value, StagedList):

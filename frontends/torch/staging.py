@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 from xdsl.ir import Block, SSAValue
 
 from frontends.torch.errors import UnsupportedError, callable_name, first_line
@@ -23,8 +24,10 @@ from frontends.torch.stretch import (
     LiveIn,
     Pending,
     RecordedCall,
+    SpliceMismatch,
     Stretch,
     import_stretch,
+    size_slot,
     slot,
     splice,
     structure_key,
@@ -34,8 +37,11 @@ from frontends.torch.stretch import (
 from frontends.torch.values import (
     HostScalar,
     OptionalValue,
+    SizeOf,
+    SizeTerm,
     StagedList,
     StagedTensor,
+    SymSize,
     Undefined,
     UserFunction,
     describe,
@@ -59,8 +65,9 @@ def stage_call(
 ) -> Any:
     """Record a call with staged tensor arguments and run it on their examples."""
     args, kwargs = _tensor_arguments(cx, node, function, (args, kwargs))
-    result, staged, versions = _run_on_examples(cx, node, function, args, kwargs)
+    result, staged, versions, data_dependent = _run_on_examples(cx, node, function, args, kwargs)
     stretch = cx.stretch
+    stretch.dynamic = stretch.dynamic or data_dependent
     if stretch.location is None:
         stretch.location = cx.location(node)
 
@@ -69,6 +76,8 @@ def stage_call(
             return slot(ref_of(cx, value, node))
         if isinstance(value, torch.Tensor):
             return slot(constant_ref(cx, value))
+        if isinstance(value, SymSize):
+            return size_slot(_replayed_term(cx, value.term, node))
         return None
 
     module_params = {}
@@ -118,11 +127,38 @@ def _tensor_arguments(
     return template(args, to_tensor), template(kwargs, to_tensor)
 
 
+def _replayed_term(cx: Converter, term: SizeTerm, node: ast.AST) -> Any:
+    """A symbolic size with each measured tensor replaced by its name in the stretch."""
+    if isinstance(term, SizeOf):
+        return ("dim", ref_of(cx, StagedTensor(term.tensor, term.example), node), term.dim)
+    if isinstance(term, tuple):
+        return (term[0], *(_replayed_term(cx, operand, node) for operand in term[1:]))
+    return term
+
+
+class _DataDependenceProbe(TorchDispatchMode):
+    """Notes whether a call ran an ATen op whose result size or value depends on tensor
+    data (`nonzero`, boolean indexing, `.item()` inside a library function)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found = False
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not self.found and _DATA_DEPENDENT_TAGS.intersection(func.tags):
+            self.found = True
+        return func(*args, **(kwargs or {}))
+
+
+_DATA_DEPENDENT_TAGS = frozenset({torch.Tag.dynamic_output_shape, torch.Tag.data_dependent_output})
+
+
 def _run_on_examples(
     cx: Converter, node: ast.AST, function: Callable, args: tuple, kwargs: dict
-) -> tuple[Any, list[StagedTensor], list[int]]:
+) -> tuple[Any, list[StagedTensor], list[int], bool]:
     """Run `function` on the examples of its staged arguments: its example result, the
-    staged arguments and their versions before the call (to see in-place updates)."""
+    staged arguments and their versions before the call (to see in-place updates), and
+    whether the result's size may depend on the data."""
     staged: list[StagedTensor] = []
     constants: list[torch.Tensor] = []
 
@@ -132,14 +168,18 @@ def _run_on_examples(
             return value.example
         if isinstance(value, torch.Tensor):
             constants.append(value)
+        if isinstance(value, SymSize):
+            return value.example
         return None
 
     example_args = template(args, example_of)
     example_kwargs = template(kwargs, example_of)
     versions = [t.example._version for t in staged]
     constant_versions = [t._version for t in constants]
+    probe = _DataDependenceProbe()
     try:
-        result = function(*example_args, **example_kwargs)
+        with probe:
+            result = function(*example_args, **example_kwargs)
     except Exception as error:  # noqa: BLE001 - whatever the model's own code raises
         raise cx.unsupported(
             node,
@@ -150,7 +190,7 @@ def _run_on_examples(
         raise cx.unsupported(
             node, f"call of {callable_name(function)}", "it updates a constant tensor in place"
         )
-    return result, staged, versions
+    return result, staged, versions, probe.found
 
 
 def wrap_result(value: Any, path: tuple, stretch: Stretch, number: int) -> Any:
@@ -208,7 +248,12 @@ def flush(cx: Converter) -> None:
         return param_value(cx, key, type_, None)
 
     saved_node = cx.node
-    results = splice(function, cx.block, arguments, make_param, stretch.location)
+    try:
+        results = splice(function, cx.block, arguments, make_param, stretch.location)
+    except SpliceMismatch as error:
+        raise UnsupportedError(
+            stretch.location.filename.data, stretch.location.line.data, "tensor code", str(error)
+        ) from None
     cx.node = saved_node
     for handle in outputs:
         handle.value = results[refs.index(handle.value.ref)]
@@ -221,14 +266,6 @@ def ref_of(cx: Converter, handle: StagedTensor, node: ast.AST) -> Any:
     if isinstance(value, Pending):
         assert value.stretch is cx.stretch, "a pending tensor outlived its stretch"
         return value.ref
-    value_type = value.type
-    if isinstance(value_type, ValueTensorType) and not value_type.has_static_shape:
-        raise cx.unsupported(
-            node,
-            "tensor code",
-            f"a tensor whose size depends on the path taken "
-            f"({value_type}) is used in further computation",
-        )
     return cx.stretch.live_in(value, LiveIn(value, None, handle.example))
 
 

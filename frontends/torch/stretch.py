@@ -16,18 +16,21 @@ side-car file however many stretches use it.
 
 from __future__ import annotations
 
+import ast
 import io
 import operator
 import re
 import weakref
 from collections.abc import Callable, Hashable, Iterator
-from contextlib import redirect_stderr
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.fx.experimental._config as fx_config
 import torch_mlir.fx
 from torch import nn
+from torch.export import Dim
 from torch.nn.utils.stateless import _reparametrize_module
 from xdsl.dialects import func
 from xdsl.dialects.builtin import FileLineColLoc, ModuleOp
@@ -39,6 +42,7 @@ from frontends.torch.cache import Unfingerprintable, describe_value
 from frontends.torch.decompositions import BACKEND_LEGAL_OPS, decomposition_table
 from frontends.torch.errors import first_line
 from frontends.torch.values import StagedTensor
+from ir.torch import DYNAMIC_DIM, ValueTensorType
 from ir.program import ProgramContext
 
 Ref = tuple
@@ -62,6 +66,17 @@ class LiveIn:
     param_key: str | None
     example: torch.Tensor
 
+    @property
+    def dynamic_dims(self) -> tuple[int, ...]:
+        """The dimensions whose size is known only at run time (`?` in the value's type)."""
+        return dynamic_dims(self.value.type) if self.value is not None else ()
+
+
+def dynamic_dims(value_type: Any) -> tuple[int, ...]:
+    if not isinstance(value_type, ValueTensorType) or value_type.shape is None:
+        return ()
+    return tuple(i for i, size in enumerate(value_type.shape) if size == DYNAMIC_DIM)
+
 
 @dataclass
 class RecordedCall:
@@ -78,11 +93,24 @@ class _Slot:
     ref: Ref
 
 
+@dataclass(frozen=True)
+class _SizeSlot:
+    """A symbolic size argument: `("dim", ref, d)` leaves (dimension d of the tensor named
+    `ref`), ints, and `(ast operator type, operand, ...)` nodes. The replay recomputes it from
+    the tensors it measures, so torch.export sees a symbolic size rather than a number."""
+
+    term: Any
+
+
 @dataclass
 class Stretch:
     """The calls recorded since the last control-flow point, in program order."""
 
     location: FileLineColLoc | None = None
+    dynamic: bool = False
+    """Whether a tensor of this stretch may have a size the example does not fix: a live-in
+    with a `?` dimension, or a call whose result size depends on data. Reading such a
+    tensor's shape imports the stretch first, so that the shape comes from torch-mlir."""
     live_ins: list[LiveIn] = field(default_factory=list)
     calls: list[RecordedCall] = field(default_factory=list)
     mutated_live_ins: set[int] = field(default_factory=set)
@@ -95,6 +123,7 @@ class Stretch:
             index = len(self.live_ins)
             self._live_in_index[key] = index
             self.live_ins.append(source)
+            self.dynamic = self.dynamic or bool(source.dynamic_dims)
         return ("in", index)
 
     def track(self, handle: StagedTensor) -> None:
@@ -134,8 +163,37 @@ def slot(ref: Ref) -> _Slot:
     return _Slot(ref)
 
 
+def size_slot(term: Any) -> _SizeSlot:
+    return _SizeSlot(term)
+
+
+_SIZE_OPERATORS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.USub: operator.neg,
+}
+
+
+def _size(term: Any, env: dict[Ref, torch.Tensor]) -> Any:
+    if not isinstance(term, tuple):
+        return term
+    if term[0] == "dim":
+        return env[term[1]].size(term[2])
+    return _SIZE_OPERATORS[term[0]](*(_size(operand, env) for operand in term[1:]))
+
+
 def _fill(value: Any, env: dict[Ref, torch.Tensor]) -> Any:
-    return template(value, lambda v: env[v.ref] if isinstance(v, _Slot) else None)
+    def leaf(item: Any) -> Any:
+        if isinstance(item, _Slot):
+            return env[item.ref]
+        if isinstance(item, _SizeSlot):
+            return _size(item.term, env)
+        return None
+
+    return template(value, leaf)
 
 
 def tensor_leaves(value: Any, path: tuple = ()) -> Iterator[tuple[tuple, torch.Tensor]]:
@@ -181,22 +239,42 @@ class ImportFailure(Exception):
     """torch-mlir could not import a stretch; the message says which op."""
 
 
+def _export_example(live_in: LiveIn) -> torch.Tensor:
+    """The example torch.export traces with: size 0 along a dynamic dimension would trip
+    shape checks of the trace (a `view(-1)` of nothing), so such a dimension gets size 2."""
+    example = live_in.example
+    empty = [d for d in live_in.dynamic_dims if example.shape[d] == 0]
+    if not empty:
+        return example
+    shape = [2 if d in empty else size for d, size in enumerate(example.shape)]
+    return torch.zeros(shape, dtype=example.dtype)
+
+
 def import_stretch(stretch: Stretch, outputs: list[Ref]) -> func.FuncOp:
-    """torch-mlir's import of the stretch as a `func.func`, parsed into xDSL ops."""
+    """torch-mlir's import of the stretch as a `func.func`, parsed into xDSL ops.
+
+    Live-ins with `?` dimensions are exported with those dimensions dynamic, each its own
+    symbol (no duck sizing: two sizes equal on the example need not be equal at run time)
+    and without specialising sizes 0 and 1, so the import holds for every size."""
     examples = []
     seen: set[int] = set()
     for live_in in stretch.live_ins:
-        example = live_in.example
+        example = _export_example(live_in)
         # torch.export merges inputs that are one tensor object; ours are distinct values.
         examples.append(example.clone() if id(example) in seen else example)
         seen.add(id(example))
+    dynamic_shapes = tuple(
+        {d: Dim.AUTO for d in live_in.dynamic_dims} or None for live_in in stretch.live_ins
+    )
+    symbolic = any(dynamic_shapes)
     try:
-        with redirect_stderr(io.StringIO()):
+        with redirect_stderr(io.StringIO()), _dynamic_export(symbolic):
             imported = torch_mlir.fx.export_and_import(
                 _Replay(stretch, outputs),
                 *examples,
                 output_type="torch",
                 func_name="stretch",
+                dynamic_shapes=(dynamic_shapes,) if symbolic else None,
                 decomposition_table=decomposition_table(),
                 backend_legal_ops=BACKEND_LEGAL_OPS,
             )
@@ -214,6 +292,15 @@ def import_stretch(stretch: Stretch, outputs: list[Ref]) -> func.FuncOp:
     assert isinstance(module, ModuleOp)
     function = next(op for op in module.ops if isinstance(op, func.FuncOp))
     return function
+
+
+@contextmanager
+def _dynamic_export(symbolic: bool) -> Iterator[None]:
+    if not symbolic:
+        yield
+        return
+    with fx_config.patch(backed_size_oblivious=True, use_duck_shape=False):
+        yield
 
 
 class _Identity:
@@ -250,6 +337,8 @@ def _argument_key(value: Any) -> Hashable:
     """A hashable description of a recorded argument: equal keys replay identically."""
     if isinstance(value, _Slot):
         return ("slot", value.ref)
+    if isinstance(value, _SizeSlot):
+        return ("size", value.term)
     if type(value) in _PLAIN_TYPES:
         return (type(value), value)
     if type(value) is float:
@@ -303,6 +392,7 @@ def structure_key(stretch: Stretch, outputs: list[Ref]) -> Hashable | None:
                 example.stride(),
                 example.requires_grad,
                 first_of.setdefault(id(example), index),
+                live_in.dynamic_dims,
             )
         )
     try:
@@ -319,6 +409,11 @@ def structure_key(stretch: Stretch, outputs: list[Ref]) -> Hashable | None:
     except Unfingerprintable:
         return None
     return (tuple(live_ins), tuple(sorted(stretch.mutated_live_ins)), calls, tuple(outputs))
+
+
+class SpliceMismatch(Exception):
+    """torch-mlir imported a stretch for other input types than the values it is spliced
+    with (it specialised a `?` size to the example's)."""
 
 
 def splice(
@@ -339,6 +434,11 @@ def splice(
         replacement = arguments[index]
         if replacement is None:
             replacement = make_param(index, argument.type)
+        elif replacement.type != argument.type:
+            raise SpliceMismatch(
+                f"it only holds for inputs of type {argument.type}, not {replacement.type}: "
+                "the computation fixes a size that is dynamic here"
+            )
         argument.replace_all_uses_with(replacement)
     results: list[SSAValue] = []
     for op in list(body.ops):

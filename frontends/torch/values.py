@@ -16,7 +16,7 @@ SSA value, what values can a host scalar take) that every construct asks.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, SSAValue
 
 from ir.dy import ListType
-from ir.torch import ValueTensorType
+from ir.torch import DYNAMIC_DIM, ValueTensorType
 
 if TYPE_CHECKING:
     from frontends.torch.state import Frame
@@ -69,9 +69,11 @@ def torch_dtype(element: Attribute) -> torch.dtype:
     raise KeyError(f"element type {element} has no torch dtype")
 
 
-def tensor_type(example: torch.Tensor) -> ValueTensorType:
-    """The `!torch.vtensor` type of a tensor like `example`."""
-    return ValueTensorType(list(example.shape), element_type(example.dtype))
+def tensor_type(example: torch.Tensor, dynamic: Collection[int] = ()) -> ValueTensorType:
+    """The `!torch.vtensor` type of a tensor like `example`, with `?` in the dimensions
+    `dynamic` names."""
+    shape = [DYNAMIC_DIM if d in dynamic else size for d, size in enumerate(example.shape)]
+    return ValueTensorType(shape, element_type(example.dtype))
 
 
 SCALAR_KINDS: dict[Attribute, type] = {i1: bool, i64: int, f64: float}
@@ -80,7 +82,7 @@ SCALAR_TYPES: dict[type, Attribute] = {bool: i1, int: i64, float: f64}
 
 def scalar_kind(value: object) -> type | None:
     """bool, int or float for a Python number or a host scalar; None otherwise."""
-    if isinstance(value, HostScalar):
+    if isinstance(value, HostScalar | SymSize):
         return value.kind
     for kind in (bool, int, float):
         if type(value) is kind:
@@ -179,6 +181,65 @@ class OptionalValue:
     value: object
 
 
+@dataclass(frozen=True, eq=False)
+class SizeOf:
+    """Dimension `dim` of the tensor held by SSA value `tensor` (whose type has `?` there)."""
+
+    tensor: SSAValue
+    dim: int
+    example: torch.Tensor
+
+
+SizeTerm = Any
+"""A `SizeOf`, a Python int, or `(operator, left, right)` / `(operator, operand)` of terms."""
+
+
+@dataclass(frozen=True, eq=False)
+class SymSize:
+    """A Python int known only at run time because it is (arithmetic on) sizes of tensors
+    with `?` dimensions, e.g. `x.shape[0]` of a dynamic batch.
+
+    It stays symbolic while it only flows into tensor calls: a stretch replays it from the
+    tensors it measures (`x.view(x.size(0), -1)` imports with a symbolic size, not a
+    constant). Where the host needs its value (a comparison, host arithmetic) it becomes
+    `dy.dim` and `arith` ops (`scalars.scalar_value`).
+    """
+
+    term: SizeTerm
+    example: int
+
+    kind = int
+
+    def _known_only_at_run_time(self, *_: Any) -> Any:
+        raise TypeError("a size known only at run time cannot be used as a Python number here")
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _known_only_at_run_time
+    __bool__ = __index__ = __int__ = __float__ = _known_only_at_run_time
+    __hash__ = object.__hash__
+
+    def leaves(self) -> list[SizeOf]:
+        found: list[SizeOf] = []
+
+        def walk(term: SizeTerm) -> None:
+            if isinstance(term, SizeOf):
+                found.append(term)
+            elif isinstance(term, tuple):
+                for operand in term[1:]:
+                    walk(operand)
+
+        walk(self.term)
+        return found
+
+
+def size_term(value: Any) -> SizeTerm | None:
+    """The term of a symbolic size or a Python int; None for anything else."""
+    if isinstance(value, SymSize):
+        return value.term
+    if type(value) is int:
+        return value
+    return None
+
+
 @dataclass(eq=False)
 class UserFunction:
     """A `def` or `lambda` written inside the model's code: called by inlining."""
@@ -233,7 +294,7 @@ TENSOR_STATIC_ATTRIBUTES = frozenset(
 def is_staged(value: Any) -> bool:
     """Whether `value` (or anything inside its containers and slices) is known only at run
     time."""
-    if isinstance(value, StagedTensor | HostScalar | StagedList):
+    if isinstance(value, StagedTensor | HostScalar | StagedList | SymSize):
         return True
     if isinstance(value, tuple | list):
         return any(is_staged(v) for v in value)
@@ -252,13 +313,29 @@ def same(value: Any, other: Any) -> bool:
         return value.value is other.value
     if isinstance(value, HostScalar) and isinstance(other, HostScalar):
         return value.value is other.value
+    if isinstance(value, SymSize) and isinstance(other, SymSize):
+        return _same_term(value.term, other.term)
     simple = (bool, int, float, str, type(None), torch.dtype, torch.device)
     if type(value) is type(other) and isinstance(value, simple):
         return value == other
     return False
 
 
+def _same_term(term: SizeTerm, other: SizeTerm) -> bool:
+    if isinstance(term, SizeOf) and isinstance(other, SizeOf):
+        return term.tensor is other.tensor and term.dim == other.dim
+    if isinstance(term, tuple) and isinstance(other, tuple):
+        return (
+            len(term) == len(other)
+            and term[0] is other[0]
+            and all(_same_term(a, b) for a, b in zip(term[1:], other[1:]))
+        )
+    return type(term) is int and type(other) is int and term == other
+
+
 def possible_values(value: Any) -> frozenset | None:
+    if isinstance(value, SymSize):
+        return None
     if isinstance(value, HostScalar):
         return value.possible
     return frozenset({value})
@@ -287,7 +364,7 @@ def combine_possible(function: Callable, left: Any, right: Any) -> frozenset | N
 
 def example_of(value: Any) -> Any:
     """The value a host scalar has on the example inputs; a Python value itself."""
-    return value.example if isinstance(value, HostScalar) else value
+    return value.example if isinstance(value, HostScalar | SymSize) else value
 
 
 def describe(value: Any) -> str:
@@ -296,6 +373,8 @@ def describe(value: Any) -> str:
         return "tensor"
     if isinstance(value, HostScalar):
         return f"run-time {value.kind.__name__}"
+    if isinstance(value, SymSize):
+        return "run-time size"
     if isinstance(value, StagedList):
         return "list of run-time length"
     if isinstance(value, Undefined):

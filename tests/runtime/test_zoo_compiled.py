@@ -22,7 +22,7 @@ FAST_MODELS = ["cond_router", "while_loop_fixed_point"]
 
 def check_compiled(model, example, samples, cache_dir) -> None:
     compiled = dynn.compile(model, example, backend="llvm", cache_dir=cache_dir)
-    reference = dynn.Program(compiled.conversion, "interpreter")
+    reference = dynn.Program.from_conversion(compiled.conversion, "interpreter")
     assert compiled.stats.fallback == 0, compiled.stats.fallback_reasons
     assert compiled.stats.compiled > 0
     with torch.no_grad():
