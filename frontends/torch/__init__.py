@@ -11,4 +11,13 @@ from frontends.torch.api import (
 )
 from frontends.torch.errors import UnsupportedError
 
-__all__ = ["Conversion", "Program", "UnsupportedError", "compile", "convert", "rebuild_results"]
+__all__ = [
+    "Conversion",
+    "Dynamic",
+    "Program",
+    "UnsupportedError",
+    "compile",
+    "convert",
+    "default_cache_dir",
+    "rebuild_results",
+]

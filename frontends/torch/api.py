@@ -16,8 +16,8 @@ from torch import nn
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 
 from frontends.torch import cache
-from frontends.torch.errors import UnsupportedError
 from frontends.torch.converter import Converter
+from frontends.torch.errors import UnsupportedError
 from ir import dy
 from ir.program import parse_module, print_module, verify_module
 from runtime.program import BACKENDS, DEFAULT_CACHE_DIR, ProgramStats, compile_program
@@ -194,6 +194,9 @@ def rebuild_results(tree: Any, results: Sequence[Any]) -> Any:
         return [rebuild_results(item, results) for item in tree["list"]]
     if "dict" in tree:
         return {key: rebuild_results(item, results) for key, item in tree["dict"].items()}
+    if "optional" in tree:
+        present, value = tree["optional"]
+        return rebuild_results(value, results) if rebuild_results(present, results) else None
     ((kind, index),) = tree.items()
     value = results[index]
     if kind in ("int", "float", "bool"):

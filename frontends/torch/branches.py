@@ -18,6 +18,7 @@ from xdsl.ir import Block, Region
 from frontends.torch import scalars, staging
 from frontends.torch.ast_facts import exits
 from frontends.torch.joins import arrive, clone_containers, resolve
+from frontends.torch.returns import moved_block
 from frontends.torch.state import Join, UnrolledLoop
 from frontends.torch.values import HostScalar, OptionalValue
 from ir import dy
@@ -110,7 +111,7 @@ def staged_branch(
     cx.emit(if_op, node)
     arrived = cx.arrivals[first_arrival:]
     if not arrived:
-        hoist_else(if_op)
+        hoist_else(cx, if_op)
         cx.reachable = False
         return None
     targets = {id(a.join): a.join for a in arrived}
@@ -129,7 +130,7 @@ def staged_branch(
     return resolve(cx, join, node)
 
 
-def hoist_else(if_op: dy.IfOp) -> None:
+def hoist_else(cx: Converter, if_op: dy.IfOp) -> None:
     """Both arms of `if_op` left by dy exits: nothing follows it, yet its block needs a
     terminator. The else arm moves after the branch, which keeps an empty else."""
     else_block = if_op.else_region.block
@@ -138,6 +139,7 @@ def hoist_else(if_op: dy.IfOp) -> None:
     for op in list(else_block.ops):
         op.detach()
         parent.add_op(op)
+    moved_block(cx, else_block, parent)
     else_block.add_op(dy.YieldOp())
 
 

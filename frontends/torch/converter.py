@@ -32,6 +32,7 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from frontends.torch import calls, expressions, operators, sources, statements
 from frontends.torch.cache import Identity, static_fingerprint
 from frontends.torch.errors import UnsupportedError
+from frontends.torch.returns import ReturnPath, emit_returns, record_return
 from frontends.torch.state import Arrival, Frame, FunctionSource, InsertionPoint
 from frontends.torch.stretch import Stretch
 from frontends.torch.values import StagedTensor, tensor_type
@@ -68,8 +69,7 @@ class Converter:
         self.loop_depth = 0
         self.frame: Frame | None = None
         self.node: ast.AST | None = None
-        self.return_types: list[tuple[str, list]] = []
-        self.return_node: list[ast.AST] = []
+        self.returns: list[ReturnPath] = []
 
     # ---------------------------------------------------------------- entry point
 
@@ -114,18 +114,11 @@ class Converter:
         try:
             self.frame = frame
             body = frame.source.node
-            self.exec(body.body, lambda: statements.emit_return(self, None, body))
+            self.exec(body.body, lambda: record_return(self, None, body))
+            self.frame = frame
+            tree, result_types = emit_returns(self)
         finally:
             sys.setrecursionlimit(previous_limit)
-        tree, result_types = self.return_types[0]
-        for (other_tree, other_types), node in zip(self.return_types, self.return_node):
-            if other_tree != tree or other_types != result_types:
-                self.frame = frame
-                raise self.unsupported(
-                    node,
-                    "return",
-                    "forward returns values of different structure or types on different paths",
-                )
         function = dy.FuncOp(
             dy.ENTRY_FUNCTION, [a.type for a in entry.args], result_types, Region(entry)
         )

@@ -39,8 +39,9 @@ from frontends.torch.values import (
     StagedTensor,
     Undefined,
     describe,
-    possible_union,
     example_of,
+    join_types,
+    possible_union,
     same,
     scalar_kind,
 )
@@ -126,13 +127,16 @@ def merge(cx: Converter, values: list, plan: CarryPlan, owner: Block) -> Any:
         return merge_with_placeholders(cx, values, real, plan, owner)
     if all(isinstance(v, StagedTensor | torch.Tensor) for v in values):
         types_ = [staging.tensor_type_of(cx, v) for v in values]
-        if any(t != types_[0] for t in types_):
+        joined = types_[0]
+        for other in types_[1:]:
+            joined = join_types(joined, other) if joined is not None else None
+        if joined is None:
             other = next(t for t in types_ if t != types_[0])
             return Conflict(
                 f"it is a tensor of type {types_[0]} on one path and {other} on another"
             )
         example = first.example if isinstance(first, StagedTensor) else first
-        return add_leaf(plan, values, "tensor", types_[0], example)
+        return add_leaf(plan, values, "tensor", joined, example)
     kinds = [scalar_kind(v) for v in values]
     if all(kinds):
         if any(k is not kinds[0] for k in kinds):

@@ -16,7 +16,14 @@ import torch
 
 from frontends.torch import staging
 from frontends.torch.errors import callable_name
-from frontends.torch.values import HostScalar, StagedList, StagedTensor, describe, torch_dtype
+from frontends.torch.values import (
+    HostScalar,
+    StagedList,
+    StagedTensor,
+    describe,
+    join_types,
+    torch_dtype,
+)
 from ir import dy
 from ir.torch import ValueTensorType
 
@@ -38,10 +45,15 @@ def list_append(cx: Converter, target: StagedList, item: Any, node: ast.AST) -> 
         )
     item_value = staging.tensor_value(cx, item, node)
     observed = target.observed_element
-    if observed is not None and item_value.type != observed:
-        raise cx.unsupported(
-            node, "append", f"item {item_value.type} differs from the earlier items {observed}"
-        )
+    if observed is not None:
+        observed = join_types(observed, item_value.type)
+        if observed is None:
+            raise cx.unsupported(
+                node,
+                "append",
+                f"item {item_value.type} differs from the earlier items "
+                f"{target.observed_element} in dtype or rank",
+            )
     if not dy.tensor_conforms(item_value.type, target.element_type):
         raise cx.unsupported(
             node,
@@ -50,20 +62,22 @@ def list_append(cx: Converter, target: StagedList, item: Any, node: ast.AST) -> 
         )
     cx.mutations.append((target, (target.value, target.observed_element)))
     target.value = cx.emit(dy.ListAppendOp(target.value, item_value), node).result
-    target.observed_element = item_value.type
+    target.observed_element = observed or item_value.type
     if target.example_item is None:
         target.example_item = item.example if isinstance(item, StagedTensor) else item
 
 
 def list_join(cx: Converter, function: Callable, items: StagedList, dim: int, node: ast.AST):
     element = items.element_type
-    if not element.has_static_shape or element.element_type is None:
+    if element.shape is None or element.element_type is None:
         raise cx.unsupported(
-            node, callable_name(function), f"the list's item type {element} is not static"
+            node, callable_name(function), f"the list's item type {element} is not known"
         )
     item_example = items.example_item
     if item_example is None:
-        item_example = torch.zeros(element.shape, dtype=torch_dtype(element.element_type))
+        item_example = torch.zeros(
+            [max(size, 0) for size in element.shape], dtype=torch_dtype(element.element_type)
+        )
     rank = len(element.shape)
     if function is torch.stack:
         position = dim if dim >= 0 else dim + rank + 1

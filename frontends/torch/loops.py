@@ -27,16 +27,15 @@ from frontends.torch.plans import (
     CarryPlan,
     carry_plan,
     collect_carried,
+    conforms,
     leaf_name,
     leaf_type,
     materialize,
     rebuild,
 )
 from frontends.torch.state import Join, StagedLoop, UnrolledLoop
-from frontends.torch.values import HostScalar, StagedList, StagedTensor, Undefined
+from frontends.torch.values import HostScalar, StagedList, StagedTensor, Undefined, join_types
 from ir import dy
-from ir.dy import ListType
-from ir.torch import ValueTensorType
 
 if TYPE_CHECKING:
     from frontends.torch.converter import Converter
@@ -45,7 +44,9 @@ if TYPE_CHECKING:
 MAX_UNROLLED_ITERATIONS = 10_000
 MAX_UNROLLED_WHILE_ITERATIONS = 256
 """A `while` still static after this many iterations is taken as non-terminating."""
-MAX_LOOP_TYPE_REFINEMENTS = 3
+MAX_LOOP_TYPE_REFINEMENTS = 8
+"""Each staging of a loop body may only widen carried types (a size becomes `?`), so a few
+attempts settle them."""
 
 
 def exec_for(cx: Converter, statement: ast.For, rest: Callable[[], None]) -> None:
@@ -179,7 +180,7 @@ def try_staged_while(cx: Converter, statement: ast.While) -> bool:
         len(frame.loops),
         cx.loop_depth,
         len(cx.mutations),
-        len(cx.return_types),
+        len(cx.returns),
         len(cx.arrivals),
     )
     try:
@@ -190,7 +191,7 @@ def try_staged_while(cx: Converter, statement: ast.While) -> bool:
         del frame.loops[loop_count:]
         cx.loop_depth = depth
         staging.undo_mutations(cx, mutation_mark)
-        del cx.return_types[returns_mark:], cx.return_node[returns_mark:]
+        del cx.returns[returns_mark:]
         del cx.arrivals[arrivals_mark:]
         erase_after(cx, owner, last_op)
         cx.continue_at(owner)
@@ -236,10 +237,10 @@ def staged_while(cx: Converter, statement: ast.While) -> None:
     owner = cx.block
     entry_env = frame.env
     mutation_mark = len(cx.mutations)
-    refined: dict[int, ValueTensorType] = {}
-    returns_mark = len(cx.return_types)
+    refined: dict[int, Any] = {}
+    returns_mark = len(cx.returns)
     for _ in range(MAX_LOOP_TYPE_REFINEMENTS):
-        del cx.return_types[returns_mark:], cx.return_node[returns_mark:]
+        del cx.returns[returns_mark:]
         before_inits = owner.last_op
         attempt = _stage_body(cx, statement, names, entry_env, refined, mutation_mark)
         if not attempt.loop.observed_mismatch:
@@ -269,7 +270,7 @@ def _stage_body(
     statement: ast.While,
     names: list[str],
     entry_env: dict[str, Any],
-    refined: dict[int, ValueTensorType],
+    refined: dict[int, Any],
     mutation_mark: int,
 ) -> _LoopAttempt:
     """Emit the initial values of the carried names, then stage the condition into the
@@ -309,16 +310,19 @@ def _refine_carried_types(
     statement: ast.While,
     attempt: _LoopAttempt,
     entry_env: dict[str, Any],
-    refined: dict[int, ValueTensorType],
+    refined: dict[int, Any],
 ) -> None:
-    """The body gave a carried value another type than it entered with: only a list that
-    entered without an item type may take one (the items its body appends)."""
+    """The body gave a carried value another type than it entered with. A tensor whose
+    sizes change (a sequence grown by `torch.cat`, a shrinking batch of active samples) is
+    carried with `?` where they differ, a list that entered without items gets the item
+    type its body appends; anything else is an error."""
     frame = cx.frame
     assert frame is not None
     plan = attempt.plan
     for index, observed in attempt.loop.observed_mismatch:
         current = plan.types[index]
-        if not (isinstance(current, ListType) and current.element_type.shape is None):
+        joined = join_types(current, observed)
+        if joined is None:
             frame.env = entry_env
             raise cx.unsupported(
                 statement,
@@ -326,7 +330,7 @@ def _refine_carried_types(
                 f"the loop-carried value {leaf_name(attempt.loop.names, plan, index)} "
                 f"changes type from {current} to {observed} in the loop body",
             )
-        refined[index] = observed.element_type
+        refined[index] = joined
 
 
 def bind_carried(cx: Converter, loop: StagedLoop, arguments: list[SSAValue]) -> None:
@@ -347,7 +351,7 @@ def staged_loop_exit(cx: Converter, loop: StagedLoop, exit_op: type, node: ast.A
     operands = []
     for index, (value, kind, expected) in enumerate(zip(leaves, loop.plan.kinds, loop.plan.types)):
         observed = leaf_type(cx, value, kind, expected)
-        if observed != expected:
+        if not conforms(observed, expected):
             loop.observed_mismatch.append((index, observed))
             cx.reachable = False
             return

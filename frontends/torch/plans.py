@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
+from xdsl.dialects.builtin import UnregisteredOp
 from xdsl.ir import SSAValue
 
 from frontends.torch import scalars, staging
@@ -26,13 +27,14 @@ from frontends.torch.values import (
     Undefined,
     describe,
     example_of,
+    join_types,
     same,
     scalar_kind,
     torch_dtype,
 )
 from ir import dy
 from ir.dy import ListType
-from ir.torch import ValueTensorType
+from ir.torch import DYNAMIC_DIM, ValueTensorType
 
 if TYPE_CHECKING:
     from frontends.torch.converter import Converter
@@ -117,6 +119,8 @@ def add_leaf(
 
 
 def list_element(cx: Converter, values: list) -> tuple[ValueTensorType | None, Any]:
+    """The item type that every list among `values` (Python lists of tensors, run-time
+    lists) conforms to, and an example item; (None, None) when there is none."""
     element = None
     example = None
     for value in values:
@@ -134,8 +138,10 @@ def list_element(cx: Converter, values: list) -> tuple[ValueTensorType | None, A
                 continue
             if element is None:
                 element, example = candidate, candidate_example
-            elif candidate != element:
-                return None, None
+            else:
+                element = join_types(element, candidate)
+                if element is None:
+                    return None, None
     if element is None:
         element = ValueTensorType(None, None)
     return element, example
@@ -181,8 +187,8 @@ def carry_plan(cx: Converter, values: list, node: ast.AST, refined: dict) -> Car
     items = []
     for value in values:
         items.append(carry_node(cx, value, plan, node))
-    for index, element in refined.items():
-        plan.types[index] = ListType(element)
+    for index, refined_type in refined.items():
+        plan.types[index] = refined_type
     plan.template = Container(list, items)
     return plan
 
@@ -230,6 +236,19 @@ def collect_carried(
             leaves.append(value)
 
 
+def conforms(observed: Any, expected: Any) -> bool:
+    """Whether a leaf of type `observed` can be carried where `expected` is (a tensor whose
+    sizes the expected type leaves open, a list of such tensors)."""
+    if observed == expected:
+        return True
+    if isinstance(observed, ValueTensorType) and isinstance(expected, ValueTensorType):
+        return dy.tensor_conforms(observed, expected)
+    if isinstance(observed, ListType) and isinstance(expected, ListType):
+        element = expected.element_type
+        return element.shape is not None and dy.tensor_conforms(observed.element_type, element)
+    return False
+
+
 def leaf_type(cx: Converter, value: Any, kind: Any, expected: Any) -> Any:
     if isinstance(value, Undefined):
         raise cx.unsupported(cx.node, "loop", value.reason)
@@ -254,21 +273,36 @@ def leaf_type(cx: Converter, value: Any, kind: Any, expected: Any) -> Any:
     return SCALAR_TYPES[observed] if observed is not None else f"a {describe(value)}"
 
 
+def cast_to(cx: Converter, value: SSAValue, expected: Any, node: ast.AST) -> SSAValue:
+    """`value` as a value of the less precise tensor type `expected` (sizes become `?`):
+    torch-mlir's `torch.tensor_static_info_cast`, which computes nothing."""
+    if expected is None or value.type == expected:
+        return value
+    assert isinstance(expected, ValueTensorType) and dy.tensor_conforms(value.type, expected)
+    cast = _STATIC_INFO_CAST.create(operands=[value], result_types=[expected])
+    return cx.emit(cast, node).results[0]
+
+
+_STATIC_INFO_CAST = UnregisteredOp.with_name("torch.tensor_static_info_cast")
+
+
 def materialize(
     cx: Converter, value: Any, kind: Any, node: ast.AST, expected: Any = None
 ) -> SSAValue:
-    """The SSA value holding `value` (a leaf of kind "tensor", "list" or bool/int/float)."""
+    """The SSA value holding `value` (a leaf of kind "tensor", "list" or bool/int/float),
+    of type `expected` where one is given."""
     if value is PLACEHOLDER:
         return placeholder(cx, kind, expected, node)
     if kind == "tensor":
-        return staging.tensor_value(cx, value, node)
+        return cast_to(cx, staging.tensor_value(cx, value, node), expected, node)
     if kind == "list":
         if isinstance(value, StagedList):
             return value.value
         list_type = expected if expected is not None else ListType(list_element(cx, [value])[0])
         current = cx.emit(dy.ListEmptyOp(list_type), node).result
+        element = list_type.element_type if list_type.element_type.shape is not None else None
         for item in value:
-            tensor = materialize(cx, item, "tensor", node)
+            tensor = materialize(cx, item, "tensor", node, element)
             current = cx.emit(dy.ListAppendOp(current, tensor), node).result
         return current
     return scalars.scalar_value(cx, value, kind, node)
@@ -282,8 +316,9 @@ def placeholder(cx: Converter, kind: Any, expected: Any, node: ast.AST) -> SSAVa
     if kind != "tensor":
         return scalars.scalar_value(cx, kind(0), kind, node)
     dtype = torch_dtype(expected.element_type)
-    zeros = cx.placeholders.setdefault(str(expected), torch.zeros(expected.shape, dtype=dtype))
-    return staging.constant_value(cx, zeros, node)
+    shape = [0 if size == DYNAMIC_DIM else size for size in expected.shape]
+    zeros = cx.placeholders.setdefault(str(expected), torch.zeros(shape, dtype=dtype))
+    return cast_to(cx, staging.constant_value(cx, zeros, node), expected, node)
 
 
 def leaf_name(names: list[str], plan: CarryPlan, index: int) -> str:

@@ -12,7 +12,6 @@ loop).
 from __future__ import annotations
 
 import ast
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,15 +21,10 @@ from frontends.torch import branches, loops, operators, scalars, staging
 from frontends.torch.assignment import assign
 from frontends.torch.ast_facts import as_load
 from frontends.torch.joins import arrive
-from frontends.torch.plans import materialize
+from frontends.torch.returns import record_return
 from frontends.torch.state import PathEnded, StagedLoop, UnrolledLoop
 from frontends.torch.values import (
-    OptionalValue,
-    StagedList,
-    StagedTensor,
-    Undefined,
     UserFunction,
-    scalar_kind,
 )
 from ir import dy
 
@@ -146,47 +140,9 @@ def exec_return(cx: Converter, statement: ast.Return) -> None:
     frame = cx.frame
     assert frame is not None
     if frame.return_join is None:
-        emit_return(cx, value, statement)
+        record_return(cx, value, statement)
     else:
         arrive(cx, frame.return_join, value, statement)
-
-
-def emit_return(cx: Converter, value: Any, node: ast.AST) -> None:
-    """`dy.return` of the entry function, recording the structure of what it returns."""
-    staging.flush(cx)
-    leaves: list[Any] = []
-    tree = json.dumps(result_tree(cx, value, leaves, node), separators=(",", ":"))
-    operands = [materialize(cx, leaf, kind, node) for leaf, kind in leaves]
-    cx.emit(dy.ReturnOp(*operands), node)
-    cx.return_types.append((tree, [o.type for o in operands]))
-    cx.return_node.append(node)
-    cx.reachable = False
-
-
-def result_tree(cx: Converter, value: Any, leaves: list, node: ast.AST) -> Any:
-    """JSON of the returned structure; leaves are result indices tagged with a kind."""
-    if value is None or isinstance(value, str):
-        return {"const": value}
-    if isinstance(value, StagedTensor | torch.Tensor):
-        leaves.append((value, "tensor"))
-        return {"tensor": len(leaves) - 1}
-    if isinstance(value, StagedList):
-        leaves.append((value, "list"))
-        return {"tensor_list": len(leaves) - 1}
-    kind = scalar_kind(value)
-    if kind is not None:
-        leaves.append((value, kind))
-        return {kind.__name__: len(leaves) - 1}
-    if isinstance(value, tuple | list):
-        key = "tuple" if isinstance(value, tuple) else "list"
-        return {key: [result_tree(cx, item, leaves, node) for item in value]}
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {"dict": {k: result_tree(cx, v, leaves, node) for k, v in value.items()}}
-    if isinstance(value, Undefined):
-        raise cx.unsupported(node, "return", value.reason)
-    if isinstance(value, OptionalValue):
-        raise cx.unsupported(node, "return", "a value that is None on some paths")
-    raise cx.unsupported(node, "return", f"cannot return a {type(value).__name__}")
 
 
 def exec_break(cx: Converter, statement: ast.Break) -> None:

@@ -42,8 +42,8 @@ from frontends.torch.cache import Unfingerprintable, describe_value
 from frontends.torch.decompositions import BACKEND_LEGAL_OPS, decomposition_table
 from frontends.torch.errors import first_line
 from frontends.torch.values import StagedTensor
-from ir.torch import DYNAMIC_DIM, ValueTensorType
 from ir.program import ProgramContext
+from ir.torch import DYNAMIC_DIM, ValueTensorType
 
 Ref = tuple
 """A replay-local name of a tensor: `("in", k)` for live-in k, `("out", op, path)` for a

@@ -76,6 +76,32 @@ def tensor_type(example: torch.Tensor, dynamic: Collection[int] = ()) -> ValueTe
     return ValueTensorType(shape, element_type(example.dtype))
 
 
+def join_types(first: Any, second: Any) -> Any:
+    """The most precise type both values conform to: tensors of one dtype and rank whose
+    sizes differ get `?` there (a sequence grown by `torch.cat`, a shrinking batch), lists
+    likewise by item type. None when there is none (other dtypes, ranks, kinds)."""
+    if first == second:
+        return first
+    if isinstance(first, ListType) and isinstance(second, ListType):
+        if first.element_type.shape is None:
+            return second
+        if second.element_type.shape is None:
+            return first
+        element = join_types(first.element_type, second.element_type)
+        return None if element is None else ListType(element)
+    if not (isinstance(first, ValueTensorType) and isinstance(second, ValueTensorType)):
+        return None
+    if (
+        first.element_type != second.element_type
+        or first.shape is None
+        or second.shape is None
+        or len(first.shape) != len(second.shape)
+    ):
+        return None
+    shape = [a if a == b else DYNAMIC_DIM for a, b in zip(first.shape, second.shape)]
+    return ValueTensorType(shape, first.element_type)
+
+
 SCALAR_KINDS: dict[Attribute, type] = {i1: bool, i64: int, f64: float}
 SCALAR_TYPES: dict[type, Attribute] = {bool: i1, int: i64, float: f64}
 
