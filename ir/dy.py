@@ -364,7 +364,7 @@ def _verify_region_exit(op: Operation, region: Region, what: str):
     if not isinstance(last, REGION_EXITS):
         found = "nothing" if last is None else f"'{op_name(last)}'"
         raise VerifyException(
-            f"{what} region must end with dy.yield, dy.break, dy.continue "
+            f"{what} region must end with dy.yield, dy.break, dy.continue, dy.trap "
             f"or dy.return, found {found}"
         )
 
@@ -857,7 +857,25 @@ class ReturnOp(_ExitOp):
         )
 
 
-REGION_EXITS = (YieldOp, BreakOp, ContinueOp, ReturnOp)
+@irdl_op_definition
+class TrapOp(IRDLOperation):
+    """Ends a path that Python would leave with an exception: raises a run-time error with
+    `message` (e.g. a container indexed out of range in the `default` region of a
+    `dy.switch`). Nothing after it runs.
+
+        dy.trap "index out of range for a ModuleList of 3"
+    """
+
+    name = "dy.trap"
+    message = prop_def(StringAttr)
+    traits = traits_def(IsTerminator())
+    assembly_format = "$message attr-dict"
+
+    def __init__(self, message: str):
+        super().__init__(properties={"message": StringAttr(message)})
+
+
+REGION_EXITS = (YieldOp, BreakOp, ContinueOp, ReturnOp, TrapOp)
 
 
 # ------------------------------------------------------------------ params and scalars
@@ -1168,6 +1186,7 @@ Dy = Dialect(
         ParamOp,
         ItemOp,
         DimOp,
+        TrapOp,
         ScalarToTensorOp,
         ListEmptyOp,
         ListAppendOp,

@@ -255,6 +255,13 @@ class Interpreter:
         return run_counted
 
     def _terminator(self, op: Operation) -> Callable[[Environment], Signal]:
+        if isinstance(op, dy.TrapOp):
+            message = op.message.data
+
+            def trap(env: Environment) -> Signal:
+                raise _located(op, message)
+
+            return trap
         kind = {
             dy.YieldOp: YIELD,
             dy.BreakOp: BREAK,

@@ -91,6 +91,44 @@ def staged_branch(
     """Build a `dy.if` whose arms run `arms`; with a `join`, resolve it and return the
     merged payload, otherwise (continuation-passing arms) hand the branch to the one outer
     join its arms reached."""
+
+    def make_if(blocks: list[Block]) -> dy.IfOp:
+        return dy.IfOp(condition.value, [], Region(blocks[0]), Region(blocks[1]))
+
+    return _staged_regions(cx, arms, make_if, join, rest, node)
+
+
+def staged_switch(
+    cx: Converter,
+    selector: HostScalar,
+    cases: list[int],
+    arms: list[Callable[[Callable[[], None]], None]],
+    join: Join,
+    node: ast.AST,
+    out_of_range: str,
+) -> Any:
+    """Build a `dy.switch` on `selector` whose case `cases[i]` runs `arms[i]`; its default
+    region traps with `out_of_range`. Returns the merged payload of `join`."""
+
+    def make_switch(blocks: list[Block]) -> dy.SwitchOp:
+        default = Block()
+        trap = dy.TrapOp(out_of_range)
+        trap.location = cx.location(node)
+        default.add_op(trap)
+        regions = [Region(block) for block in blocks]
+        return dy.SwitchOp(selector.value, cases, [], Region(default), regions)
+
+    return _staged_regions(cx, arms, make_switch, join, lambda: None, node)
+
+
+def _staged_regions(
+    cx: Converter,
+    arms: list[Callable[[Callable[[], None]], None]],
+    make_op: Callable[[list[Block]], dy.IfOp | dy.SwitchOp],
+    join: Join | None,
+    rest: Callable[[], None],
+    node: ast.AST,
+) -> Any:
     staging.flush(cx)
     frame = cx.frame
     assert frame is not None
@@ -107,11 +145,11 @@ def staged_branch(
         staging.undo_mutations(cx, mutation_mark)
         blocks.append(block)
     frame.env = entry_env
-    if_op = dy.IfOp(condition.value, [], Region(blocks[0]), Region(blocks[1]))
-    cx.emit(if_op, node)
+    branch = make_op(blocks)
+    cx.emit(branch, node)
     arrived = cx.arrivals[first_arrival:]
     if not arrived:
-        hoist_else(cx, if_op)
+        hoist_last_region(cx, branch)
         cx.reachable = False
         return None
     targets = {id(a.join): a.join for a in arrived}
@@ -123,24 +161,26 @@ def staged_branch(
             "continue of an unrolled loop, or a return from an inlined helper)",
         )
     target = next(iter(targets.values()))
-    target.pending_ifs.add(id(if_op))
+    target.pending_ifs.add(id(branch))
     if join is None:
         cx.reachable = False
         return None
     return resolve(cx, join, node)
 
 
-def hoist_else(cx: Converter, if_op: dy.IfOp) -> None:
-    """Both arms of `if_op` left by dy exits: nothing follows it, yet its block needs a
-    terminator. The else arm moves after the branch, which keeps an empty else."""
-    else_block = if_op.else_region.block
-    parent = if_op.parent_block()
+def hoist_last_region(cx: Converter, branch: dy.IfOp | dy.SwitchOp) -> None:
+    """No region of `branch` falls through: nothing follows it, yet its block needs a
+    terminator. The else (or default) region's ops move after the branch, which keeps an
+    empty region."""
+    region = branch.else_region if isinstance(branch, dy.IfOp) else branch.default_region
+    last_block = region.block
+    parent = branch.parent_block()
     assert parent is not None
-    for op in list(else_block.ops):
+    for op in list(last_block.ops):
         op.detach()
         parent.add_op(op)
-    moved_block(cx, else_block, parent)
-    else_block.add_op(dy.YieldOp())
+    moved_block(cx, last_block, parent)
+    last_block.add_op(dy.YieldOp())
 
 
 def has_indirect_exit(cx: Converter, statements: list[ast.stmt]) -> bool:

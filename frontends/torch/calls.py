@@ -16,16 +16,28 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from frontends.torch import builtin_calls, higher_order, lists, scalars, sizes, sources, staging
+from frontends.torch import (
+    builtin_calls,
+    higher_order,
+    lists,
+    reductions,
+    scalars,
+    selection,
+    sizes,
+    sources,
+    staging,
+)
 from frontends.torch.errors import callable_name, first_line
 from frontends.torch.expressions import check_defined
 from frontends.torch.joins import arrive, resolve
 from frontends.torch.loops import static_items
+from frontends.torch.rewrites import lower_while_returns
 from frontends.torch.sources import is_user_function
 from frontends.torch.state import Frame, Join, PathEnded
 from frontends.torch.values import (
     TENSOR_METADATA,
     HostScalar,
+    RuntimeChoice,
     StagedList,
     StagedMethod,
     StagedTensor,
@@ -63,6 +75,8 @@ def call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: ast.AST)
         return call_staged_method(cx, function, args, kwargs, node)
     if isinstance(function, UserFunction):
         return inline_user_function(cx, function, args, kwargs, node)
+    if isinstance(function, RuntimeChoice):
+        return selection.choose(cx, function, lambda f: cx.call(f, args, kwargs, node), node)
     special = special_call(cx, function, args, kwargs, node)
     if special is not NotImplemented:
         return special
@@ -144,7 +158,10 @@ def inline(cx: Converter, function: Any, args: tuple, kwargs: dict, node: ast.AS
     join = Join(cx.block, cx.loop_depth, carries_environment=False)
     caller = cx.frame
     frame = sources.bind_frame(cx, target, args, kwargs, join)
-    return run_inlined(cx, frame, frame.source.node.body, join, node, caller)
+    source = frame.source
+    if source.inlined_node is None:
+        source.inlined_node = lower_while_returns(source.node)
+    return run_inlined(cx, frame, source.inlined_node.body, join, node, caller)
 
 
 def inline_user_function(
@@ -168,7 +185,7 @@ def inline_user_function(
             ast.Return(definition.body, lineno=definition.lineno, col_offset=definition.col_offset)
         ]
     else:
-        body = definition.body
+        body = lower_while_returns(definition).body
     return run_inlined(cx, frame, body, join, node, cx.frame)
 
 
@@ -199,6 +216,9 @@ def special_call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: 
     lists, `super()`, builtins on staged values); NotImplemented for all others."""
     if function is torch.cond:
         return higher_order.torch_cond(cx, args, kwargs, node)
+    reduced = reductions.reduce_list(cx, function, args, kwargs, node)
+    if reduced is not NotImplemented:
+        return reduced
     if function is getattr(torch, "while_loop", _NOT_A_FUNCTION):
         return higher_order.torch_while_loop(cx, args, kwargs, node)
     if (

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from frontends.torch import scalars, sizes, staging
+from frontends.torch import scalars, selection, sizes, staging
 from frontends.torch.assignment import assign
 from frontends.torch.branches import staged_branch
 from frontends.torch.errors import first_line
@@ -21,6 +21,7 @@ from frontends.torch.values import (
     TENSOR_STATIC_ATTRIBUTES,
     HostScalar,
     OptionalValue,
+    RuntimeChoice,
     StagedList,
     StagedMethod,
     StagedTensor,
@@ -70,6 +71,8 @@ def get_attribute(cx: Converter, value: Any, name: str, node: ast.AST) -> Any:
         return staging.stage_call(cx, node, operator.attrgetter(name), (value,), {})
     if isinstance(value, StagedList):
         return StagedMethod(value, name)
+    if isinstance(value, RuntimeChoice):
+        return selection.attribute(value, name)
     if isinstance(value, HostScalar | Undefined | OptionalValue):
         raise cx.unsupported(node, f"attribute '{name}'", f"of a {describe(value)}")
     if isinstance(value, UserFunction):
@@ -91,10 +94,10 @@ def eval_subscript(cx: Converter, node: ast.Subscript) -> Any:
         index_value = scalars.scalar_value(cx, index, int, node)
         op = cx.emit(dy.ListGetOp(value.value, index_value), node)
         return StagedTensor(op.result, value.example_item)
+    if isinstance(value, RuntimeChoice):
+        return selection.choose(cx, value, lambda option: option[index], node)
     if is_staged(index):
-        raise cx.unsupported(
-            node, "indexing", "a Python container indexed by a value known only at run time"
-        )
+        return selection.select(cx, value, index, node)
     try:
         return value[index]
     except Exception as error:  # noqa: BLE001 - whatever the model's own code raises

@@ -79,7 +79,11 @@ def resolve(cx: Converter, join: Join, node: ast.AST) -> Any:
     if len(arrivals) == 1 and arrivals[0].block is join.owner:
         return arrivals[0].payload
     plan = CarryPlan(columns=[[] for _ in arrivals])
-    plan.template = merge(cx, [a.payload for a in arrivals], plan, join.owner)
+    payloads = [a.payload for a in arrivals]
+    if join.carries_environment:
+        plan.template = merge_environments(cx, payloads, plan, join.owner, node)
+    else:
+        plan.template = merge(cx, payloads, plan, join.owner)
     for arrival, column in zip(arrivals, plan.columns):
         with cx.at(arrival.block):
             operands = [
@@ -88,30 +92,58 @@ def resolve(cx: Converter, join: Join, node: ast.AST) -> Any:
             ]
             cx.emit(dy.YieldOp(*operands), node)
     outermost = join.owner.last_op
-    assert isinstance(outermost, dy.IfOp) and id(outermost) in join.pending_ifs
-    completed = complete_if(cx, outermost, join, plan.types)
+    assert isinstance(outermost, dy.IfOp | dy.SwitchOp) and id(outermost) in join.pending_ifs
+    completed = complete_branch(cx, outermost, join, plan.types)
     return rebuild(plan, list(completed.results))
 
 
-def complete_if(cx: Converter, if_op: dy.IfOp, join: Join, result_types: list) -> dy.IfOp:
-    for region in if_op.regions:
+def complete_branch(
+    cx: Converter, branch: dy.IfOp | dy.SwitchOp, join: Join, result_types: list
+) -> dy.IfOp | dy.SwitchOp:
+    """Give a branch whose paths reached `join` its results: the merged values, yielded by
+    every region (nested pending branches first)."""
+    for region in branch.regions:
         last = region.block.last_op
-        if isinstance(last, dy.IfOp) and id(last) in join.pending_ifs:
-            inner = complete_if(cx, last, join, result_types)
-            yield_op = dy.YieldOp(*inner.results)
+        if isinstance(last, dy.IfOp | dy.SwitchOp) and id(last) in join.pending_ifs:
+            inner = complete_branch(cx, last, join, result_types)
+            yield_op = dy.YieldOp(*inner.res if isinstance(inner, dy.SwitchOp) else inner.results)
             yield_op.location = inner.location
             region.block.add_op(yield_op)
-    then_region, else_region = Region(), Region()
-    if_op.then_region.move_blocks(then_region)
-    if_op.else_region.move_blocks(else_region)
-    completed = dy.IfOp(if_op.cond, result_types, then_region, else_region)
-    completed.location = if_op.location
-    parent = if_op.parent_block()
+    regions = []
+    for region in branch.regions:
+        moved = Region()
+        region.move_blocks(moved)
+        regions.append(moved)
+    if isinstance(branch, dy.IfOp):
+        completed = dy.IfOp(branch.cond, result_types, regions[0], regions[1])
+    else:
+        cases = list(branch.case_values)
+        completed = dy.SwitchOp(branch.selector, cases, result_types, regions[0], regions[1:])
+    completed.location = branch.location
+    parent = branch.parent_block()
     assert parent is not None
-    parent.insert_op_before(completed, if_op)
-    if_op.detach()
-    if_op.erase()
+    parent.insert_op_before(completed, branch)
+    branch.detach()
+    branch.erase()
     return completed
+
+
+def merge_environments(
+    cx: Converter, environments: list[dict], plan: CarryPlan, owner: Block, node: ast.AST
+) -> Container:
+    """Merge the variables of the paths name by name; a name that some paths never
+    assigned is undefined after the join (an error only where it is read)."""
+    names = list(dict.fromkeys(name for env in environments for name in env))
+    items = []
+    for name in names:
+        if all(name in env for env in environments):
+            items.append(merge(cx, [env[name] for env in environments], plan, owner))
+        else:
+            line = getattr(node, "lineno", 0) + (cx.frame.source.line_offset if cx.frame else 0)
+            items.append(
+                Keep(Undefined(f"'{name}' is assigned on some paths to line {line}, not all"))
+            )
+    return Container(dict, items, names)
 
 
 def merge(cx: Converter, values: list, plan: CarryPlan, owner: Block) -> Any:

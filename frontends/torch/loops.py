@@ -22,8 +22,9 @@ from frontends.torch import scalars, sizes, staging
 from frontends.torch.assignment import assign
 from frontends.torch.ast_facts import assigned_names, exits
 from frontends.torch.errors import UnsupportedError
-from frontends.torch.joins import arrive, clone_containers, resolve
+from frontends.torch.joins import arrive, clone_containers, freeze, resolve
 from frontends.torch.plans import (
+    CarriedNameChanged,
     CarryPlan,
     carry_plan,
     collect_carried,
@@ -103,6 +104,16 @@ def unrolled_loop(
     assert frame is not None
     exit_join = Join(cx.block, cx.loop_depth, carries_environment=True)
     loop = UnrolledLoop(exit_join)
+    if frame.return_join is not None and "return" in exits(statement.body):
+
+        def after() -> None:
+            frame.loops.pop()
+            try:
+                rest()
+            finally:
+                frame.loops.append(loop)
+
+        loop.after = after
     frame.loops.append(loop)
 
     limit = MAX_UNROLLED_ITERATIONS
@@ -117,11 +128,11 @@ def unrolled_loop(
             assert isinstance(statement, ast.While)
             frame.loops.pop()
             staged_while(cx, statement)
-            arrive(cx, exit_join, None, statement)
             frame.loops.append(loop)
+            leave_unrolled(cx, loop, statement)
             return
         if not proceed:
-            arrive(cx, exit_join, None, statement)
+            leave_unrolled(cx, loop, statement)
             return
         if isinstance(statement, ast.For):
             assign(cx, statement.target, item)
@@ -134,10 +145,23 @@ def unrolled_loop(
 
     iteration(0)
     frame.loops.pop()
+    if loop.after is not None:
+        cx.reachable = False
+        return
     merged = resolve(cx, exit_join, statement)
     if cx.reachable:
         frame.env = merged
         rest()
+
+
+def leave_unrolled(cx: Converter, loop: UnrolledLoop, node: ast.AST) -> None:
+    """End the current path's run of an unrolled loop (its end, or a `break`)."""
+    if loop.after is None:
+        arrive(cx, loop.exit, None, node)
+        return
+    staging.flush(cx)
+    loop.after()
+    cx.reachable = False
 
 
 def exec_while(cx: Converter, statement: ast.While, rest: Callable[[], None]) -> None:
@@ -238,14 +262,18 @@ def staged_while(cx: Converter, statement: ast.While) -> None:
     entry_env = frame.env
     mutation_mark = len(cx.mutations)
     refined: dict[int, Any] = {}
+    widened: dict[int, Any] = {}
     returns_mark = len(cx.returns)
     for _ in range(MAX_LOOP_TYPE_REFINEMENTS):
         del cx.returns[returns_mark:]
         before_inits = owner.last_op
-        attempt = _stage_body(cx, statement, names, entry_env, refined, mutation_mark)
-        if not attempt.loop.observed_mismatch:
+        attempt = _stage_body(cx, statement, names, entry_env, refined, widened, mutation_mark)
+        if not attempt.loop.observed_mismatch and not attempt.loop.changed_names:
             break
         _refine_carried_types(cx, statement, attempt, entry_env, refined)
+        if attempt.loop.changed_names:
+            refined.clear()
+            widened.update(attempt.loop.changed_names)
         discard(attempt.before)
         discard(attempt.after)
         erase_after(cx, owner, before_inits)
@@ -271,6 +299,7 @@ def _stage_body(
     names: list[str],
     entry_env: dict[str, Any],
     refined: dict[int, Any],
+    widened: dict[int, Any],
     mutation_mark: int,
 ) -> _LoopAttempt:
     """Emit the initial values of the carried names, then stage the condition into the
@@ -278,7 +307,7 @@ def _stage_body(
     frame = cx.frame
     assert frame is not None
     frame.env = clone_containers(entry_env)
-    plan = carry_plan(cx, [frame.env[n] for n in names], statement, refined)
+    plan = carry_plan(cx, [frame.env[n] for n in names], statement, refined, widened)
     inits = [
         materialize(cx, v, kind, statement, t)
         for v, kind, t in zip(plan.columns[0], plan.kinds, plan.types)
@@ -347,7 +376,13 @@ def staged_loop_exit(cx: Converter, loop: StagedLoop, exit_op: type, node: ast.A
     frame = cx.frame
     assert frame is not None
     leaves: list = []
-    collect_carried(cx, [frame.env.get(n) for n in loop.names], loop.plan.template, leaves, node)
+    current = [frame.env.get(n) for n in loop.names]
+    try:
+        collect_carried(cx, current, loop.plan.template, leaves, node)
+    except CarriedNameChanged as change:
+        loop.changed_names.append((change.position, freeze(change.value)))
+        cx.reachable = False
+        return
     operands = []
     for index, (value, kind, expected) in enumerate(zip(leaves, loop.plan.kinds, loop.plan.types)):
         observed = leaf_type(cx, value, kind, expected)

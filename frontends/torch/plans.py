@@ -182,11 +182,22 @@ def leaf_value(kind: Any, value: SSAValue, example: Any, possible: frozenset | N
     return HostScalar(value, example, possible)
 
 
-def carry_plan(cx: Converter, values: list, node: ast.AST, refined: dict) -> CarryPlan:
+def carry_plan(
+    cx: Converter, values: list, node: ast.AST, refined: dict, widened: dict | None = None
+) -> CarryPlan:
+    """The plan of a staged loop's carried values (one per name). `refined` gives leaf
+    types the body widened; `widened` gives, by name position, a value the body assigned
+    to a name that entered the loop as None: that name is carried as an optional value
+    shaped like it."""
     plan = CarryPlan(columns=[[]])
     items = []
-    for value in values:
-        items.append(carry_node(cx, value, plan, node))
+    for position, value in enumerate(values):
+        shape = (widened or {}).get(position)
+        if value is None and shape is not None:
+            present = add_leaf(plan, [False], bool, SCALAR_TYPES[bool], False)
+            items.append(OptionalNode(present, _absent_node(cx, shape, plan, node)))
+        else:
+            items.append(carry_node(cx, value, plan, node))
     for index, refined_type in refined.items():
         plan.types[index] = refined_type
     plan.template = Container(list, items)
@@ -212,28 +223,79 @@ def carry_node(cx: Converter, value: Any, plan: CarryPlan, node: ast.AST) -> Any
         return add_leaf(plan, [value], "list", ListType(element), example)
     if type(value) is tuple:
         return Container(tuple, [carry_node(cx, v, plan, node) for v in value])
+    if isinstance(value, OptionalValue):
+        present = carry_node(cx, value.present, plan, node)
+        return OptionalNode(present, carry_node(cx, value.value, plan, node))
     return Keep(value)
+
+
+def _absent_node(cx: Converter, shape: Any, plan: CarryPlan, node: ast.AST) -> Any:
+    """A plan node shaped like `shape` whose leaves enter the loop absent (placeholders)."""
+    scratch = CarryPlan(columns=[[]])
+    template = carry_node(cx, shape, scratch, node)
+    offset = len(plan.types)
+    for kind, type_, example in zip(scratch.kinds, scratch.types, scratch.examples):
+        add_leaf(plan, [PLACEHOLDER], kind, type_, example)
+    return _shift_holes(template, offset)
+
+
+def _shift_holes(node: Any, offset: int) -> Any:
+    if isinstance(node, Hole):
+        return Hole(node.index + offset)
+    if isinstance(node, Container):
+        return Container(node.kind, [_shift_holes(i, offset) for i in node.items], node.keys)
+    if isinstance(node, OptionalNode):
+        return OptionalNode(_shift_holes(node.present, offset), _shift_holes(node.value, offset))
+    return node
+
+
+class CarriedNameChanged(Exception):
+    """A name that entered a staged loop as None holds another value at an exit of its
+    body: the loop is staged again with the name carried as an optional value."""
+
+    def __init__(self, position: int, value: Any):
+        super().__init__(position)
+        self.position = position
+        self.value = value
 
 
 def collect_carried(
     cx: Converter, values: list, template: Any, leaves: list, node: ast.AST
 ) -> None:
+    """The leaves of the current values of a staged loop's names, in plan order."""
     assert isinstance(template, Container)
-    for value, item in zip(values, template.items):
-        if isinstance(item, Keep):
-            if not same(value, item.value):
-                raise cx.unsupported(
-                    node,
-                    "loop",
-                    f"a loop-carried {describe(item.value)} "
-                    f"becomes {describe(value)} in a data-dependent loop",
-                )
-        elif isinstance(item, Container):
-            if not isinstance(value, tuple) or len(value) != len(item.items):
-                raise cx.unsupported(node, "loop", "a loop-carried tuple changes shape")
-            collect_carried(cx, list(value), item, leaves, node)
+    for position, (value, item) in enumerate(zip(values, template.items)):
+        if isinstance(item, Keep) and item.value is None and value is not None:
+            raise CarriedNameChanged(position, value)
+        _collect(cx, value, item, leaves, node)
+
+
+def _collect(cx: Converter, value: Any, item: Any, leaves: list, node: ast.AST) -> None:
+    if isinstance(item, Keep):
+        if not same(value, item.value):
+            raise cx.unsupported(
+                node,
+                "loop",
+                f"a loop-carried {describe(item.value)} "
+                f"becomes {describe(value)} in a data-dependent loop",
+            )
+    elif isinstance(item, Container):
+        if not isinstance(value, tuple) or len(value) != len(item.items):
+            raise cx.unsupported(node, "loop", "a loop-carried tuple changes shape")
+        for part, part_item in zip(value, item.items):
+            _collect(cx, part, part_item, leaves, node)
+    elif isinstance(item, OptionalNode):
+        if value is None:
+            leaves.append(False)
+            leaves.extend([PLACEHOLDER] * _count_holes(item.value))
+        elif isinstance(value, OptionalValue):
+            leaves.append(value.present)
+            _collect(cx, value.value, item.value, leaves, node)
         else:
-            leaves.append(value)
+            leaves.append(True)
+            _collect(cx, value, item.value, leaves, node)
+    else:
+        leaves.append(value)
 
 
 def conforms(observed: Any, expected: Any) -> bool:
@@ -250,6 +312,9 @@ def conforms(observed: Any, expected: Any) -> bool:
 
 
 def leaf_type(cx: Converter, value: Any, kind: Any, expected: Any) -> Any:
+    """The type `value` has as a leaf of `kind` (a description when it is not one)."""
+    if value is PLACEHOLDER:
+        return expected
     if isinstance(value, Undefined):
         raise cx.unsupported(cx.node, "loop", value.reason)
     if kind == "tensor":
@@ -337,4 +402,6 @@ def _count_holes(node: Any) -> int:
         return 1
     if isinstance(node, Container):
         return sum(_count_holes(item) for item in node.items)
+    if isinstance(node, OptionalNode):
+        return _count_holes(node.present) + _count_holes(node.value)
     return 0

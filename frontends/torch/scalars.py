@@ -114,6 +114,11 @@ def materialize_size(cx: Converter, size: SymSize, node: ast.AST) -> HostScalar:
     return result
 
 
+def as_scalar(cx: Converter, value: HostScalar | SymSize, node: ast.AST) -> HostScalar:
+    """A host scalar for `value` (a symbolic size becomes `dy.dim` ops)."""
+    return materialize_size(cx, value, node) if isinstance(value, SymSize) else value
+
+
 def item(cx: Converter, tensor: StagedTensor, node: ast.AST) -> HostScalar:
     if tensor.example.numel() != 1:
         raise cx.unsupported(

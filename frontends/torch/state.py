@@ -52,6 +52,10 @@ class UnrolledLoop:
 
     exit: Join
     next_iteration: Callable[[], None] | None = None
+    after: Callable[[], None] | None = None
+    """When set, a path that leaves the loop runs the code after it itself (continuation-
+    passing) instead of meeting the other paths at `exit`: a loop of an inlined helper
+    whose body returns, so that each path reaches the helper's end with what it knows."""
 
 
 @dataclass(eq=False)
@@ -61,6 +65,9 @@ class StagedLoop:
     names: list[str]
     plan: CarryPlan
     observed_mismatch: list[tuple[int, Any]] = field(default_factory=list)
+    """(leaf index, type) of carried values an exit of the body gave another type."""
+    changed_names: list[tuple[int, Any]] = field(default_factory=list)
+    """(name position, value) of names that entered as None and left holding a value."""
 
 
 @dataclass(eq=False)
@@ -71,6 +78,8 @@ class FunctionSource:
     node: ast.FunctionDef
     filename: str
     line_offset: int
+    inlined_node: ast.FunctionDef | None = None
+    """The `def` as an inlined helper runs it (returns from inside loops rewritten)."""
 
 
 class Frame:

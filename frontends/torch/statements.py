@@ -148,7 +148,7 @@ def exec_return(cx: Converter, statement: ast.Return) -> None:
 def exec_break(cx: Converter, statement: ast.Break) -> None:
     loop = innermost_loop(cx, statement, "break")
     if isinstance(loop, UnrolledLoop):
-        arrive(cx, loop.exit, None, statement)
+        loops.leave_unrolled(cx, loop, statement)
     else:
         loops.staged_loop_exit(cx, loop, dy.BreakOp, statement)
 

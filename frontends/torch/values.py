@@ -267,6 +267,19 @@ def size_term(value: Any) -> SizeTerm | None:
 
 
 @dataclass(eq=False)
+class RuntimeChoice:
+    """One of `options` (modules, functions, values of a container), picked at run time by
+    `selector` equal to `cases[i]`; a call or a read of it runs in each case of a
+    `dy.switch` (see `selection`)."""
+
+    selector: HostScalar
+    cases: list[int]
+    options: list
+    message: str
+    """What the default case, where no option is picked, reports at run time."""
+
+
+@dataclass(eq=False)
 class UserFunction:
     """A `def` or `lambda` written inside the model's code: called by inlining."""
 
@@ -320,7 +333,7 @@ TENSOR_STATIC_ATTRIBUTES = frozenset(
 def is_staged(value: Any) -> bool:
     """Whether `value` (or anything inside its containers and slices) is known only at run
     time."""
-    if isinstance(value, StagedTensor | HostScalar | StagedList | SymSize):
+    if isinstance(value, StagedTensor | HostScalar | StagedList | SymSize | RuntimeChoice):
         return True
     if isinstance(value, tuple | list):
         return any(is_staged(v) for v in value)
@@ -409,6 +422,8 @@ def describe(value: Any) -> str:
         return "nested function"
     if isinstance(value, OptionalValue):
         return "value that may be None"
+    if isinstance(value, RuntimeChoice):
+        return "module or value chosen at run time"
     if value is None:
         return "None"
     return type(value).__name__
