@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from frontends.torch import sizes, staging
+from frontends.torch import masks, sizes, staging
+from frontends.torch.errors import first_line
 from frontends.torch.values import HostScalar, StagedList, StagedTensor, Undefined, is_staged
 
 if TYPE_CHECKING:
@@ -29,17 +30,21 @@ def assign(cx: Converter, target: ast.expr, value: Any) -> None:
     elif isinstance(target, ast.Subscript):
         container = cx.eval(target.value)
         index = cx.eval(target.slice)
+        if isinstance(container, torch.Tensor) and (is_staged(value) or is_staged(index)):
+            container = staging.promote(cx, container, target)
         if isinstance(container, StagedTensor):
-            staging.stage_call(cx, target, operator.setitem, (container, index, value), {})
-        elif is_staged(value) or is_staged(index) or isinstance(container, torch.Tensor):
+            staging.stage_call(cx, target, masks.setitem, (container, index, value), {})
+        elif is_staged(index):
             raise cx.unsupported(
                 target,
                 "item assignment",
-                "only staged tensors and Python containers "
-                "indexed by compile-time values can be updated in place",
+                "a Python container updated at a position known only at run time",
             )
         else:
-            container[index] = value
+            try:
+                container[index] = value
+            except Exception as error:  # noqa: BLE001 - whatever the model's own code raises
+                raise cx.unsupported(target, "item assignment", first_line(error)) from None
     else:
         raise cx.unsupported(
             target,

@@ -85,6 +85,8 @@ def call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: ast.AST)
     if is_user_function(function):
         return inline(cx, function, args, kwargs, node)
     container = getattr(function, "__self__", None)
+    if isinstance(container, torch.Tensor) and is_staged((args, kwargs)):
+        return _constant_tensor_method(cx, container, function.__name__, args, kwargs, node)
     python_level = isinstance(container, list | dict | set) or (
         getattr(function, "__module__", None) == "builtins"
     )
@@ -99,6 +101,19 @@ def call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: ast.AST)
         raise cx.unsupported(
             node, f"call of {callable_name(function)}", first_line(error)
         ) from None
+
+
+def _constant_tensor_method(
+    cx: Converter, receiver: torch.Tensor, name: str, args: tuple, kwargs: dict, node: ast.AST
+) -> Any:
+    """A method of a compile-time tensor called with run-time arguments: the tensor is an
+    argument of the staged call (a constant), promoted to a staged tensor first when the
+    method updates it in place."""
+    if name.endswith("_") and not name.startswith("_"):
+        staged = staging.promote(cx, receiver, node)
+        return call_staged_method(cx, StagedMethod(staged, name), args, kwargs, node)
+    method = getattr(torch.Tensor, name)
+    return staging.stage_call(cx, node, method, (receiver, *args), kwargs)
 
 
 def call_staged_method(
@@ -117,6 +132,8 @@ def call_staged_method(
         )
     if name == "item":
         return scalars.item(cx, receiver, node)
+    if name == "tolist" and not args and not kwargs:
+        return scalars.to_list(cx, receiver, node)
     if name in ("tolist", "numpy", "__bool__", "__int__", "__float__"):
         raise cx.unsupported(
             node,
@@ -198,6 +215,7 @@ def run_inlined(
     caller: Frame | None,
 ) -> Any:
     saved_node = cx.node
+    frame.caller = caller
     cx.frame = frame
     try:
         cx.exec(body, lambda: arrive(cx, join, None, node))
@@ -216,6 +234,8 @@ def special_call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: 
     lists, `super()`, builtins on staged values); NotImplemented for all others."""
     if function is torch.cond:
         return higher_order.torch_cond(cx, args, kwargs, node)
+    if function in (torch.equal, torch.allclose) and is_staged((args, kwargs)):
+        return scalars.tensor_predicate(cx, function, args, kwargs, node)
     reduced = reductions.reduce_list(cx, function, args, kwargs, node)
     if reduced is not NotImplemented:
         return reduced

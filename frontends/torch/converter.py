@@ -54,7 +54,9 @@ class Converter:
         for name, tensor in model.named_buffers():
             self.param_keys.setdefault(id(tensor), name)
         self.params: dict[str, torch.Tensor] = {}
-        self.constants: dict[int, tuple[str, torch.Tensor]] = {}
+        self.constants: dict[int, tuple[str, torch.Tensor, int]] = {}
+        """Compile-time tensors stored as `constant.N`: key, tensor, version when stored."""
+        self.constant_count = 0
         self.placeholders: dict[str, torch.Tensor] = {}
         self.param_cache: dict[tuple[Block, str], SSAValue] = {}
         self.sources: dict[types.CodeType, FunctionSource] = {}

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from frontends.torch import scalars, selection, sizes, staging
+from frontends.torch import masks, scalars, selection, sizes, staging
 from frontends.torch.assignment import assign
 from frontends.torch.branches import staged_branch
 from frontends.torch.errors import first_line
@@ -87,7 +87,7 @@ def eval_subscript(cx: Converter, node: ast.Subscript) -> Any:
     value = cx.eval(node.value)
     index = cx.eval(node.slice)
     if isinstance(value, StagedTensor) or (isinstance(value, torch.Tensor) and is_staged(index)):
-        return staging.stage_call(cx, node, operator.getitem, (value, index), {})
+        return staging.stage_call(cx, node, masks.getitem, (value, index), {})
     if isinstance(value, StagedList):
         if scalar_kind(index) is not int:
             raise cx.unsupported(node, "list index", "must be an int")

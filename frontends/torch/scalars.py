@@ -11,11 +11,12 @@ from __future__ import annotations
 import ast
 from typing import TYPE_CHECKING, Any
 
+import torch
 from xdsl.dialects import arith
 from xdsl.dialects.builtin import FloatAttr, IntegerAttr, f64, i1, i64
 from xdsl.ir import SSAValue
 
-from frontends.torch import ast_facts, lists, staging
+from frontends.torch import ast_facts, lists, sizes, staging
 from frontends.torch.stretch import Pending
 from frontends.torch.values import (
     HostScalar,
@@ -132,6 +133,81 @@ def item(cx: Converter, tensor: StagedTensor, node: ast.AST) -> HostScalar:
     op = cx.emit(dy.ItemOp(tensor_value, result_type), node)
     example = tensor.example.item()
     return HostScalar(op.result, example)
+
+
+MAX_TOLIST_ITEMS = 256
+"""`.tolist()` reads every item with its own `dy.item`: meant for small tensors (a few
+depths or lengths), not for data."""
+
+
+def to_list(cx: Converter, tensor: StagedTensor, node: ast.AST) -> Any:
+    """`tensor.tolist()`: nested Python lists of host scalars (one `dy.item` each)."""
+    shape = sizes.shape_of(cx, tensor)
+    if not isinstance(shape, torch.Size):
+        raise cx.unsupported(node, ".tolist()", "of a tensor whose size is known only at run time")
+    count = tensor.example.numel()
+    if count > MAX_TOLIST_ITEMS:
+        raise cx.unsupported(
+            node, ".tolist()", f"of {count} items (at most {MAX_TOLIST_ITEMS} become host values)"
+        )
+    flat = staging.stage_call(cx, node, torch.Tensor.reshape, (tensor, (-1,)), {})
+    items = [
+        item(cx, staging.stage_call(cx, node, torch.Tensor.__getitem__, (flat, i), {}), node)
+        for i in range(count)
+    ]
+
+    def nest(dims: tuple, start: int) -> Any:
+        if not dims:
+            return items[start]
+        stride = count_of(dims[1:])
+        return [nest(dims[1:], start + i * stride) for i in range(dims[0])]
+
+    return nest(tuple(shape), 0)
+
+
+def count_of(dims: tuple) -> int:
+    total = 1
+    for size in dims:
+        total *= size
+    return total
+
+
+def tensor_predicate(
+    cx: Converter, function: Any, args: tuple, kwargs: dict, node: ast.AST
+) -> bool | HostScalar:
+    """`torch.equal(a, b)` / `torch.allclose(a, b, ...)` of run-time tensors, as a host bool
+    (a condition of an `if`, most of the time)."""
+    if function is torch.equal:
+        first, second = args
+        first_shape = _shape(cx, first)
+        second_shape = _shape(cx, second)
+        if any(isinstance(size, SymSize) for size in (*first_shape, *second_shape)):
+            raise cx.unsupported(
+                node, "torch.equal", "of tensors whose sizes are known only at run time"
+            )
+        if len(first_shape) != len(second_shape) or any(
+            type(a) is int and type(b) is int and a != b for a, b in zip(first_shape, second_shape)
+        ):
+            return False
+
+        reduced = staging.stage_call(cx, node, _all_equal, (first, second), {})
+    else:
+        reduced = staging.stage_call(cx, node, _all_close, args, kwargs)
+    return truth(cx, reduced, node)
+
+
+def _shape(cx: Converter, value: Any) -> tuple:
+    if isinstance(value, StagedTensor):
+        return tuple(sizes.shape_of(cx, value))
+    return tuple(value.shape)
+
+
+def _all_equal(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.eq(a, b).all()
+
+
+def _all_close(a: torch.Tensor, b: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    return torch.isclose(a, b, *args, **kwargs).all()
 
 
 def truth(cx: Converter, value: Any, node: ast.AST) -> bool | HostScalar:

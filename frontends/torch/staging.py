@@ -91,10 +91,8 @@ def stage_call(
         function, template(args, to_slot), template(kwargs, to_slot), module, module_params
     )
     stretch.calls.append(recorded)
-    for handle, version in zip(staged, versions):
-        if handle.example._version != version:
-            mark_mutated(cx, handle)
-    if not list(tensor_leaves(result)):
+    mutated = [h for h, version in zip(staged, versions) if h.example._version != version]
+    if not list(tensor_leaves(result)) and not (result is None and mutated):
         stretch.calls.pop()
         raise cx.unsupported(
             node,
@@ -102,6 +100,8 @@ def stage_call(
             f"it computes a Python {type(result).__name__} from tensor data; use "
             "tensor operations or .item() in a condition",
         )
+    for handle in mutated:
+        mark_mutated(cx, handle)
     return wrap_result(result, (), stretch, number)
 
 
@@ -325,13 +325,16 @@ def constant_value(cx: Converter, tensor: torch.Tensor, node: ast.AST) -> SSAVal
 
 def constant_key(cx: Converter, tensor: torch.Tensor) -> str:
     """The side-car key of a weight (its state_dict name) or of a compile-time tensor
-    (`constant.N`), storing the tensor the first time."""
+    (`constant.N`, a new one each time the tensor was updated in place since), storing
+    the tensor the first time."""
     key = cx.param_keys.get(id(tensor))
     if key is None:
-        if id(tensor) not in cx.constants:
-            name = f"constant.{len(cx.constants)}"
-            cx.constants[id(tensor)] = (name, tensor)
-        key = cx.constants[id(tensor)][0]
+        known = cx.constants.get(id(tensor))
+        if known is None or known[2] != tensor._version:
+            known = (f"constant.{cx.constant_count}", tensor, tensor._version)
+            cx.constant_count += 1
+            cx.constants[id(tensor)] = known
+        key = known[0]
     if key not in cx.params:
         cx.params[key] = tensor.detach().clone().contiguous()
     return key
@@ -349,6 +352,47 @@ def param_value(cx: Converter, key: str, type_: Any, node: ast.AST | None) -> SS
         block = parent.parent_block() if parent is not None else None
     value = cx.emit(dy.ParamOp(key, type_), node).result
     cx.param_cache[(cx.block, key)] = value
+    return value
+
+
+def promote(cx: Converter, tensor: torch.Tensor, node: ast.AST) -> StagedTensor:
+    """A tensor computed at compile time that the program then updates with run-time
+    values (`out = torch.zeros(n, 2); out[idx] = logits`) becomes a staged tensor: its
+    compile-time value is a constant, every name and container of the frames on the call
+    stack that held it holds the staged tensor instead."""
+    if id(tensor) in cx.param_keys:
+        raise cx.unsupported(
+            node, "in-place update", "of a parameter or buffer with values known at run time"
+        )
+    staged = StagedTensor(constant_value(cx, tensor, node), tensor.detach().clone())
+    frame = cx.frame
+    while frame is not None:
+        for scope in (frame, *_closure_scopes(frame)):
+            for name, value in scope.env.items():
+                scope.env[name] = _replaced(value, tensor, staged)
+        frame = frame.caller
+    return staged
+
+
+def _closure_scopes(frame: Any) -> list:
+    scopes = []
+    parent = frame.parent
+    while parent is not None:
+        scopes.append(parent)
+        parent = parent.parent
+    return scopes
+
+
+def _replaced(value: Any, old: torch.Tensor, new: StagedTensor) -> Any:
+    if value is old:
+        return new
+    if isinstance(value, list):
+        value[:] = [_replaced(item, old, new) for item in value]
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            value[key] = _replaced(item, old, new)
+    elif type(value) is tuple:
+        return tuple(_replaced(item, old, new) for item in value)
     return value
 
 

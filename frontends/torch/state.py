@@ -103,6 +103,8 @@ class Frame:
         self.return_join = return_join
         self.class_cell = class_cell
         self.loops: list[UnrolledLoop | StagedLoop] = []
+        self.caller: Frame | None = None
+        """The frame that called this one (inlined), while this one runs."""
 
     def lookup(self, name: str) -> Any:
         frame: Frame | None = self

@@ -20,12 +20,11 @@ import torch
 from frontends.torch import branches, loops, operators, scalars, staging
 from frontends.torch.assignment import assign
 from frontends.torch.ast_facts import as_load
+from frontends.torch.errors import first_line
 from frontends.torch.joins import arrive
 from frontends.torch.returns import record_return
 from frontends.torch.state import PathEnded, StagedLoop, UnrolledLoop
-from frontends.torch.values import (
-    UserFunction,
-)
+from frontends.torch.values import UserFunction, describe, is_staged
 from ir import dy
 
 if TYPE_CHECKING:
@@ -119,9 +118,28 @@ def exec_delete(cx: Converter, statement: ast.Delete) -> None:
     frame = cx.frame
     assert frame is not None
     for target in statement.targets:
-        if not isinstance(target, ast.Name):
-            raise cx.unsupported(statement, "del", "only names can be deleted")
-        frame.env.pop(target.id, None)
+        if isinstance(target, ast.Name):
+            frame.env.pop(target.id, None)
+        elif isinstance(target, ast.Subscript):
+            _delete_item(cx, target)
+        else:
+            raise cx.unsupported(statement, "del", "only names and items can be deleted")
+
+
+def _delete_item(cx: Converter, target: ast.Subscript) -> None:
+    container = cx.eval(target.value)
+    index = cx.eval(target.slice)
+    if not isinstance(container, list | dict) or is_staged(index):
+        raise cx.unsupported(
+            target,
+            "del",
+            f"of an item of a {describe(container)} (Python lists and dicts, at positions "
+            "known at compile time)",
+        )
+    try:
+        del container[index]
+    except Exception as error:  # noqa: BLE001 - whatever the model's own code raises
+        raise cx.unsupported(target, "del", first_line(error)) from None
 
 
 def exec_raise(cx: Converter, statement: ast.Raise) -> None:
