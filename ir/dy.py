@@ -82,6 +82,11 @@ PARAMS_FILE_ATTR = "dy.params"
 
 ENTRY_FUNCTION = "forward"
 
+UPDATED_INPUTS_ATTR = "dy.updated_inputs"
+"""`dy.func` attribute: JSON `[[input, result], ...]`, the inputs the source program updates
+in place (as PyTorch mutates the caller's tensor) and the result holding each one's final
+value, which a caller copies back."""
+
 RESULT_TREE_ATTR = "dy.result_tree"
 """`dy.func` attribute: JSON of the Python structure the entry function returns, so a caller
 can nest the flat results as the source program did (tuples, lists, dicts, constants)."""

@@ -182,6 +182,16 @@ def result_tree(module: ModuleOp) -> Any:
     return None
 
 
+def updated_inputs(module: ModuleOp) -> list[tuple[int, int]]:
+    """(input position, result index) of the inputs the program updates in place."""
+    for op in module.ops:
+        if isinstance(op, dy.FuncOp) and op.sym_name.data == dy.ENTRY_FUNCTION:
+            attribute = op.attributes.get(dy.UPDATED_INPUTS_ATTR)
+            if isinstance(attribute, StringAttr):
+                return [tuple(pair) for pair in json.loads(attribute.data)]
+    return []
+
+
 def rebuild_results(tree: Any, results: Sequence[Any]) -> Any:
     """Nest a program's flat results as `forward` returned them."""
     if tree is None:
@@ -219,9 +229,14 @@ class _Variant:
             filename=conversion.filename,
         )
         self.tree = result_tree(self.compiled.module)
+        self.updated_inputs = updated_inputs(self.compiled.module)
 
     def __call__(self, tensors: Sequence[torch.Tensor]) -> Any:
-        return rebuild_results(self.tree, self.compiled(*tensors))
+        results = self.compiled(*tensors)
+        for position, index in self.updated_inputs:
+            with torch.no_grad():
+                tensors[position].copy_(results[index])
+        return rebuild_results(self.tree, results)
 
 
 class Program:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from frontends.torch import masks, sizes, staging
+from frontends.torch import masks, recording, sizes, sources, staging
 from frontends.torch.errors import first_line
 from frontends.torch.values import HostScalar, StagedList, StagedTensor, Undefined, is_staged
 
@@ -33,7 +33,7 @@ def assign(cx: Converter, target: ast.expr, value: Any) -> None:
         if isinstance(container, torch.Tensor) and (is_staged(value) or is_staged(index)):
             container = staging.promote(cx, container, target)
         if isinstance(container, StagedTensor):
-            staging.stage_call(cx, target, masks.setitem, (container, index, value), {})
+            recording.stage_call(cx, target, masks.setitem, (container, index, value), {})
         elif is_staged(index):
             raise cx.unsupported(
                 target,
@@ -41,6 +41,8 @@ def assign(cx: Converter, target: ast.expr, value: Any) -> None:
                 "a Python container updated at a position known only at run time",
             )
         else:
+            if isinstance(container, list | dict):
+                sources.check_local_update(cx, container, "item assignment", target)
             try:
                 container[index] = value
             except Exception as error:  # noqa: BLE001 - whatever the model's own code raises
@@ -60,7 +62,7 @@ def unpack(cx: Converter, value: Any, count: int, node: ast.AST) -> list:
         if sizes.static_length(cx, value, node, "unpacking") != count:
             raise cx.unsupported(node, "unpacking", f"cannot unpack {value} into {count}")
         return [
-            staging.stage_call(cx, node, operator.getitem, (value, i), {}) for i in range(count)
+            recording.stage_call(cx, node, operator.getitem, (value, i), {}) for i in range(count)
         ]
     if isinstance(value, StagedList | HostScalar | Undefined):
         raise cx.unsupported(node, "unpacking", "the value has no compile-time length")

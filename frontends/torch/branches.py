@@ -49,7 +49,7 @@ def exec_if(cx: Converter, statement: ast.If, rest: Callable[[], None]) -> None:
         ]
         staged_branch(cx, condition, arms, None, rest, statement)
         return
-    join = Join(cx.block, cx.loop_depth, carries_environment=True)
+    join = cx.new_join(carries_environment=True)
     arms = [
         lambda k, s=s, t=t: arm(s, t, lambda: arrive(cx, join, None, statement))
         for s, t in ((statement.body, True), (statement.orelse, False))

@@ -20,6 +20,7 @@ from frontends.torch import (
     builtin_calls,
     higher_order,
     lists,
+    recording,
     reductions,
     scalars,
     selection,
@@ -90,11 +91,13 @@ def call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: ast.AST)
     python_level = isinstance(container, list | dict | set) or (
         getattr(function, "__module__", None) == "builtins"
     )
+    if isinstance(container, list | dict | set) and sources.mutates(function):
+        sources.check_local_update(cx, container, f"call of {callable_name(function)}", node)
     if is_staged((args, kwargs)) and not python_level:
         module = getattr(function, "__self__", None)
         if isinstance(module, nn.Module):
-            return staging.stage_call(cx, node, function, args, kwargs, module=module)
-        return staging.stage_call(cx, node, function, args, kwargs)
+            return recording.stage_call(cx, node, function, args, kwargs, module=module)
+        return recording.stage_call(cx, node, function, args, kwargs)
     try:
         return function(*args, **kwargs)
     except Exception as error:  # noqa: BLE001 - whatever the model's own code raises
@@ -113,7 +116,7 @@ def _constant_tensor_method(
         staged = staging.promote(cx, receiver, node)
         return call_staged_method(cx, StagedMethod(staged, name), args, kwargs, node)
     method = getattr(torch.Tensor, name)
-    return staging.stage_call(cx, node, method, (receiver, *args), kwargs)
+    return recording.stage_call(cx, node, method, (receiver, *args), kwargs)
 
 
 def call_staged_method(
@@ -142,7 +145,7 @@ def call_staged_method(
         )
     if name in TENSOR_METADATA:
         return sizes.tensor_metadata(cx, receiver, name, args, kwargs, node)
-    return staging.stage_call(cx, node, getattr(torch.Tensor, name), (receiver, *args), kwargs)
+    return recording.stage_call(cx, node, getattr(torch.Tensor, name), (receiver, *args), kwargs)
 
 
 def call_module(cx: Converter, module: nn.Module, args: tuple, kwargs: dict, node: ast.AST) -> Any:
@@ -164,7 +167,7 @@ def call_module(cx: Converter, module: nn.Module, args: tuple, kwargs: dict, nod
         return inline(cx, module.forward, args, kwargs, node)
     if not is_staged((args, kwargs)):
         return module(*args, **kwargs)
-    return staging.stage_call(cx, node, module, args, kwargs, module=module)
+    return recording.stage_call(cx, node, module, args, kwargs, module=module)
 
 
 def inline(cx: Converter, function: Any, args: tuple, kwargs: dict, node: ast.AST) -> Any:
@@ -172,7 +175,7 @@ def inline(cx: Converter, function: Any, args: tuple, kwargs: dict, node: ast.AS
     receiver = getattr(function, "__self__", None)
     if receiver is not None:
         args = (receiver, *args)
-    join = Join(cx.block, cx.loop_depth, carries_environment=False)
+    join = cx.new_join(carries_environment=False)
     caller = cx.frame
     frame = sources.bind_frame(cx, target, args, kwargs, join)
     source = frame.source
@@ -187,7 +190,7 @@ def inline_user_function(
     definition = function.node
     scope = function.scope
     env = sources.bind_user_arguments(cx, definition.args, args, kwargs, node)
-    join = Join(cx.block, cx.loop_depth, carries_environment=False)
+    join = cx.new_join(carries_environment=False)
     frame = Frame(
         env,
         scope.globals,
@@ -216,6 +219,14 @@ def run_inlined(
 ) -> Any:
     saved_node = cx.node
     frame.caller = caller
+    frame.depth = 1 + (caller.depth if caller is not None else 0)
+    if frame.depth > MAX_INLINING_DEPTH:
+        raise cx.unsupported(
+            node,
+            "recursion",
+            f"more than {MAX_INLINING_DEPTH} nested inlined calls: a recursion whose depth "
+            "is not bounded by values known at compile time",
+        )
     cx.frame = frame
     try:
         cx.exec(body, lambda: arrive(cx, join, None, node))
@@ -275,6 +286,8 @@ def special_call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: 
 
 
 _NOT_A_FUNCTION = object()
+
+MAX_INLINING_DEPTH = 256
 
 
 EXPRESSIONS: dict[type[ast.expr], Callable[[Converter, Any], Any]] = {ast.Call: eval_call}

@@ -17,6 +17,7 @@ module is a set of functions taking the converter as `cx`; none holds state of i
 from __future__ import annotations
 
 import ast
+import json
 import sys
 import types
 from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
@@ -33,7 +34,7 @@ from frontends.torch import calls, expressions, operators, sources, statements
 from frontends.torch.cache import Identity, static_fingerprint
 from frontends.torch.errors import UnsupportedError
 from frontends.torch.returns import ReturnPath, emit_returns, record_return
-from frontends.torch.state import Arrival, Frame, FunctionSource, InsertionPoint
+from frontends.torch.state import Arrival, Frame, FunctionSource, InsertionPoint, Join
 from frontends.torch.stretch import Stretch
 from frontends.torch.values import StagedTensor, tensor_type
 from ir import dy
@@ -71,7 +72,12 @@ class Converter:
         self.loop_depth = 0
         self.frame: Frame | None = None
         self.node: ast.AST | None = None
+        self.external_containers: dict[int, set[int]] = {}
+        """Per scope (module globals, a module's attributes): the ids of the lists, dicts
+        and sets it holds, which `forward` must not update."""
         self.returns: list[ReturnPath] = []
+        self.inputs: list[tuple[int, StagedTensor]] = []
+        """The program's tensor inputs: position and the handle `forward` received."""
 
     # ---------------------------------------------------------------- entry point
 
@@ -109,7 +115,9 @@ class Converter:
                 continue
             dynamic = dynamic_dims[position] if position < len(dynamic_dims) else ()
             argument = entry.insert_arg(tensor_type(example, dynamic), len(entry.args))
-            staged_inputs.append(StagedTensor(argument, example.detach().clone()))
+            handle = StagedTensor(argument, example.detach().clone())
+            staged_inputs.append(handle)
+            self.inputs.append((position, handle))
         frame = sources.bind_frame(self, forward.__func__, (self.model, *staged_inputs), {}, None)
         previous_limit = sys.getrecursionlimit()
         sys.setrecursionlimit(max(previous_limit, 200_000))
@@ -118,13 +126,15 @@ class Converter:
             body = frame.source.node
             self.exec(body.body, lambda: record_return(self, None, body))
             self.frame = frame
-            tree, result_types = emit_returns(self)
+            tree, result_types, updated = emit_returns(self)
         finally:
             sys.setrecursionlimit(previous_limit)
         function = dy.FuncOp(
             dy.ENTRY_FUNCTION, [a.type for a in entry.args], result_types, Region(entry)
         )
         function.attributes[dy.RESULT_TREE_ATTR] = StringAttr(tree)
+        if updated:
+            function.attributes[dy.UPDATED_INPUTS_ATTR] = StringAttr(json.dumps(updated))
         function.location = self.location(source.node)
         module = ModuleOp([function])
         module.attributes[dy.PARAMS_FILE_ATTR] = StringAttr(params_file)
@@ -166,6 +176,12 @@ class Converter:
     def continue_at(self, block: Block, reachable: bool = True) -> None:
         """Go on emitting in `block` (a join's owner: where control continues)."""
         self.block, self.stretch, self.reachable = block, Stretch(), reachable
+
+    def new_join(self, carries_environment: bool) -> Join:
+        """A point where the paths that start here meet again, continuing in this block."""
+        return Join(
+            self.block, self.loop_depth, carries_environment, mutation_mark=len(self.mutations)
+        )
 
     def emit(self, op: Operation, node: ast.AST | None = None) -> Operation:
         op.location = self.location(node if node is not None else self.node)

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from frontends.torch import masks, scalars, selection, sizes, staging
+from frontends.torch import masks, recording, scalars, selection, sizes
 from frontends.torch.assignment import assign
 from frontends.torch.branches import staged_branch
 from frontends.torch.errors import first_line
 from frontends.torch.joins import arrive
 from frontends.torch.loops import static_items
-from frontends.torch.state import Join, PathEnded
+from frontends.torch.state import PathEnded
 from frontends.torch.values import (
     TENSOR_STATIC_ATTRIBUTES,
     HostScalar,
@@ -68,7 +68,7 @@ def get_attribute(cx: Converter, value: Any, name: str, node: ast.AST) -> Any:
         attribute = getattr(torch.Tensor, name, None)
         if callable(attribute):
             return StagedMethod(value, name)
-        return staging.stage_call(cx, node, operator.attrgetter(name), (value,), {})
+        return recording.stage_call(cx, node, operator.attrgetter(name), (value,), {})
     if isinstance(value, StagedList):
         return StagedMethod(value, name)
     if isinstance(value, RuntimeChoice):
@@ -87,7 +87,7 @@ def eval_subscript(cx: Converter, node: ast.Subscript) -> Any:
     value = cx.eval(node.value)
     index = cx.eval(node.slice)
     if isinstance(value, StagedTensor) or (isinstance(value, torch.Tensor) and is_staged(index)):
-        return staging.stage_call(cx, node, masks.getitem, (value, index), {})
+        return recording.stage_call(cx, node, masks.getitem, (value, index), {})
     if isinstance(value, StagedList):
         if scalar_kind(index) is not int:
             raise cx.unsupported(node, "list index", "must be an int")
@@ -168,7 +168,7 @@ def eval_if_exp(cx: Converter, node: ast.IfExp) -> Any:
     condition = scalars.truth(cx, cx.eval(node.test), node.test)
     if isinstance(condition, bool):
         return cx.eval(node.body if condition else node.orelse)
-    join = Join(cx.block, cx.loop_depth, carries_environment=False)
+    join = cx.new_join(carries_environment=False)
     arms = [lambda k, e=e: arrive(cx, join, cx.eval(e), node) for e in (node.body, node.orelse)]
     merged = staged_branch(cx, condition, arms, join, lambda: None, node)
     if not cx.reachable:

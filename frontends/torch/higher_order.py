@@ -21,7 +21,7 @@ from frontends.torch.plans import (
     materialize,
     rebuild,
 )
-from frontends.torch.state import Join, PathEnded
+from frontends.torch.state import PathEnded
 from ir import dy
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def torch_cond(cx: Converter, args: tuple, kwargs: dict, node: ast.AST) -> Any:
     if isinstance(predicate, bool):
         chosen = bound["true_fn"] if predicate else bound["false_fn"]
         return cx.call(chosen, operands, {}, node)
-    join = Join(cx.block, cx.loop_depth, carries_environment=False)
+    join = cx.new_join(carries_environment=False)
     arms = [
         lambda k, f=bound[name]: arrive(cx, join, cx.call(f, operands, {}, node), node)
         for name in ("true_fn", "false_fn")

@@ -23,6 +23,7 @@ from frontends.torch.plans import (
     CarryPlan,
     Conflict,
     Container,
+    Hole,
     Keep,
     OptionalNode,
     add_leaf,
@@ -63,9 +64,30 @@ def arrive(cx: Converter, join: Join, value: Any, node: ast.AST) -> None:
         )
     frame = cx.frame
     assert frame is not None
-    payload = freeze(dict(frame.env) if join.carries_environment else value)
-    cx.arrivals.append(Arrival(join, cx.block, payload))
+    memo: dict[int, Any] = {}
+    payload = freeze(dict(frame.env) if join.carries_environment else value, memo)
+    touched = touched_handles(cx, join.mutation_mark, join.owner)
+    cx.arrivals.append(Arrival(join, cx.block, payload, touched))
     cx.reachable = False
+
+
+def touched_handles(cx: Converter, mark: int, owner: Block) -> dict[int, tuple[Any, Any, Any]]:
+    """The handles defined before `owner`'s branch that were updated in place since `mark`,
+    with their value then and now."""
+    touched: dict[int, tuple[Any, Any, Any]] = {}
+    for handle, before in cx.mutations[mark:]:
+        if id(handle) in touched:
+            continue
+        previous = before[0] if isinstance(handle, StagedList) else before
+        if isinstance(previous, SSAValue) and ssa_visible(previous, owner):
+            touched[id(handle)] = (handle, before, _current(handle))
+    return touched
+
+
+def _current(handle: Any) -> Any:
+    if isinstance(handle, StagedList):
+        return (handle.value, handle.observed_element)
+    return handle.value
 
 
 def resolve(cx: Converter, join: Join, node: ast.AST) -> Any:
@@ -79,6 +101,7 @@ def resolve(cx: Converter, join: Join, node: ast.AST) -> Any:
     if len(arrivals) == 1 and arrivals[0].block is join.owner:
         return arrivals[0].payload
     plan = CarryPlan(columns=[[] for _ in arrivals])
+    handles = _merge_touched(cx, arrivals, plan)
     payloads = [a.payload for a in arrivals]
     if join.carries_environment:
         plan.template = merge_environments(cx, payloads, plan, join.owner, node)
@@ -94,7 +117,50 @@ def resolve(cx: Converter, join: Join, node: ast.AST) -> Any:
     outermost = join.owner.last_op
     assert isinstance(outermost, dy.IfOp | dy.SwitchOp) and id(outermost) in join.pending_ifs
     completed = complete_branch(cx, outermost, join, plan.types)
-    return rebuild(plan, list(completed.results))
+    results = list(completed.results)
+    for handle, before, hole in handles:
+        cx.mutations.append((handle, before))
+        leaf_plan = CarryPlan(
+            template=hole,
+            types=plan.types,
+            kinds=plan.kinds,
+            examples=plan.examples,
+            possible=plan.possible,
+        )
+        merged = rebuild(leaf_plan, results)
+        if isinstance(handle, StagedList):
+            handle.value, handle.observed_element = merged.value, merged.observed_element
+        else:
+            handle.value = merged.value
+    return rebuild(plan, results)
+
+
+def _merge_touched(cx: Converter, arrivals: list[Arrival], plan: CarryPlan) -> list:
+    """One leaf per handle some path updated in place: its value on each path (as before
+    the join where the path left it alone). After the join the handle itself holds the
+    merged value, so every name and container that refers to it sees the update."""
+    handles: dict[int, tuple[Any, Any]] = {}
+    for arrival in arrivals:
+        for key, (handle, before, _) in arrival.touched.items():
+            handles.setdefault(key, (handle, before))
+    merged = []
+    for key, (handle, before) in handles.items():
+        values = []
+        for arrival in arrivals:
+            state = arrival.touched[key][2] if key in arrival.touched else before
+            if isinstance(handle, StagedList):
+                values.append(StagedList(state[0], handle.example_item, state[1]))
+            else:
+                values.append(StagedTensor(state, handle.example))
+        node = merge(cx, values, plan, None)
+        if not isinstance(node, Hole):
+            raise cx.unsupported(
+                cx.node,
+                "in-place update",
+                f"a tensor updated in place on some paths: {getattr(node, 'reason', node)}",
+            )
+        merged.append((handle, before, node))
+    return merged
 
 
 def complete_branch(
@@ -135,9 +201,14 @@ def merge_environments(
     assigned is undefined after the join (an error only where it is read)."""
     names = list(dict.fromkeys(name for env in environments for name in env))
     items = []
+    aliases: dict[tuple, Any] = {}
     for name in names:
         if all(name in env for env in environments):
-            items.append(merge(cx, [env[name] for env in environments], plan, owner))
+            values = [env[name] for env in environments]
+            key = tuple(id(v) for v in values)
+            if key not in aliases:
+                aliases[key] = merge(cx, values, plan, owner)
+            items.append(aliases[key])
         else:
             line = getattr(node, "lineno", 0) + (cx.frame.source.line_offset if cx.frame else 0)
             items.append(
@@ -146,9 +217,18 @@ def merge_environments(
     return Container(dict, items, names)
 
 
-def merge(cx: Converter, values: list, plan: CarryPlan, owner: Block) -> Any:
+def merge(cx: Converter, values: list, plan: CarryPlan, owner: Block | None) -> Any:
     real = [v for v in values if v is not PLACEHOLDER]
     first = real[0]
+    origin = getattr(first, "origin", None)
+    if (
+        origin is not None
+        and owner is not None
+        and len(real) == len(values)
+        and all(getattr(v, "origin", None) is origin for v in values)
+        and visible(origin, owner)
+    ):
+        return Keep(origin)  # one handle on every path; in-place updates merge it itself
     if all(same(v, first) for v in real) and visible(first, owner):
         return Keep(first)
     if any(isinstance(v, Undefined) for v in real):
@@ -245,20 +325,23 @@ def merge_with_placeholders(
     )
 
 
-def visible(value: Any, block: Block) -> bool:
+def ssa_visible(ssa: SSAValue, block: Block | None) -> bool:
+    """Whether `ssa` is defined in `block` or a block enclosing it."""
+    defining = ssa.owner if isinstance(ssa, BlockArgument) else ssa.owner.parent_block()
+    current = block
+    while current is not None:
+        if current is defining:
+            return True
+        parent = current.parent_op()
+        current = parent.parent_block() if parent is not None else None
+    return False
+
+
+def visible(value: Any, block: Block | None) -> bool:
     """Whether the SSA value behind `value` (if any) can be used in `block`."""
     if isinstance(value, StagedTensor | StagedList | HostScalar):
         ssa = value.value
-        if not isinstance(ssa, SSAValue):
-            return False
-        defining = ssa.owner if isinstance(ssa, BlockArgument) else ssa.owner.parent_block()
-        current: Block | None = block
-        while current is not None:
-            if current is defining:
-                return True
-            parent = current.parent_op()
-            current = parent.parent_block() if parent is not None else None
-        return False
+        return isinstance(ssa, SSAValue) and ssa_visible(ssa, block)
     if isinstance(value, OptionalValue):
         return visible(value.present, block) and visible(value.value, block)
     if isinstance(value, tuple | list):
@@ -268,27 +351,50 @@ def visible(value: Any, block: Block) -> bool:
     return True
 
 
-def freeze(value: Any) -> Any:
-    """A snapshot of `value`: handles and containers copied, so later updates do not leak."""
+def freeze(value: Any, memo: dict[int, Any] | None = None) -> Any:
+    """A snapshot of `value`: handles and containers copied, so later updates do not leak;
+    objects reached twice (aliases) are copied once, so the snapshot keeps the aliasing."""
+    memo = {} if memo is None else memo
+    if id(value) in memo:
+        return memo[id(value)]
     if isinstance(value, StagedTensor | StagedList):
-        return value.copy()
-    if isinstance(value, OptionalValue):
-        return OptionalValue(value.present, freeze(value.value))
-    if isinstance(value, list):
-        return [freeze(v) for v in value]
-    if isinstance(value, dict):
-        return {k: freeze(v) for k, v in value.items()}
-    if type(value) is tuple:
-        return tuple(freeze(v) for v in value)
-    return value
+        copy: Any = value.snapshot()
+    elif isinstance(value, OptionalValue):
+        copy = OptionalValue(value.present, freeze(value.value, memo))
+    elif isinstance(value, list):
+        copy = []
+        memo[id(value)] = copy
+        copy.extend(freeze(v, memo) for v in value)
+    elif isinstance(value, dict):
+        copy = {}
+        memo[id(value)] = copy
+        copy.update((k, freeze(v, memo)) for k, v in value.items())
+    elif type(value) is tuple:
+        copy = tuple(freeze(v, memo) for v in value)
+    else:
+        return value
+    memo[id(value)] = copy
+    return copy
 
 
 def clone_containers(env: dict[str, Any]) -> dict[str, Any]:
+    """The environment with its lists and dicts copied (for one arm of a branch to update),
+    aliases copied once so that `b = a; b.append(t)` still updates `a`."""
+    memo: dict[int, Any] = {}
+
     def clone(value: Any) -> Any:
+        if id(value) in memo:
+            return memo[id(value)]
         if isinstance(value, list):
-            return [clone(v) for v in value]
+            copy: Any = []
+            memo[id(value)] = copy
+            copy.extend(clone(v) for v in value)
+            return copy
         if isinstance(value, dict):
-            return {k: clone(v) for k, v in value.items()}
+            copy = {}
+            memo[id(value)] = copy
+            copy.update((k, clone(v)) for k, v in value.items())
+            return copy
         return value
 
     return {name: clone(value) for name, value in env.items()}

@@ -18,14 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from xdsl.ir import Block, Operation, Region, SSAValue
 
-from frontends.torch import scalars, sizes, staging
+from frontends.torch import recording, scalars, sizes, staging
 from frontends.torch.assignment import assign
 from frontends.torch.ast_facts import assigned_names, exits
 from frontends.torch.errors import UnsupportedError
-from frontends.torch.joins import arrive, clone_containers, freeze, resolve
+from frontends.torch.joins import arrive, clone_containers, freeze, resolve, touched_handles
 from frontends.torch.plans import (
     CarriedNameChanged,
+    CarriedNameRebound,
     CarryPlan,
+    add_leaf,
     carry_plan,
     collect_carried,
     conforms,
@@ -34,7 +36,7 @@ from frontends.torch.plans import (
     materialize,
     rebuild,
 )
-from frontends.torch.state import Join, StagedLoop, UnrolledLoop
+from frontends.torch.state import StagedLoop, UnrolledLoop
 from frontends.torch.values import HostScalar, StagedList, StagedTensor, Undefined, join_types
 from ir import dy
 
@@ -70,7 +72,8 @@ def static_items(cx: Converter, iterable: Any, node: ast.AST) -> list:
     if isinstance(iterable, StagedTensor):
         length = sizes.static_length(cx, iterable, node, "for")
         return [
-            staging.stage_call(cx, node, operator.getitem, (iterable, i), {}) for i in range(length)
+            recording.stage_call(cx, node, operator.getitem, (iterable, i), {})
+            for i in range(length)
         ]
     if isinstance(iterable, StagedList):
         raise cx.unsupported(
@@ -102,7 +105,7 @@ def unrolled_loop(
     condition becomes a branch that skips the remaining iterations."""
     frame = cx.frame
     assert frame is not None
-    exit_join = Join(cx.block, cx.loop_depth, carries_environment=True)
+    exit_join = cx.new_join(carries_environment=True)
     loop = UnrolledLoop(exit_join)
     if frame.return_join is not None and "return" in exits(statement.body):
 
@@ -264,16 +267,23 @@ def staged_while(cx: Converter, statement: ast.While) -> None:
     refined: dict[int, Any] = {}
     widened: dict[int, Any] = {}
     returns_mark = len(cx.returns)
+    tracking = StagedLoop(names, CarryPlan(), owner=owner)
     for _ in range(MAX_LOOP_TYPE_REFINEMENTS):
         del cx.returns[returns_mark:]
         before_inits = owner.last_op
-        attempt = _stage_body(cx, statement, names, entry_env, refined, widened, mutation_mark)
-        if not attempt.loop.observed_mismatch and not attempt.loop.changed_names:
+        attempt = _stage_body(
+            cx, statement, names, entry_env, refined, widened, tracking, mutation_mark
+        )
+        loop = attempt.loop
+        relayout = loop.changed_names or loop.touched or loop.rebound_names - tracking.rebound_names
+        if not loop.observed_mismatch and not relayout:
             break
         _refine_carried_types(cx, statement, attempt, entry_env, refined)
-        if attempt.loop.changed_names:
+        if relayout:
             refined.clear()
-            widened.update(attempt.loop.changed_names)
+            widened.update(loop.changed_names)
+            tracking.rebound_names |= loop.rebound_names
+            tracking.touched.extend(loop.touched)
         discard(attempt.before)
         discard(attempt.after)
         erase_after(cx, owner, before_inits)
@@ -282,6 +292,9 @@ def staged_while(cx: Converter, statement: ast.While) -> None:
     plan = attempt.plan
     loop_op = dy.WhileOp(attempt.inits, plan.types, Region(attempt.before), Region(attempt.after))
     cx.emit(loop_op, statement)
+    for handle, hole in attempt.loop.handles:
+        cx.mutations.append((handle, handle.value))
+        handle.value = loop_op.results[hole.index]
     frame.env = entry_env
     for name, value in zip(names, rebuild(plan, list(loop_op.results))):
         frame.env[name] = value
@@ -300,6 +313,7 @@ def _stage_body(
     entry_env: dict[str, Any],
     refined: dict[int, Any],
     widened: dict[int, Any],
+    tracking: StagedLoop,
     mutation_mark: int,
 ) -> _LoopAttempt:
     """Emit the initial values of the carried names, then stage the condition into the
@@ -307,14 +321,23 @@ def _stage_body(
     frame = cx.frame
     assert frame is not None
     frame.env = clone_containers(entry_env)
-    plan = carry_plan(cx, [frame.env[n] for n in names], statement, refined, widened)
+    values = [frame.env[n] for n in names]
+    handles, handle_names = _carried_handles(values, tracking)
+    plan = carry_plan(cx, values, statement, {}, widened, handle_names)
+    holes = [
+        add_leaf(plan, [h], "tensor", staging.tensor_type_of(cx, h), h.example) for h in handles
+    ]
+    for index, refined_type in refined.items():
+        plan.types[index] = refined_type
     inits = [
         materialize(cx, v, kind, statement, t)
         for v, kind, t in zip(plan.columns[0], plan.kinds, plan.types)
     ]
     before = Block(arg_types=plan.types)
     after = Block(arg_types=plan.types)
-    loop = StagedLoop(names, plan)
+    loop = StagedLoop(names, plan, handles=list(zip(handles, holes)), owner=tracking.owner)
+    loop.rebound_names = set(tracking.rebound_names)
+    body_mark = len(cx.mutations)
     bind_carried(cx, loop, list(before.args))
     with cx.at(before):
         condition = scalars.truth(cx, cx.eval(statement.test), statement.test)
@@ -325,6 +348,7 @@ def _stage_body(
     with cx.at(after):
         cx.loop_depth += 1
         frame.loops.append(loop)
+        loop.body_mark = body_mark
         try:
             cx.exec(statement.body, lambda: staged_loop_exit(cx, loop, dy.YieldOp, statement))
         finally:
@@ -332,6 +356,23 @@ def _stage_body(
             cx.loop_depth -= 1
     staging.undo_mutations(cx, mutation_mark)
     return _LoopAttempt(plan, loop, inits, before, after)
+
+
+def _carried_handles(values: list, tracking: StagedLoop) -> tuple[list, dict[int, int]]:
+    """The tensor handles a loop carries as their own leaves: those its names refer to
+    (unless the body rebinds the name) and those the body was seen to update in place;
+    with, by name position, the handle each aliasing name refers to."""
+    handles: list = []
+    handle_names: dict[int, int] = {}
+    for position, value in enumerate(values):
+        if isinstance(value, StagedTensor) and position not in tracking.rebound_names:
+            if not any(h is value for h in handles):
+                handles.append(value)
+            handle_names[position] = next(i for i, h in enumerate(handles) if h is value)
+    for handle in tracking.touched:
+        if not any(h is handle for h in handles):
+            handles.append(handle)
+    return handles, handle_names
 
 
 def _refine_carried_types(
@@ -363,11 +404,15 @@ def _refine_carried_types(
 
 
 def bind_carried(cx: Converter, loop: StagedLoop, arguments: list[SSAValue]) -> None:
+    """The loop's names and carried handles hold the region's block arguments."""
     frame = cx.frame
     assert frame is not None
     values = rebuild(loop.plan, arguments)
     for name, value in zip(loop.names, values):
         frame.env[name] = value
+    for handle, hole in loop.handles:
+        cx.mutations.append((handle, handle.value))
+        handle.value = arguments[hole.index]
 
 
 def staged_loop_exit(cx: Converter, loop: StagedLoop, exit_op: type, node: ast.AST) -> None:
@@ -383,6 +428,18 @@ def staged_loop_exit(cx: Converter, loop: StagedLoop, exit_op: type, node: ast.A
         loop.changed_names.append((change.position, freeze(change.value)))
         cx.reachable = False
         return
+    except CarriedNameRebound as rebound:
+        loop.rebound_names.add(rebound.position)
+        cx.reachable = False
+        return
+    carried = {id(handle) for handle, _ in loop.handles}
+    touched = touched_handles(cx, loop.body_mark, loop.owner)
+    fresh = [h for h, _, _ in touched.values() if id(h) not in carried and h.origin is None]
+    if fresh:
+        loop.touched.extend(h for h in fresh if isinstance(h, StagedTensor))
+        cx.reachable = False
+        return
+    leaves.extend(StagedTensor(handle.value, handle.example) for handle, _ in loop.handles)
     operands = []
     for index, (value, kind, expected) in enumerate(zip(leaves, loop.plan.kinds, loop.plan.types)):
         observed = leaf_type(cx, value, kind, expected)

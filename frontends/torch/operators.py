@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from xdsl.dialects import arith
 
-from frontends.torch import scalars, sizes, staging
+from frontends.torch import recording, scalars, sizes
 from frontends.torch.ast_facts import BINARY, COMPARE, INPLACE
 from frontends.torch.scalars import negate
 from frontends.torch.values import (
@@ -48,12 +48,12 @@ def binary(
             raise cx.unsupported(node, "operator", "on a list of run-time length")
         if not isinstance(left, StagedTensor):
             function = BINARY[type(op)]
-        return staging.stage_call(cx, node, function, (left, right), {})
+        return recording.stage_call(cx, node, function, (left, right), {})
     if _size_arithmetic(op, left, right):
         return sizes.arithmetic(op, left, right)
     if isinstance(left, HostScalar | SymSize) or isinstance(right, HostScalar | SymSize):
         if isinstance(left, torch.Tensor) or isinstance(right, torch.Tensor):
-            return staging.stage_call(cx, node, BINARY[type(op)], (left, right), {})
+            return recording.stage_call(cx, node, BINARY[type(op)], (left, right), {})
         if scalar_kind(left) is None or scalar_kind(right) is None:
             raise cx.unsupported(
                 node, "operator", f"between {describe(left)} and {describe(right)}"
@@ -84,7 +84,7 @@ def eval_unary_op(cx: Converter, node: ast.UnaryOp) -> Any:
         type(node.op)
     ]
     if isinstance(operand, StagedTensor):
-        return staging.stage_call(cx, node, function, (operand,), {})
+        return recording.stage_call(cx, node, function, (operand,), {})
     if isinstance(operand, SymSize) and isinstance(node.op, ast.USub | ast.UAdd):
         return operand if isinstance(node.op, ast.UAdd) else sizes.arithmetic(node.op, operand)
     if isinstance(operand, SymSize):
@@ -111,10 +111,8 @@ def eval_bool_op(cx: Converter, node: ast.BoolOp) -> Any:
         truth = scalars.truth(cx, value, value_node)
         if isinstance(truth, bool):
             if truth != is_and:
-                if not staged:
-                    return value
-                staged.append(scalars.as_host_bool(cx, truth, value_node))
-                break
+                # `run-time and False` is falsy, `run-time or True` truthy, on every run.
+                return value
             result = value
             continue
         staged.append(truth)
@@ -142,7 +140,7 @@ def eval_compare(cx: Converter, node: ast.Compare) -> Any:
     if any(isinstance(r, StagedTensor) for r in results):
         combined = results[0]
         for other in results[1:]:
-            combined = staging.stage_call(cx, node, operator.and_, (combined, other), {})
+            combined = recording.stage_call(cx, node, operator.and_, (combined, other), {})
         return combined
     if all(isinstance(r, bool) for r in results):
         return all(results)
@@ -203,10 +201,10 @@ def compare(cx: Converter, op: ast.cmpop, left: Any, right: Any, node: ast.AST) 
         found = left in right
         return found if isinstance(op, ast.In) else not found
     if isinstance(left, StagedTensor) or isinstance(right, StagedTensor):
-        return staging.stage_call(cx, node, COMPARE[type(op)], (left, right), {})
+        return recording.stage_call(cx, node, COMPARE[type(op)], (left, right), {})
     if isinstance(left, HostScalar | SymSize) or isinstance(right, HostScalar | SymSize):
         if isinstance(left, torch.Tensor) or isinstance(right, torch.Tensor):
-            return staging.stage_call(cx, node, COMPARE[type(op)], (left, right), {})
+            return recording.stage_call(cx, node, COMPARE[type(op)], (left, right), {})
         if scalar_kind(left) is None or scalar_kind(right) is None:
             raise cx.unsupported(
                 node, "comparison", f"between {describe(left)} and {describe(right)}"

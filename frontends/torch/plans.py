@@ -69,6 +69,14 @@ class OptionalNode:
     value: Any
 
 
+@dataclass(eq=False)
+class HandleRef:
+    """A name that refers to a tensor handle carried by a staged loop as its own leaf: it
+    keeps referring to that same handle (an alias of it), whose value the loop carries."""
+
+    handle: Any
+
+
 class Placeholder:
     """Stands for the value leaves of a path on which an optional value is None."""
 
@@ -148,9 +156,20 @@ def list_element(cx: Converter, values: list) -> tuple[ValueTensorType | None, A
 
 
 def rebuild(plan: CarryPlan, results: list[SSAValue]) -> Any:
+    """The Python values of a plan's template, its holes filled from `results`; a node
+    reached twice (names that alias on every path) builds one object."""
+    built: dict[int, Any] = {}
+
     def build(node: Any) -> Any:
+        if id(node) not in built:
+            built[id(node)] = build_new(node)
+        return built[id(node)]
+
+    def build_new(node: Any) -> Any:
         if isinstance(node, Keep):
             return node.value
+        if isinstance(node, HandleRef):
+            return node.handle
         if isinstance(node, Conflict):
             return Undefined(node.reason)
         if isinstance(node, OptionalNode):
@@ -183,7 +202,12 @@ def leaf_value(kind: Any, value: SSAValue, example: Any, possible: frozenset | N
 
 
 def carry_plan(
-    cx: Converter, values: list, node: ast.AST, refined: dict, widened: dict | None = None
+    cx: Converter,
+    values: list,
+    node: ast.AST,
+    refined: dict,
+    widened: dict | None = None,
+    handle_names: dict | None = None,
 ) -> CarryPlan:
     """The plan of a staged loop's carried values (one per name). `refined` gives leaf
     types the body widened; `widened` gives, by name position, a value the body assigned
@@ -193,7 +217,9 @@ def carry_plan(
     items = []
     for position, value in enumerate(values):
         shape = (widened or {}).get(position)
-        if value is None and shape is not None:
+        if position in (handle_names or {}):
+            items.append(HandleRef(value))
+        elif value is None and shape is not None:
             present = add_leaf(plan, [False], bool, SCALAR_TYPES[bool], False)
             items.append(OptionalNode(present, _absent_node(cx, shape, plan, node)))
         else:
@@ -249,6 +275,15 @@ def _shift_holes(node: Any, offset: int) -> Any:
     return node
 
 
+class CarriedNameRebound(Exception):
+    """A name that referred to a carried tensor handle holds another value at an exit of
+    the loop body (it was rebound, not updated in place): it is carried as its own leaf."""
+
+    def __init__(self, position: int):
+        super().__init__(position)
+        self.position = position
+
+
 class CarriedNameChanged(Exception):
     """A name that entered a staged loop as None holds another value at an exit of its
     body: the loop is staged again with the name carried as an optional value."""
@@ -267,6 +302,10 @@ def collect_carried(
     for position, (value, item) in enumerate(zip(values, template.items)):
         if isinstance(item, Keep) and item.value is None and value is not None:
             raise CarriedNameChanged(position, value)
+        if isinstance(item, HandleRef):
+            if value is not item.handle:
+                raise CarriedNameRebound(position)
+            continue
         _collect(cx, value, item, leaves, node)
 
 

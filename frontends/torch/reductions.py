@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from frontends.torch import scalars, staging
+from frontends.torch import recording, scalars, staging
 from frontends.torch.values import HostScalar, StagedTensor, SymSize, is_staged
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 def _numpy_reduction(reduce: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
     def reduction(cx: Converter, items: list, node: ast.AST) -> Any:
         stacked = _stack(cx, items, node, flatten=True)
-        return scalars.item(cx, staging.stage_call(cx, node, reduce, (stacked,), {}), node)
+        return scalars.item(cx, recording.stage_call(cx, node, reduce, (stacked,), {}), node)
 
     return reduction
 
@@ -38,7 +38,7 @@ def _builtin_extreme(pick: Callable) -> Callable:
         if not all(isinstance(item, StagedTensor | torch.Tensor) for item in items):
             return NotImplemented
         stacked = _stack(cx, items, node, flatten=False)
-        return staging.stage_call(cx, node, pick, (stacked,), {})
+        return recording.stage_call(cx, node, pick, (stacked,), {})
 
     return reduction
 
@@ -101,4 +101,4 @@ def _stack(cx: Converter, items: list, node: ast.AST, flatten: bool) -> StagedTe
         parts = [p.reshape(()) if flatten else p for p in parts]
         return torch.stack([p.to(dtype) for p in parts])
 
-    return staging.stage_call(cx, node, stack, tuple(tensors), {})
+    return recording.stage_call(cx, node, stack, tuple(tensors), {})

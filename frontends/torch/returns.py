@@ -54,6 +54,8 @@ class ReturnPath:
     block: Block
     value: Any
     node: ast.AST
+    inputs: list[Any]
+    """The value of each program input's handle there (in-place updates of the inputs)."""
 
 
 def record_return(cx: Converter, value: Any, node: ast.AST) -> None:
@@ -62,7 +64,8 @@ def record_return(cx: Converter, value: Any, node: ast.AST) -> None:
     if undefined is not None:
         raise cx.unsupported(node, "return", undefined.reason)
     staging.flush(cx)
-    cx.returns.append(ReturnPath(cx.block, joins.freeze(value), node))
+    inputs = [handle.value for _, handle in cx.inputs]
+    cx.returns.append(ReturnPath(cx.block, joins.freeze(value), node, inputs))
     cx.reachable = False
 
 
@@ -85,15 +88,24 @@ def moved_block(cx: Converter, old: Block, new: Block) -> None:
             path.block = new
 
 
-def emit_returns(cx: Converter) -> tuple[str, list]:
-    """End every returning path with its `dy.return`; the result tree (JSON) and the
-    result types of the entry function."""
+def emit_returns(cx: Converter) -> tuple[str, list, list]:
+    """End every returning path with its `dy.return`; the result tree (JSON), the result
+    types of the entry function and the inputs it updates in place ([input, result])."""
     paths = cx.returns
     if not paths:
         raise cx.unsupported(None, "forward", "no path through it returns")
     plan = CarryPlan(columns=[[] for _ in paths])
     template = joins.merge(cx, [path.value for path in paths], plan, None)
     tree = _result_tree(cx, template, plan, paths)
+    updated = []
+    for index, (_, handle) in enumerate(cx.inputs):
+        entry = cx.block.args[index]
+        values = [path.inputs[index] for path in paths]
+        if all(value is entry for value in values):
+            continue
+        column = [StagedTensor(value, handle.example) for value in values]
+        hole = add_leaf(plan, column, "tensor", entry.type, handle.example)
+        updated.append([index, hole.index])
     for path, column in zip(paths, plan.columns):
         with cx.at(path.block):
             operands = [
@@ -101,7 +113,7 @@ def emit_returns(cx: Converter) -> tuple[str, list]:
                 for value, kind, expected in zip(column, plan.kinds, plan.types)
             ]
             cx.emit(dy.ReturnOp(*operands), path.node)
-    return json.dumps(tree, separators=(",", ":")), list(plan.types)
+    return json.dumps(tree, separators=(",", ":")), list(plan.types), updated
 
 
 def _result_tree(cx: Converter, node: Any, plan: CarryPlan, paths: list[ReturnPath]) -> Any:

@@ -16,7 +16,7 @@ from xdsl.dialects import arith
 from xdsl.dialects.builtin import FloatAttr, IntegerAttr, f64, i1, i64
 from xdsl.ir import SSAValue
 
-from frontends.torch import ast_facts, lists, sizes, staging
+from frontends.torch import ast_facts, lists, recording, sizes, staging
 from frontends.torch.stretch import Pending
 from frontends.torch.values import (
     HostScalar,
@@ -150,9 +150,9 @@ def to_list(cx: Converter, tensor: StagedTensor, node: ast.AST) -> Any:
         raise cx.unsupported(
             node, ".tolist()", f"of {count} items (at most {MAX_TOLIST_ITEMS} become host values)"
         )
-    flat = staging.stage_call(cx, node, torch.Tensor.reshape, (tensor, (-1,)), {})
+    flat = recording.stage_call(cx, node, torch.Tensor.reshape, (tensor, (-1,)), {})
     items = [
-        item(cx, staging.stage_call(cx, node, torch.Tensor.__getitem__, (flat, i), {}), node)
+        item(cx, recording.stage_call(cx, node, torch.Tensor.__getitem__, (flat, i), {}), node)
         for i in range(count)
     ]
 
@@ -190,9 +190,9 @@ def tensor_predicate(
         ):
             return False
 
-        reduced = staging.stage_call(cx, node, _all_equal, (first, second), {})
+        reduced = recording.stage_call(cx, node, _all_equal, (first, second), {})
     else:
-        reduced = staging.stage_call(cx, node, _all_close, args, kwargs)
+        reduced = recording.stage_call(cx, node, _all_close, args, kwargs)
     return truth(cx, reduced, node)
 
 
@@ -313,10 +313,14 @@ def min_max_abs(cx: Converter, function: Any, args: tuple, node: ast.AST) -> Any
         negated = scalar_arith(cx, ast.Sub(), 0 if value.kind is not float else 0.0, value, node)
         negative = compare_scalars(cx, ast.Lt(), value, 0, node)
         return select(cx, negative, negated, value, node)
+    # As Python's max/min: a later item replaces the result only when it compares greater
+    # (smaller), so a NaN first stays and a NaN later is skipped.
     result = args[0]
     for other in args[1:]:
-        keep = compare_scalars(cx, ast.Lt() if function is min else ast.Gt(), result, other, node)
-        result = select(cx, keep, result, other, node)
+        replace = compare_scalars(
+            cx, ast.Gt() if function is max else ast.Lt(), other, result, node
+        )
+        result = select(cx, replace, other, result, node)
     return result
 
 

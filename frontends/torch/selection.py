@@ -22,7 +22,7 @@ from frontends.torch import scalars
 from frontends.torch.branches import staged_switch
 from frontends.torch.joins import arrive
 from frontends.torch.plans import list_element, materialize
-from frontends.torch.state import Join, PathEnded
+from frontends.torch.state import PathEnded
 from frontends.torch.values import (
     HostScalar,
     RuntimeChoice,
@@ -76,7 +76,7 @@ def choose(
     known = choice.selector.possible
     if known is not None and len(known) == 1 and next(iter(known)) in choice.cases:
         return compute(choice.options[choice.cases.index(next(iter(known)))])
-    join = Join(cx.block, cx.loop_depth, carries_environment=False)
+    join = cx.new_join(carries_environment=False)
     arms = [
         lambda k, option=option: arrive(cx, join, compute(option), node)
         for option in choice.options

@@ -38,6 +38,69 @@ def is_user_function(function: object) -> bool:
     return not filename.startswith(_LIBRARY_ROOTS) and not filename.startswith("<")
 
 
+_MUTATING_METHODS = frozenset(
+    {
+        "append",
+        "extend",
+        "insert",
+        "pop",
+        "remove",
+        "clear",
+        "sort",
+        "reverse",
+        "update",
+        "setdefault",
+        "popitem",
+        "add",
+        "discard",
+        "__setitem__",
+        "__delitem__",
+    }
+)
+
+
+def check_local_update(cx: Converter, container: Any, what: str, node: ast.AST) -> None:
+    """Refuse an update of a list, dict or set that outlives `forward` (a module-level
+    container, one held by a module attribute): the program would run with the value it
+    had at compile time, not keep updating it as eager PyTorch does."""
+    if id(container) in _external_containers(cx):
+        raise cx.unsupported(
+            node,
+            what,
+            f"updates a {type(container).__name__} that outlives forward (module-level or a "
+            "module attribute); the compiled program cannot keep such state",
+        )
+
+
+def mutates(function: Any) -> bool:
+    return getattr(function, "__name__", "") in _MUTATING_METHODS
+
+
+def _external_containers(cx: Converter) -> set[int]:
+    frame = cx.frame
+    found: set[int] = set()
+    scopes: list[dict] = [vars(module) for module in cx.model.modules()]
+    while frame is not None:
+        scopes.append(frame.globals)
+        frame = frame.caller
+    for scope in scopes:
+        key = id(scope)
+        if key not in cx.external_containers:
+            cx.external_containers[key] = _containers_in(scope)
+        found |= cx.external_containers[key]
+    return found
+
+
+def _containers_in(scope: dict) -> set[int]:
+    found: set[int] = set()
+    for value in list(scope.values()):
+        if isinstance(value, list | dict | set):
+            found.add(id(value))
+            items = value.values() if isinstance(value, dict) else value
+            found.update(id(item) for item in items if isinstance(item, list | dict | set))
+    return found
+
+
 def read_source(cx: Converter, function: types.FunctionType) -> state.FunctionSource:
     code = function.__code__
     if code not in cx.sources:

@@ -33,6 +33,9 @@ class Join:
     loop_depth: int
     carries_environment: bool
     pending_ifs: set[int] = field(default_factory=set)
+    mutation_mark: int = 0
+    """Where `Converter.mutations` stood when the join was created: in-place updates after
+    it are updates on the paths that meet here."""
 
 
 @dataclass(eq=False)
@@ -43,6 +46,9 @@ class Arrival:
     join: Join
     block: Block
     payload: Any
+    touched: dict[int, tuple[Any, Any, Any]] = field(default_factory=dict)
+    """Handles that existed before the join and that this path updated in place:
+    id -> (handle, value before the join, value on arrival)."""
 
 
 @dataclass(eq=False)
@@ -68,6 +74,17 @@ class StagedLoop:
     """(leaf index, type) of carried values an exit of the body gave another type."""
     changed_names: list[tuple[int, Any]] = field(default_factory=list)
     """(name position, value) of names that entered as None and left holding a value."""
+    handles: list[tuple[Any, Any]] = field(default_factory=list)
+    """(handle, hole) of tensor handles the loop carries: names that alias one keep
+    referring to it, in-place updates in the body update it."""
+    rebound_names: set[int] = field(default_factory=set)
+    """Positions of names that referred to a handle and were rebound in the body."""
+    touched: list[Any] = field(default_factory=list)
+    """Handles defined before the loop that the body updated in place without carrying."""
+    owner: Block | None = None
+    """The block the loop is in."""
+    body_mark: int = 0
+    """Where `Converter.mutations` stood when the body started."""
 
 
 @dataclass(eq=False)
@@ -105,6 +122,7 @@ class Frame:
         self.loops: list[UnrolledLoop | StagedLoop] = []
         self.caller: Frame | None = None
         """The frame that called this one (inlined), while this one runs."""
+        self.depth = 0
 
     def lookup(self, name: str) -> Any:
         frame: Frame | None = self

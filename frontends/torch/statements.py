@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from frontends.torch import branches, loops, operators, scalars, staging
+from frontends.torch import branches, loops, operators, scalars, sources, staging
 from frontends.torch.assignment import assign
 from frontends.torch.ast_facts import as_load
 from frontends.torch.errors import first_line
@@ -136,6 +136,7 @@ def _delete_item(cx: Converter, target: ast.Subscript) -> None:
             f"of an item of a {describe(container)} (Python lists and dicts, at positions "
             "known at compile time)",
         )
+    sources.check_local_update(cx, container, "del", target)
     try:
         del container[index]
     except Exception as error:  # noqa: BLE001 - whatever the model's own code raises

@@ -132,13 +132,16 @@ class Stretch:
     def reachable_outputs(self) -> list[StagedTensor]:
         """The pending handles of this stretch that the program can still reach."""
         alive = []
+        seen: set[int] = set()
         for reference in self.produced:
             handle = reference()
             if (
                 handle is not None
+                and id(handle) not in seen
                 and isinstance(handle.value, Pending)
                 and (handle.value.stretch is self)
             ):
+                seen.add(id(handle))
                 alive.append(handle)
         return alive
 

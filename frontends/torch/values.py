@@ -127,14 +127,29 @@ class StagedTensor:
     is the tensor the same computation gives on the example inputs (shapes, dtypes).
     """
 
-    __slots__ = ("__weakref__", "example", "value")
+    __slots__ = ("__weakref__", "example", "origin", "value", "view", "views")
 
-    def __init__(self, value: SSAValue | Pending, example: torch.Tensor):
+    def __init__(
+        self,
+        value: SSAValue | Pending,
+        example: torch.Tensor,
+        origin: StagedTensor | None = None,
+    ):
         self.value = value
         self.example = example
+        self.origin = origin
+        """For a snapshot (the value a path had when it reached a join), the handle it was
+        taken of: paths whose names all hold snapshots of one handle keep that handle."""
+        self.view = None
+        """A `views.ViewOf` when this tensor shares storage with a staged root."""
+        self.views: list = []
+        """Weak references to the staged views of this tensor (when it is a root)."""
 
     def copy(self) -> StagedTensor:
         return StagedTensor(self.value, self.example)
+
+    def snapshot(self) -> StagedTensor:
+        return StagedTensor(self.value, self.example, self.origin or self)
 
     def __repr__(self) -> str:
         return f"StagedTensor({list(self.example.shape)}, {self.example.dtype})"
@@ -166,17 +181,19 @@ class StagedList:
     has no item type until then.
     """
 
-    __slots__ = ("example_item", "observed_element", "value")
+    __slots__ = ("example_item", "observed_element", "origin", "value")
 
     def __init__(
         self,
         value: SSAValue,
         example_item: torch.Tensor | None,
         observed_element: ValueTensorType | None = None,
+        origin: StagedList | None = None,
     ):
         self.value = value
         self.example_item = example_item
         self.observed_element = observed_element
+        self.origin = origin
 
     @property
     def element_type(self) -> ValueTensorType:
@@ -186,6 +203,9 @@ class StagedList:
 
     def copy(self) -> StagedList:
         return StagedList(self.value, self.example_item, self.observed_element)
+
+    def snapshot(self) -> StagedList:
+        return StagedList(self.value, self.example_item, self.observed_element, self.origin or self)
 
 
 @dataclass(frozen=True)
