@@ -8,9 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from frontends.torch import masks, recording, sizes, sources, staging
+from frontends.torch import masks, recording, selection, sizes, sources, staging
 from frontends.torch.errors import first_line
-from frontends.torch.values import HostScalar, StagedList, StagedTensor, Undefined, is_staged
+from frontends.torch.values import (
+    HostScalar,
+    StagedList,
+    StagedTensor,
+    Undefined,
+    describe,
+    is_staged,
+)
 
 if TYPE_CHECKING:
     from frontends.torch.converter import Converter
@@ -35,11 +42,14 @@ def assign(cx: Converter, target: ast.expr, value: Any) -> None:
         if isinstance(container, StagedTensor):
             recording.stage_call(cx, target, masks.setitem, (container, index, value), {})
         elif is_staged(index):
-            raise cx.unsupported(
-                target,
-                "item assignment",
-                "a Python container updated at a position known only at run time",
-            )
+            if not isinstance(container, list):
+                raise cx.unsupported(
+                    target,
+                    "item assignment",
+                    f"a {describe(container)} updated at a position known only at run time",
+                )
+            sources.check_local_update(cx, container, "item assignment", target)
+            selection.assign_at(cx, container, index, value, target)
         else:
             if isinstance(container, list | dict):
                 sources.check_local_update(cx, container, "item assignment", target)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from typing import TYPE_CHECKING, Any
 
-from frontends.torch import lists, operators, scalars, sizes
+from frontends.torch import lists, operators, scalars, selection, sizes
 from frontends.torch.loops import static_items
 from frontends.torch.values import HostScalar, StagedList, StagedTensor, SymSize, scalar_kind
 
@@ -46,6 +46,15 @@ def call_builtin(cx: Converter, function: Any, args: tuple, kwargs: dict, node: 
         return function(*items, **kwargs)
     if function in (min, max, abs) and all(scalar_kind(a) is not None for a in args):
         return scalars.min_max_abs(cx, function, args, node)
+    if function in (all, any) and len(args) == 1 and isinstance(value, list | tuple):
+        return scalars.all_or_any(cx, function is all, list(value), node)
+    if function is sorted and isinstance(value, list | tuple):
+        return selection.sort(
+            cx, list(value), kwargs.get("key"), kwargs.get("reverse", False), node
+        )
+    if function in (min, max) and len(args) == 1 and isinstance(value, list | tuple):
+        if all(scalar_kind(a) is not None for a in value) and value:
+            return scalars.min_max_abs(cx, function, tuple(value), node)
     if function is sum and isinstance(value, list | tuple):
         total: Any = args[1] if len(args) > 1 else 0
         for item in value:

@@ -275,7 +275,12 @@ def special_call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: 
         return NotImplemented
     if function is print:
         return None
-    if function is sum and args and isinstance(args[0], list | tuple) and is_staged(args):
+    if (
+        function in (sum, all, any, sorted, min, max)
+        and args
+        and isinstance(args[0], list | tuple)
+        and is_staged(args)
+    ):
         return builtin_calls.call_builtin(cx, function, args, kwargs, node)
     if not any(
         isinstance(a, StagedTensor | HostScalar | StagedList | SymSize)

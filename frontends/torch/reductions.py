@@ -83,6 +83,12 @@ def _is_number(item: Any) -> bool:
     return isinstance(item, HostScalar | SymSize) or type(item) in (bool, int, float)
 
 
+def stack_numbers(cx: Converter, items: list, node: ast.AST) -> StagedTensor:
+    """Run-time numbers (host scalars, one-element tensors, Python numbers) as one 1-d
+    tensor, in list order."""
+    return _stack(cx, items, node, flatten=True)
+
+
 def _stack(cx: Converter, items: list, node: ast.AST, flatten: bool) -> StagedTensor:
     """The items as one tensor (their promoted dtype), in list order."""
     tensors = []

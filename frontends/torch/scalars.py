@@ -210,6 +210,29 @@ def _all_close(a: torch.Tensor, b: torch.Tensor, *args: Any, **kwargs: Any) -> t
     return torch.isclose(a, b, *args, **kwargs).all()
 
 
+def all_or_any(cx: Converter, is_all: bool, items: list, node: ast.AST) -> bool | HostScalar:
+    """`all(items)` / `any(items)`: folded where an item's truth is known at compile time,
+    the rest combined with `arith.andi` / `arith.ori`."""
+    staged: list[HostScalar] = []
+    for value in items:
+        truth_value = truth(cx, value, node)
+        if isinstance(truth_value, bool):
+            if truth_value != is_all:
+                return truth_value
+            continue
+        staged.append(truth_value)
+    if not staged:
+        return is_all
+    combine = arith.AndIOp if is_all else arith.OrIOp
+    combined = staged[0]
+    for other in staged[1:]:
+        example = (
+            (combined.example and other.example) if is_all else (combined.example or other.example)
+        )
+        combined = HostScalar(cx.emit(combine(combined.value, other.value), node).result, example)
+    return combined
+
+
 def truth(cx: Converter, value: Any, node: ast.AST) -> bool | HostScalar:
     """Python truthiness: a bool when known at compile time, else an i1 HostScalar."""
     if isinstance(value, StagedTensor):

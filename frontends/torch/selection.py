@@ -12,13 +12,14 @@ each case, so each expert is inlined or staged with its own weights.
 from __future__ import annotations
 
 import ast
+import operator
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from frontends.torch import scalars
+from frontends.torch import recording, reductions, scalars
 from frontends.torch.branches import staged_switch
 from frontends.torch.joins import arrive
 from frontends.torch.plans import list_element, materialize
@@ -30,6 +31,7 @@ from frontends.torch.values import (
     SymSize,
     Undefined,
     describe,
+    is_staged,
     same,
 )
 from ir import dy
@@ -140,3 +142,57 @@ def _list_get(cx: Converter, options: list, index: HostScalar, node: ast.AST) ->
     position = index.example if -len(options) <= index.example < len(options) else 0
     chosen = options[position]
     return StagedTensor(op.result, chosen.example if isinstance(chosen, StagedTensor) else chosen)
+
+
+def sort(cx: Converter, items: list, key: Any, reverse: Any, node: ast.AST) -> list:
+    """`sorted(items, key=..., reverse=...)` of a list the evaluator knows, by keys known
+    only at run time: a stable sort of the stacked keys, then each position of the result
+    chooses its item at run time (Python's sort is stable too, also with reverse=True)."""
+    if not isinstance(reverse, bool):
+        raise cx.unsupported(node, "sorted()", "reverse must be known at compile time")
+    keys = [item if key is None else cx.call(key, (item,), {}, node) for item in items]
+    if not is_staged(keys):
+        order = sorted(range(len(items)), key=lambda i: keys[i], reverse=reverse)
+        return [items[i] for i in order]
+    if not items:
+        return []
+    stacked = reductions.stack_numbers(cx, keys, node)
+    indices = recording.stage_call(cx, node, _stable_order, (stacked,), {"descending": reverse})
+    result = []
+    for position in range(len(items)):
+        picked = recording.stage_call(cx, node, operator.getitem, (indices, position), {})
+        selector = scalars.item(cx, picked, node)
+        choice = RuntimeChoice(selector, list(range(len(items))), items, "sort index out of range")
+        result.append(choose(cx, choice, lambda option: option, node))
+    return result
+
+
+def _stable_order(keys: torch.Tensor, descending: bool) -> torch.Tensor:
+    """The permutation a stable sort of `keys` gives, from pairwise comparisons (torch-mlir
+    has no stable sort; the lists sorted here are short): item i goes to the position that
+    counts the items ordered before it, ties kept in list order."""
+    count = keys.shape[0]
+    positions = torch.arange(count)
+    mine, theirs = keys[:, None], keys[None, :]
+    ahead = (theirs > mine) if descending else (theirs < mine)
+    tied_earlier = (theirs == mine) & (positions[None, :] < positions[:, None])
+    rank = (ahead | tied_earlier).sum(1)
+    return (rank[None, :] == positions[:, None]).long().argmax(1)
+
+
+def assign_at(cx: Converter, container: list, index: Any, value: Any, node: ast.AST) -> None:
+    """`container[index] = value` for a Python list and an index known only at run time:
+    one `dy.switch` case per position, each yielding the list with that position replaced;
+    out of range traps as Python raises IndexError."""
+    selector = _non_negative(cx, _run_time_int(cx, index, node), len(container), node)
+    options = [
+        [value if i == j else item for i, item in enumerate(container)]
+        for j in range(len(container))
+    ]
+    choice = RuntimeChoice(
+        selector,
+        list(range(len(container))),
+        options,
+        f"index out of range for a list of {len(container)}",
+    )
+    container[:] = choose(cx, choice, lambda option: option, node)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import torch
 
-from frontends.torch import Conversion, convert, rebuild_results
-from frontends.torch.api import result_tree
+from frontends.torch import Conversion, compile, convert, rebuild_results
+from frontends.torch.api import result_tree, updated_inputs
 from ir.program import location_of
 from runtime.interpreter import control_flow_regions, run_program
 
@@ -88,3 +88,49 @@ def uncovered_constructs(conversion: Conversion, counts: Counter) -> list[str]:
 def deterministic_weights():
     """Models build random weights: the same seed makes every run take the same paths."""
     torch.manual_seed(0)
+
+
+BACKENDS = ("interpreter", "llvm")
+
+
+def check_backend(
+    model: torch.nn.Module,
+    example: Sequence[Any],
+    samples: Sequence[Sequence[Any]],
+    backend: str,
+    *,
+    dynamic: Any = None,
+    require_coverage: bool = True,
+) -> Any:
+    """Compile `model` once (for inputs like `example`, `dynamic` dimensions of any size) and
+    require that every sample gives what eager gives, including the inputs it updates in
+    place. With the interpreter, every branch and loop region must also have run."""
+    if backend == "interpreter":
+        conversion = convert(model, example, dynamic=dynamic)
+        counts: Counter = Counter()
+        updated = updated_inputs(conversion.module)
+        tree = result_tree(conversion.module)
+
+        def run(*inputs: Any) -> Any:
+            tensors = [x for x in inputs if isinstance(x, torch.Tensor)]
+            results = run_program(conversion.module, conversion.params, tensors, region_counts=counts)
+            for position, index in updated:
+                tensors[position].copy_(results[index])
+            return rebuild_results(tree, results)
+
+    else:
+        conversion = compile(model, example, backend=backend, cache_dir=None, dynamic=dynamic)
+        run = conversion
+        assert conversion.stats.fallback == 0, conversion.stats.fallback_reasons
+    for inputs in samples:
+        ours_inputs = [x.clone() if isinstance(x, torch.Tensor) else x for x in inputs]
+        eager_inputs = [x.clone() if isinstance(x, torch.Tensor) else x for x in inputs]
+        with torch.no_grad():
+            expected = model(*eager_inputs)
+            actual = run(*ours_inputs)
+        assert_same(actual, expected)
+        assert_same(ours_inputs, eager_inputs, "inputs after the call")
+    if backend == "interpreter" and require_coverage:
+        missed = uncovered_constructs(conversion, counts)
+        assert not missed, f"regions never executed: {missed}\n{conversion.ir}"
+    return conversion
