@@ -90,14 +90,11 @@ class Converter:
         """The `dy` module of `forward` on inputs like `example_inputs`; input i has a `?`
         (any size) in each dimension `dynamic_dims[i]` names."""
         forward = self.model.forward
-        if not sources.is_user_function(forward):
-            raise UnsupportedError(
-                self.filename_of(type(self.model).__module__),
-                0,
-                "model",
-                f"{type(self.model).__name__}.forward is library code, not a model's source",
-            )
-        source = sources.read_source(self, forward.__func__)
+        library_model = not sources.is_user_function(forward)
+        if library_model:
+            source = sources.library_call_source(type(self.model))
+        else:
+            source = sources.read_source(self, forward.__func__)
         entry = self.block
         staged_inputs = []
         for position, example in enumerate(example_inputs):
@@ -118,7 +115,13 @@ class Converter:
             handle = StagedTensor(argument, example.detach().clone())
             staged_inputs.append(handle)
             self.inputs.append((position, handle))
-        frame = sources.bind_frame(self, forward.__func__, (self.model, *staged_inputs), {}, None)
+        if library_model:
+            env = {"model": self.model, "inputs": tuple(staged_inputs)}
+            frame = Frame(env, {}, source, {})
+        else:
+            frame = sources.bind_frame(
+                self, forward.__func__, (self.model, *staged_inputs), {}, None
+            )
         previous_limit = sys.getrecursionlimit()
         sys.setrecursionlimit(max(previous_limit, 200_000))
         try:

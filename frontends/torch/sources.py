@@ -101,6 +101,14 @@ def _containers_in(scope: dict) -> set[int]:
     return found
 
 
+def library_call_source(model_type: type) -> state.FunctionSource:
+    """The source the evaluator runs for a model that is itself a library module (a bare
+    `nn.Sequential`): one call of it, which stages its layers."""
+    node = ast.parse("def forward(model, *inputs):\n    return model(*inputs)\n").body[0]
+    assert isinstance(node, ast.FunctionDef)
+    return state.FunctionSource(node, f"<{model_type.__name__}>", 0)
+
+
 def read_source(cx: Converter, function: types.FunctionType) -> state.FunctionSource:
     code = function.__code__
     if code not in cx.sources:
