@@ -123,20 +123,30 @@ class _VectorTile:
             f"{{in_bounds = [{self.in_bounds}]}} : {self.vector_type}, {self.tensor_type}")
         return written
 
-def _tensor(shape: tuple[int, ...]) -> str:
-    return "tensor<" + "x".join(str(s) for s in shape) + "xf32>"
+def _tensor(shape: tuple[int | None, ...]) -> str:
+    """An f32 tensor type; None is a dimension known only at run time."""
+    return "tensor<" + "x".join("?" if s is None else str(s) for s in shape) + "xf32>"
 
 
-def _open_loop(emitter: _Emitter, induction: str, upper: int, step: int,
-                      carried: list[tuple[str, str, str]]) -> list[str]:
-    """Opens an scf.for; `carried` holds (region name, initial value, type)."""
+def _open_loop(emitter: _Emitter, induction: str, upper: int | str, step: int,
+               carried: list[tuple[str, str, str]], lower: int | str = 0) -> list[str]:
+    """Opens an scf.for; `carried` holds (region name, initial value, type). Bounds are
+    constants, or SSA names of run-time extents."""
     results = emitter.fresh("r")
     iter_args = ", ".join(f"{name} = {init}" for name, init, _ in carried)
     types = ", ".join(t for _, _, t in carried)
-    emitter.emit(f"{results}:{len(carried)} = scf.for {induction} = {emitter.index(0)} to "
-                 f"{emitter.index(upper)} step {emitter.index(step)} iter_args({iter_args}) "
+    bound = lambda value: value if isinstance(value, str) else emitter.index(value)
+    emitter.emit(f"{results}:{len(carried)} = scf.for {induction} = {bound(lower)} to "
+                 f"{bound(upper)} step {emitter.index(step)} iter_args({iter_args}) "
                  f"-> ({types}) {{")
     return [f"{results}#{i}" for i in range(len(carried))]
+
+
+def _extent(emitter: _Emitter, tensor: str, tensor_type: str, axis: int) -> str:
+    """The run-time size of dimension `axis` of `tensor`."""
+    name = emitter.fresh("dim")
+    emitter.emit(f"{name} = tensor.dim {tensor}, {emitter.index(axis)} : {tensor_type}")
+    return name
 
 
 def _close_loop(emitter: _Emitter, yielded: list[str], types: list[str]) -> None:
@@ -284,11 +294,12 @@ def _function(name: str, arguments: list[tuple[str, str]], result_type: str,
 
 @dataclasses.dataclass(frozen=True)
 class ConvShape:
-    """A batch-1 NCHW convolution over an already padded input, dilation 1.
+    """An NCHW convolution over an already padded input, dilation 1, of `batch` images
+    (None: known only at run time); the kernels run the same tile for each image.
 
     Grouped (``groups`` > 1): `channels` and `filters` count one group's, and the
     tensors carry the group as their own dimension, as ``linalg.conv_2d_ngchw_gfchw``
-    has them: input ``[1, G, C, H, W]``, output ``[1, G, F, OH, OW]``.
+    has them: input ``[N, G, C, H, W]``, output ``[N, G, F, OH, OW]``.
     """
 
     channels: int
@@ -302,6 +313,7 @@ class ConvShape:
     stride_h: int
     stride_w: int
     groups: int = 1
+    batch: int | None = 1
 
     @property
     def vectorize_along_width(self) -> bool:
@@ -366,30 +378,43 @@ def conv_kernel(name: str, shape: ConvShape) -> str:
 def _conv_types(shape: ConvShape, filter_block: int) -> tuple[str, str, str]:
     blocks = shape.filters // filter_block
     group = () if shape.groups == 1 else (shape.groups,)
-    return (_tensor((1, *group, shape.channels, shape.padded_height, shape.padded_width)),
+    return (_tensor((shape.batch, *group, shape.channels, shape.padded_height,
+                     shape.padded_width)),
             _tensor((*group, blocks, shape.channels, shape.kernel_height, shape.kernel_width,
                      filter_block)),
-            _tensor((1, *group, shape.filters, shape.out_height, shape.out_width)))
+            _tensor((shape.batch, *group, shape.filters, shape.out_height, shape.out_width)))
 
 
-def _open_groups(emitter: _Emitter, shape: ConvShape, output_type: str) -> tuple[str, str, str]:
-    """Opens the loop over the groups of a grouped convolution. Returns the tensor the
-    per-group loops start from, its final value (the loop's result, or that tensor
-    itself without groups) and the group index prefix of every tensor access
-    (``"%g, "``, or nothing)."""
-    if shape.groups == 1:
-        return "%init", "%init", ""
-    (result,) = _open_loop(emitter, "%g", shape.groups, 1, [("%og", "%init", output_type)])
-    return "%og", result, "%g, "
+@dataclasses.dataclass
+class _OuterLoops:
+    """The loops over images (unless the batch is 1) and groups (if any) around a conv
+    tile: `tensor` is the output inside them, `lead` the image and group indices that
+    start every tensor access (``"%c0, "``, ``"%n, %g, "``)."""
 
+    tensor: str
+    lead: str
+    results: list[str]
 
-def _close_groups(emitter: _Emitter, shape: ConvShape, output_type: str, per_group: str,
-                  result: str) -> str:
-    """Closes :func:`_open_groups`' loop (if any) on `per_group`; returns the result."""
-    if shape.groups == 1:
-        return per_group
-    _close_loop(emitter, [per_group], [output_type])
-    return result
+    @staticmethod
+    def open(emitter: _Emitter, shape: ConvShape, input_type: str,
+             output_type: str) -> "_OuterLoops":
+        tensor, lead, results = "%init", f"{emitter.index(0)}, ", []
+        if shape.batch != 1:
+            images = (shape.batch if shape.batch is not None
+                      else _extent(emitter, "%input", input_type, 0))
+            results += _open_loop(emitter, "%n", images, 1, [("%on", tensor, output_type)])
+            tensor, lead = "%on", "%n, "
+        if shape.groups > 1:
+            results += _open_loop(emitter, "%g", shape.groups, 1, [("%og", tensor, output_type)])
+            tensor, lead = "%og", lead + "%g, "
+        return _OuterLoops(tensor, lead, results)
+
+    def close(self, emitter: _Emitter, output_type: str, inner: str) -> str:
+        """Closes the loops on the tile loops' result `inner`; returns the output."""
+        for result in reversed(self.results):
+            _close_loop(emitter, [inner], [output_type])
+            inner = result
+        return inner
 
 
 def _conv_along_width(name: str, shape: ConvShape) -> str:
@@ -402,10 +427,10 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
     e = _Emitter()
     zero = "%zero"
     e.emit(f"{zero} = arith.constant 0.0 : f32")
-    c0 = e.index(0)
-    start, grouped, g = _open_groups(e, shape, output_type)
+    outer = _OuterLoops.open(e, shape, input_type, output_type)
+    lead, g = outer.lead, outer.lead.partition(", ")[2]
     (out0,) = _open_loop(e, "%fo", shape.filters // filter_block, 1,
-                         [("%o0", start, output_type)])
+                         [("%o0", outer.tensor, output_type)])
     filter_base = e.affine(f"d0 * {filter_block}", ["%fo"])
     (out1,) = _open_loop(e, "%oh", shape.out_height, 1, [("%o1", "%o0", output_type)])
     (out2,) = _open_loop(e, "%ow", shape.out_width, row_tile,
@@ -416,7 +441,7 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
 
     def position(k: int) -> str:
         i, j = blocks[k]
-        return f"[{c0}, {g}{filter_index[i]}, %oh, {column_index[j]}]"
+        return f"[{lead}{filter_index[i]}, %oh, {column_index[j]}]"
 
     output_vectors = _VectorTile(e, position, output_type, vector_type, zero)
 
@@ -434,7 +459,7 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
     for kw in range(shape.kernel_width):
         inputs = []
         for j in range(vectors):
-            inputs.append(_read_input_row(e, f"{c0}, {g}%c, {input_row}", j * lanes * stride + kw,
+            inputs.append(_read_input_row(e, f"{lead}%c, {input_row}", j * lanes * stride + kw,
                                           stride, lanes, zero, input_type))
         for i in range(filter_block):
             weight = e.fresh("w")
@@ -449,7 +474,7 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
     _close_loop(e, [result], [output_type])
     _close_loop(e, [out2], [output_type])
     _close_loop(e, [out1], [output_type])
-    out0 = _close_groups(e, shape, output_type, out0, grouped)
+    out0 = outer.close(e, output_type, out0)
     return _function(name, [("%input", input_type), ("%weights", weight_type),
                             ("%init", output_type)], output_type, e, out0)
 
@@ -467,15 +492,16 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
     zero = "%zero"
     e.emit(f"{zero} = arith.constant 0.0 : f32")
     c0 = e.index(0)
-    start, grouped, g = _open_groups(e, shape, output_type)
+    outer = _OuterLoops.open(e, shape, input_type, output_type)
+    lead, g = outer.lead, outer.lead.partition(", ")[2]
     (out0,) = _open_loop(e, "%fo", shape.filters // filter_block, 1,
-                         [("%o0", start, output_type)])
+                         [("%o0", outer.tensor, output_type)])
     filter_base = e.affine(f"d0 * {filter_block}", ["%fo"])
     (out1,) = _open_loop(e, "%oh", shape.out_height, rows, [("%o1", "%o0", output_type)])
     slice_type = _tensor((filter_block, rows, shape.out_width))
     tile_type = _tensor((rows, shape.out_width, filter_block))
     group_size = "" if shape.groups == 1 else "1, "
-    slice_position = (f"[{c0}, {g}{filter_base}, %oh, {c0}] [1, {group_size}{filter_block}, "
+    slice_position = (f"[{lead}{filter_base}, %oh, {c0}] [1, {group_size}{filter_block}, "
                       f"{rows}, {shape.out_width}] [1, {group_size}1, 1, 1]")
     e.emit(f"%slice = tensor.extract_slice %o1{slice_position} : {output_type} to {slice_type}")
     e.emit(f"%tile_init = tensor.empty() : {tile_type}")
@@ -510,7 +536,7 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
             weights.append(weight)
         for p, (r, ow) in enumerate(pixels):
             scalar = e.fresh("x")
-            e.emit(f"{scalar} = tensor.extract %input[{c0}, {g}%c, {input_rows[r]}, "
+            e.emit(f"{scalar} = tensor.extract %input[{lead}%c, {input_rows[r]}, "
                    f"{e.index(ow * shape.stride_w + kw)}] : {input_type}")
             for v in range(filter_vectors):
                 k = blocks.index((p, v))
@@ -525,23 +551,27 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
            f"{slice_type} into {output_type}")
     _close_loop(e, [result], [output_type])
     _close_loop(e, [out1], [output_type])
-    out0 = _close_groups(e, shape, output_type, out0, grouped)
+    out0 = outer.close(e, output_type, out0)
     return _function(name, [("%input", input_type), ("%weights", weight_type),
                             ("%init", output_type)], output_type, e, out0)
 
 
 @dataclasses.dataclass(frozen=True)
 class MatmulShape:
-    """``[rows, depth] x [depth, columns]``."""
+    """``[rows, depth] x [depth, columns]``; `rows` None: known only at run time (batch,
+    tokens)."""
 
-    rows: int
+    rows: int | None
     depth: int
     columns: int
 
 
 def matmul_rows(shape: MatmulShape) -> int:
     """Rows of the lhs per tile: each loaded rhs vector feeds that many FMAs, so the
-    rhs (re-read from L2 once per row block) streams 4x less for 32-token inputs."""
+    rhs (re-read from L2 once per row block) streams 4x less for 32-token inputs.
+    A run-time row count takes 4-row tiles and a 1-row tail."""
+    if shape.rows is None:
+        return 4
     return _largest_divisor(shape.rows, (4, 2, 1))
 
 
@@ -559,22 +589,23 @@ def matmul_tile(shape: MatmulShape) -> tuple[int, int]:
 PARTIAL_ACCUMULATORS = 8
 
 
-def matmul_partials(shape: MatmulShape) -> int:
+def matmul_partials(shape: MatmulShape, rows: int | None = None) -> int:
     """Independent partial sums per output vector of a matmul tile: tiles of fewer than
     :data:`PARTIAL_ACCUMULATORS` vectors (e.g. 10-class heads over 8192 features: one
     vector) split ``K`` over several accumulators (step ``k`` goes to ``k mod P``),
-    added pairwise at the end: more FMA chains in flight and shorter fp32 sums."""
+    added pairwise at the end: more FMA chains in flight and shorter fp32 sums.
+    `rows`: rows per tile, when not :func:`matmul_rows` (a run-time row count's tail)."""
     _, vectors = matmul_tile(shape)
-    tile = matmul_rows(shape) * vectors
-    block = matmul_reduction_block(shape)
+    tile = (rows or matmul_rows(shape)) * vectors
+    block = matmul_reduction_block(shape, rows)
     return next(p for p in (8, 4, 2, 1)
                 if p * tile <= max(PARTIAL_ACCUMULATORS, tile) and block % p == 0)
 
 
-def matmul_reduction_block(shape: MatmulShape) -> int:
+def matmul_reduction_block(shape: MatmulShape, rows: int | None = None) -> int:
     """``K`` steps per reduction block of a matmul tile (partial sums included)."""
     _, vectors = matmul_tile(shape)
-    tile = matmul_rows(shape) * vectors
+    tile = (rows or matmul_rows(shape)) * vectors
     return reduction_block(shape.depth, 1, _block_terms(tile))
 
 
@@ -590,55 +621,98 @@ def pack_matmul_weights(weights: np.ndarray, tile: int) -> np.ndarray:
 def matmul_kernel(name: str, shape: MatmulShape) -> str:
     """The function text `(lhs, packed rhs, init) -> result` of an [M,K]x[K,N] matmul
     whose rhs is a constant packed by :func:`pack_matmul_weights`."""
-    return _matmul_text(name, shape, batch=None)
+    return _matmul_function(name, shape, batched=False, batch=None)
 
 
-def batch_matmul_kernel(name: str, shape: MatmulShape, batch: int) -> str:
+def batch_matmul_kernel(name: str, shape: MatmulShape, batch: int | None) -> str:
     """The function text `(lhs, rhs, init) -> result` of a ``[B,M,K]x[B,K,N]`` batch
     matmul whose operands are both computed (attention scores and context).
 
     Same tile as :func:`matmul_kernel`, read straight from the row-major rhs: each
     ``K`` step loads contiguous vectors of an rhs row, so no packing is needed.
-    linalg's own loops put ``K`` innermost and walk the rhs down a column.
+    linalg's own loops put ``K`` innermost and walk the rhs down a column. `batch`
+    None: known only at run time.
     """
-    return _matmul_text(name, shape, batch=batch)
+    return _matmul_function(name, shape, batched=True, batch=batch)
 
 
-def _matmul_text(name: str, shape: MatmulShape, batch: int | None) -> str:
-    """A tile of :func:`matmul_rows` rows x up to 8 vectors along ``N`` accumulated
-    over one sweep of ``K``: per step, each rhs vector is loaded once and each lhs
-    scalar broadcast once.
+def _matmul_types(shape: MatmulShape, batched: bool, batch: int | None) -> tuple[str, str, str]:
+    lanes, vectors = matmul_tile(shape)
+    tiles = -(-shape.columns // (lanes * vectors))
+    prefix = (batch,) if batched else ()
+    return (_tensor(prefix + (shape.rows, shape.depth)),
+            _tensor((batch, shape.depth, shape.columns)) if batched
+            else _tensor((tiles, shape.depth, lanes * vectors)),
+            _tensor(prefix + (shape.rows, shape.columns)))
 
-    `batch` None: the rhs is packed ``[N / tile, K, tile]``; else the operands are
+
+def _matmul_function(name: str, shape: MatmulShape, batched: bool, batch: int | None) -> str:
+    """The kernel; with a run-time row count, a function calling two: 4-row tiles over
+    the rows up to the last multiple of 4, then 1-row tiles over the rest."""
+    if shape.rows is not None:
+        return _matmul_text(name, shape, batched, batch, None)
+    types = _matmul_types(shape, batched, batch)
+    signature = ", ".join(types)
+    output_type = types[2]
+    return (_matmul_text(f"{name}_main", shape, batched, batch, "main")
+            + _matmul_text(f"{name}_tail", shape, batched, batch, "tail")
+            + f"func.func private @{name}(%lhs: {types[0]}, %rhs: {types[1]}, "
+            f"%init: {output_type}) -> {output_type} {{\n"
+            f"    %main = func.call @{name}_main(%lhs, %rhs, %init) : ({signature}) -> "
+            f"{output_type}\n"
+            f"    %tail = func.call @{name}_tail(%lhs, %rhs, %main) : ({signature}) -> "
+            f"{output_type}\n"
+            f"    return %tail : {output_type}\n}}\n")
+
+
+def _open_rows(e: _Emitter, shape: MatmulShape, batched: bool, lhs_type: str, rows: int,
+               span: str | None, carried: tuple[str, str, str]) -> list[str]:
+    """Opens the loop over row tiles: all rows (`span` None, a static count), or for a
+    run-time count the rows up to its last multiple of the main tile (``"main"``) or
+    the rest (``"tail"``)."""
+    if span is None:
+        return _open_loop(e, "%m", shape.rows, rows, [carried])
+    count = _extent(e, "%lhs", lhs_type, 1 if batched else 0)
+    main_rows = matmul_rows(shape)
+    end = e.affine(f"d0 - d0 mod {main_rows}", [count])
+    if span == "main":
+        return _open_loop(e, "%m", end, rows, [carried])
+    return _open_loop(e, "%m", count, rows, [carried], lower=end)
+
+
+def _matmul_text(name: str, shape: MatmulShape, batched: bool, batch: int | None,
+                 span: str | None) -> str:
+    """A tile of :func:`matmul_rows` rows (1 in a ``"tail"`` `span`) x up to 8 vectors
+    along ``N`` accumulated over one sweep of ``K``: per step, each rhs vector is loaded
+    once and each lhs scalar broadcast once.
+
+    Not `batched`: the rhs is packed ``[N / tile, K, tile]``; else the operands are
     ``[batch, M, K]``, ``[batch, K, N]`` as computed and an outer loop runs the batch.
     """
     lanes, vectors = matmul_tile(shape)
-    rows = matmul_rows(shape)
+    rows = 1 if span == "tail" else matmul_rows(shape)
     tile = lanes * vectors
     tiles = -(-shape.columns // tile)
     vector_type = f"vector<{lanes}xf32>"
-    prefix = () if batch is None else (batch,)
-    lhs_type = _tensor(prefix + (shape.rows, shape.depth))
-    rhs_type = (_tensor((tiles, shape.depth, tile)) if batch is None
-                else _tensor((batch, shape.depth, shape.columns)))
-    output_type = _tensor(prefix + (shape.rows, shape.columns))
+    lhs_type, rhs_type, output_type = _matmul_types(shape, batched, batch)
     in_bounds = "true" if shape.columns % lanes == 0 else "false"
     e = _Emitter()
     zero = "%zero"
     e.emit(f"{zero} = arith.constant 0.0 : f32")
-    if batch is None:
+    if not batched:
         lead, outer = "", "%init"
     else:
-        (result0,) = _open_loop(e, "%bt", batch, 1, [("%ob", "%init", output_type)])
+        images = batch if batch is not None else _extent(e, "%lhs", lhs_type, 0)
+        (result0,) = _open_loop(e, "%bt", images, 1, [("%ob", "%init", output_type)])
         lead, outer = "%bt, ", "%ob"
-    (out0,) = _open_loop(e, "%m", shape.rows, rows, [("%o0", outer, output_type)])
+    (out0,) = _open_rows(e, shape, batched, lhs_type, rows, span, ("%o0", outer, output_type))
     (out1,) = _open_loop(e, "%t", tiles, 1, [("%o1", "%o0", output_type)])
     row_indices = [e.add("%m", r) for r in range(rows)]
     column_base = e.affine(f"d0 * {tile}", ["%t"])
     columns = [e.add(column_base, j * lanes) for j in range(vectors)]
     blocks = [(r, j) for r in range(rows) for j in range(vectors)]
-    block = matmul_reduction_block(shape)
-    partials = matmul_partials(shape)
+    block = matmul_reduction_block(shape, rows)
+    partials = matmul_partials(shape, rows)
     count = len(blocks) * partials
 
     def position(b: int) -> str:
@@ -664,7 +738,7 @@ def _matmul_text(name: str, shape: MatmulShape, batch: int | None) -> str:
         weights = []
         for j in range(vectors):
             weight = e.fresh("w")
-            if batch is None:
+            if not batched:
                 e.emit(f"{weight} = vector.transfer_read %rhs[%t, {depth_index}, "
                        f"{e.index(j * lanes)}], {zero} {{in_bounds = [true]}} : {rhs_type}, "
                        f"{vector_type}")
@@ -700,7 +774,7 @@ def _matmul_text(name: str, shape: MatmulShape, batch: int | None) -> str:
     result = _close_reduction(e, reduction, by_depth, output_vectors.write, vector_type, combine)
     _close_loop(e, [result], [output_type])
     _close_loop(e, [out1], [output_type])
-    if batch is not None:
+    if batched:
         _close_loop(e, [out0], [output_type])
         out0 = result0
     return _function(name, [("%lhs", lhs_type), ("%rhs", rhs_type),
@@ -721,15 +795,16 @@ def depthwise_kernel(name: str, shape: ConvShape) -> str:
                if shape.out_height % r == 0 and r * vectors <= MAX_ACCUMULATORS // 2)
     row_tile = lanes * vectors
     vector_type = f"vector<{lanes}xf32>"
-    input_type = _tensor((1, shape.channels, shape.padded_height, shape.padded_width))
+    input_type = _tensor((shape.batch, shape.channels, shape.padded_height, shape.padded_width))
     weight_type = _tensor((shape.channels, shape.kernel_height, shape.kernel_width))
-    output_type = _tensor((1, shape.channels, shape.out_height, shape.out_width))
+    output_type = _tensor((shape.batch, shape.channels, shape.out_height, shape.out_width))
     stride = shape.stride_w
     e = _Emitter()
     zero = "%zero"
     e.emit(f"{zero} = arith.constant 0.0 : f32")
-    c0 = e.index(0)
-    (out0,) = _open_loop(e, "%c", shape.channels, 1, [("%o0", "%init", output_type)])
+    outer = _OuterLoops.open(e, shape, input_type, output_type)
+    lead = outer.lead
+    (out0,) = _open_loop(e, "%c", shape.channels, 1, [("%o0", outer.tensor, output_type)])
     (out1,) = _open_loop(e, "%oh", shape.out_height, rows, [("%o1", "%o0", output_type)])
     (out2,) = _open_loop(e, "%ow", shape.out_width, row_tile,
                                 [("%o2", "%o1", output_type)])
@@ -739,7 +814,7 @@ def depthwise_kernel(name: str, shape: ConvShape) -> str:
     accumulators = []
     for r, j in blocks:
         value = e.fresh("init")
-        e.emit(f"{value} = vector.transfer_read %o2[{c0}, %c, {output_rows[r]}, {columns[j]}], "
+        e.emit(f"{value} = vector.transfer_read %o2[{lead}%c, {output_rows[r]}, {columns[j]}], "
                f"{zero} {{in_bounds = [true]}} : {output_type}, {vector_type}")
         accumulators.append(value)
     for kh in range(shape.kernel_height):
@@ -750,18 +825,19 @@ def depthwise_kernel(name: str, shape: ConvShape) -> str:
             e.emit(f"{weight} = tensor.extract %weights[%c, {e.index(kh)}, {e.index(kw)}] : "
                    f"{weight_type}")
             for k, (r, j) in enumerate(blocks):
-                value = _read_input_row(e, f"{c0}, %c, {input_rows[r]}", j * lanes * stride + kw,
+                value = _read_input_row(e, f"{lead}%c, {input_rows[r]}", j * lanes * stride + kw,
                                         stride, lanes, zero, input_type)
                 accumulators[k] = e.fma(weight, value, accumulators[k], vector_type)
     result = "%o2"
     for k, (r, j) in enumerate(blocks):
         written = e.fresh("o")
-        e.emit(f"{written} = vector.transfer_write {accumulators[k]}, {result}[{c0}, %c, "
+        e.emit(f"{written} = vector.transfer_write {accumulators[k]}, {result}[{lead}%c, "
                f"{output_rows[r]}, {columns[j]}] {{in_bounds = [true]}} : {vector_type}, "
                f"{output_type}")
         result = written
     _close_loop(e, [result], [output_type])
     _close_loop(e, [out2], [output_type])
     _close_loop(e, [out1], [output_type])
+    out0 = outer.close(e, output_type, out0)
     return _function(name, [("%input", input_type), ("%weights", weight_type),
                             ("%init", output_type)], output_type, e, out0)
