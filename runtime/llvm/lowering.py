@@ -22,7 +22,7 @@ import torch
 from torch_mlir import ir
 from torch_mlir.dialects import torch as torch_dialect
 
-from . import prelude, schedule, unsupported
+from . import prelude, schedule, special_values, unsupported
 from .engine import Signature, TensorSpec
 from .errors import LoweringError, lowering_error, run_pipeline
 
@@ -260,6 +260,7 @@ def lower_to_llvm(
     sizes = prelude.build(module, function, outputs)
     schedule.apply(module)
     run_pipeline(module, TENSOR_OPTIMIZATION, "tensor optimization")
+    special_values.apply(module)
     schedule.apply(module)
     allow_reassociation_in_reductions(module)
     if schedule.has_dynamic_kernels(module):
