@@ -125,13 +125,14 @@ class _ThreadState:
     """One thread's descriptors: an int64 array per operand (inputs, then results) and
     the prelude's output vector with its descriptor."""
 
-    def __init__(self, specs: list[TensorSpec], prelude_length: int):
+    def __init__(self, specs: list[TensorSpec], outputs: int, prelude_length: int):
         self.descriptors = []
         for spec in specs:
             static = [0 if d is None else d for d in spec.shape]
             fields = [0, 0, 0, *static, *_contiguous_strides(static)]
             self.descriptors.append((ctypes.c_int64 * len(fields))(*fields))
         self.addresses = [ctypes.addressof(d) for d in self.descriptors]
+        self.output_descriptors = self.descriptors[len(specs) - outputs:]
         self.prelude_values = (ctypes.c_int64 * max(prelude_length, 1))()
         address = ctypes.addressof(self.prelude_values)
         self.prelude_descriptor = (ctypes.c_int64 * 5)(address, address, 0, prelude_length, 1)
@@ -158,8 +159,9 @@ class CompiledSubgraph:
             (position, [axis for axis, d in enumerate(spec.shape) if d is None])
             for position, spec in enumerate(self.inputs) if not spec.is_static]
         self._result_sizes: dict[tuple[int, ...], tuple[tuple[int, ...], ...]] = {}
-        self._static_results = (tuple(spec.shape for spec in self.outputs)
-                                if self._prelude is None else None)
+        self._static_results = (tuple((spec.shape, spec.dtype) for spec in self.outputs)
+                                if self._prelude is None and not self._dynamic_inputs
+                                else None)
 
     def _function(self, name: str, arity: int):
         entry = getattr(self._library, ENTRY_PREFIX + name)
@@ -167,45 +169,55 @@ class CompiledSubgraph:
         entry.restype = None
         return entry
 
-    def _thread_state(self) -> _ThreadState:
-        state = getattr(self._local, "state", None)
-        if state is None:
-            state = _ThreadState([*self.inputs, *self.outputs], self._prelude_length)
-            self._local.state = state
-        return state
-
     @staticmethod
-    def _check(position: int, tensor, spec: TensorSpec) -> None:
-        if (not isinstance(tensor, torch.Tensor) or tensor.dtype != spec.dtype
-                or not tensor.is_cpu or tensor.dim() != len(spec.shape)
-                or (tensor.shape != spec.shape and any(
-                    d is not None and d != actual for d, actual in zip(spec.shape,
-                                                                       tensor.shape)))):
-            got = (f"{tensor.dtype} {list(tensor.shape)} on {tensor.device}"
-                   if isinstance(tensor, torch.Tensor) else type(tensor).__name__)
-            raise TypeError(f"argument {position}: expected a CPU tensor {spec}, got {got}")
+    def _reject(position: int, tensor, spec: TensorSpec) -> None:
+        """Raises the TypeError for an argument that does not match `spec`."""
+        got = (f"{tensor.dtype} {list(tensor.shape)} on {tensor.device}"
+               if isinstance(tensor, torch.Tensor) else type(tensor).__name__)
+        raise TypeError(f"argument {position}: expected a CPU tensor {spec}, got {got}")
+
+    def _matches(self, tensor, spec: TensorSpec) -> bool:
+        return (isinstance(tensor, torch.Tensor) and tensor.dtype == spec.dtype
+                and tensor.is_cpu and tensor.dim() == len(spec.shape)
+                and all(d is None or d == actual for d, actual in zip(spec.shape, tensor.shape)))
 
     def __call__(self, *arguments: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if len(arguments) != len(self.inputs):
             raise TypeError(f"expected {len(self.inputs)} arguments, got {len(arguments)}")
-        state = self._thread_state()
+        try:
+            state = self._local.state
+        except AttributeError:
+            state = self._local.state = _ThreadState([*self.inputs, *self.outputs],
+                                                     len(self.outputs), self._prelude_length)
         keep_alive = []
         for position, (tensor, spec, descriptor) in enumerate(
                 zip(arguments, self.inputs, state.descriptors)):
-            self._check(position, tensor, spec)
+            try:
+                exact = (tensor.shape == spec.shape and tensor.dtype == spec.dtype
+                         and tensor.is_cpu)
+            except AttributeError:
+                exact = False
+            if not exact and not self._matches(tensor, spec):
+                self._reject(position, tensor, spec)
             if not tensor.is_contiguous():
                 tensor = tensor.contiguous()
                 keep_alive.append(tensor)
             descriptor[0] = descriptor[1] = tensor.data_ptr()
+        if self._static_results is not None:
+            results = tuple(torch.empty(shape, dtype=dtype)
+                            for shape, dtype in self._static_results)
+            for result, descriptor in zip(results, state.output_descriptors):
+                descriptor[0] = descriptor[1] = result.data_ptr()
+            self._entry(*state.addresses)
+            return results
         for position, _ in self._dynamic_inputs:
             self._store_sizes(state.descriptors[position], arguments[position].shape)
-        shapes = self._static_results or self._result_shapes(state, arguments)
+        shapes = self._result_shapes(state, arguments)
         results = tuple(torch.empty(shape, dtype=spec.dtype)
                         for shape, spec in zip(shapes, self.outputs))
-        for result, descriptor in zip(results, state.descriptors[len(self.inputs):]):
+        for result, descriptor in zip(results, state.output_descriptors):
             descriptor[0] = descriptor[1] = result.data_ptr()
-            if self._prelude is not None:
-                self._store_sizes(descriptor, result.shape)
+            self._store_sizes(descriptor, result.shape)
         self._entry(*state.addresses)
         return results
 
