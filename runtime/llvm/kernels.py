@@ -208,7 +208,8 @@ class _Reduction:
     """Several blocks: the block loop's results, the running sums."""
 
 
-def _open_reduction(emitter: _Emitter, induction: str, units: int, block: int, step: int,
+def _open_reduction(emitter: _Emitter, induction: str, units: int | str, block: int | str,
+                    step: int,
                     tensor: str, read_initial, count: int,
                     vector_type: str) -> tuple[_Reduction, list[str]]:
     """Opens the loop(s) of a reduction over `units` with `count` vector accumulators
@@ -558,12 +559,12 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class MatmulShape:
-    """``[rows, depth] x [depth, columns]``; `rows` None: known only at run time (batch,
-    tokens)."""
+    """``[rows, depth] x [depth, columns]``; None: known only at run time (rows: batch,
+    tokens; depth and columns, only for batch matmuls: the token count of attention)."""
 
     rows: int | None
-    depth: int
-    columns: int
+    depth: int | None
+    columns: int | None
 
 
 def matmul_rows(shape: MatmulShape) -> int:
@@ -579,8 +580,10 @@ def matmul_tile(shape: MatmulShape) -> tuple[int, int]:
     """(lanes, vectors per tile) with the tile dividing the lane-padded column count
     and rows x vectors within :data:`MAX_ACCUMULATORS`."""
     lanes = VECTOR_LANES
-    column_vectors = -(-shape.columns // lanes)
     limit = MAX_ACCUMULATORS // matmul_rows(shape)
+    if shape.columns is None:
+        return lanes, min(4, limit)
+    column_vectors = -(-shape.columns // lanes)
     return lanes, _largest_divisor(column_vectors,
                                    tuple(v for v in (8, 7, 6, 5, 4, 3, 2, 1) if v <= limit))
 
@@ -595,6 +598,8 @@ def matmul_partials(shape: MatmulShape, rows: int | None = None) -> int:
     vector) split ``K`` over several accumulators (step ``k`` goes to ``k mod P``),
     added pairwise at the end: more FMA chains in flight and shorter fp32 sums.
     `rows`: rows per tile, when not :func:`matmul_rows` (a run-time row count's tail)."""
+    if shape.depth is None:
+        return 1
     _, vectors = matmul_tile(shape)
     tile = (rows or matmul_rows(shape)) * vectors
     block = matmul_reduction_block(shape, rows)
@@ -602,8 +607,11 @@ def matmul_partials(shape: MatmulShape, rows: int | None = None) -> int:
                 if p * tile <= max(PARTIAL_ACCUMULATORS, tile) and block % p == 0)
 
 
-def matmul_reduction_block(shape: MatmulShape, rows: int | None = None) -> int:
-    """``K`` steps per reduction block of a matmul tile (partial sums included)."""
+def matmul_reduction_block(shape: MatmulShape, rows: int | None = None) -> int | None:
+    """``K`` steps per reduction block of a matmul tile (partial sums included); None (one
+    block) for a run-time ``K``."""
+    if shape.depth is None:
+        return None
     _, vectors = matmul_tile(shape)
     tile = (rows or matmul_rows(shape)) * vectors
     return reduction_block(shape.depth, 1, _block_terms(tile))
@@ -638,7 +646,7 @@ def batch_matmul_kernel(name: str, shape: MatmulShape, batch: int | None) -> str
 
 def _matmul_types(shape: MatmulShape, batched: bool, batch: int | None) -> tuple[str, str, str]:
     lanes, vectors = matmul_tile(shape)
-    tiles = -(-shape.columns // (lanes * vectors))
+    tiles = None if shape.columns is None else -(-shape.columns // (lanes * vectors))
     prefix = (batch,) if batched else ()
     return (_tensor(prefix + (shape.rows, shape.depth)),
             _tensor((batch, shape.depth, shape.columns)) if batched
@@ -692,13 +700,17 @@ def _matmul_text(name: str, shape: MatmulShape, batched: bool, batch: int | None
     lanes, vectors = matmul_tile(shape)
     rows = 1 if span == "tail" else matmul_rows(shape)
     tile = lanes * vectors
-    tiles = -(-shape.columns // tile)
     vector_type = f"vector<{lanes}xf32>"
     lhs_type, rhs_type, output_type = _matmul_types(shape, batched, batch)
-    in_bounds = "true" if shape.columns % lanes == 0 else "false"
+    in_bounds = "true" if shape.columns is not None and shape.columns % lanes == 0 else "false"
     e = _Emitter()
     zero = "%zero"
     e.emit(f"{zero} = arith.constant 0.0 : f32")
+    if shape.columns is None:
+        tiles = e.affine(f"d0 ceildiv {tile}", [_extent(e, "%rhs", rhs_type, 2)])
+    else:
+        tiles = -(-shape.columns // tile)
+    depth = shape.depth if shape.depth is not None else _extent(e, "%lhs", lhs_type, 2)
     if not batched:
         lead, outer = "", "%init"
     else:
@@ -729,7 +741,7 @@ def _matmul_text(name: str, shape: MatmulShape, batched: bool, batch: int | None
             initial += [zeros] * (count - len(blocks))
         return initial
 
-    reduction, by_depth = _open_reduction(e, "%k", shape.depth, block, partials,
+    reduction, by_depth = _open_reduction(e, "%k", depth, block or depth, partials,
                                           "%o1", read_initial, count,
                                           vector_type)
     accumulators = []

@@ -57,7 +57,8 @@ TO_LLVM = (
     "func.func(convert-linalg-to-loops),"
     "func.func(refback-expand-ops-for-llvm), convert-vector-to-scf{full-unroll},"
     "expand-strided-metadata, lower-affine, convert-scf-to-cf, finalize-memref-to-llvm,"
-    "convert-vector-to-llvm, convert-math-to-llvm, convert-math-to-libm,"
+    "convert-vector-to-llvm, finalize-memref-to-llvm,"
+    "convert-math-to-llvm, convert-math-to-libm,"
     "convert-arith-to-llvm, convert-func-to-llvm, convert-cf-to-llvm,"
     "convert-ub-to-llvm, reconcile-unrealized-casts)"
 )

@@ -110,7 +110,7 @@ def _matmul_shape(operation: ir.Operation, default_maps: str) -> kernels.MatmulS
     if str(ir.RankedTensorType(operation.operands[0].type).element_type) != "f32":
         return None
     lhs, rhs = _sizes(operation.operands[0]), _sizes(operation.operands[1])
-    if None in (lhs[-1], rhs[-1]):
+    if None in (lhs[-1], rhs[-1]) and operation.name != "linalg.batch_matmul":
         return None
     return kernels.MatmulShape(rows=lhs[-2], depth=lhs[-1], columns=rhs[-1])
 
