@@ -58,7 +58,7 @@ _PIPELINE_DIRS = (
 
 
 class SubgraphFallbackWarning(UserWarning):
-    """A sub-graph runs eagerly because torch-mlir could not lower one of its ops."""
+    """A sub-graph, or the ops of it that torch-mlir could not lower, run eagerly."""
 
 
 @dataclass
@@ -175,6 +175,7 @@ class CompiledProgram:
         around it (`runtime.segments`) and that op runs on the host; where the split
         does not help, the whole graph runs eagerly."""
         host_names: set[str] = set()
+        first_error: LoweringError | None = None
         while True:
             try:
                 if not host_names:
@@ -182,14 +183,22 @@ class CompiledProgram:
                     self.stats.compiled += 1
                     return runner
                 pieces = segments.split(graph, host_names)
+                if all(p.on_host for p in pieces):
+                    return self._eager_fallback(graph, first_error)
                 runners = [self._interpreter.eager_graph(p.graph) if p.on_host
                            else self._compile(p.graph) for p in pieces]
             except LoweringError as error:
                 name = _failing_op(error, graph)
                 if name is None or name in host_names or len(host_names) >= segments.MAX_SPLITS:
                     return self._eager_fallback(graph, error)
+                if not host_names:
+                    first_error = error
                 host_names.add(name)
                 continue
+            warnings.warn(
+                f"sub-graph @{graph.sym_name.data}: {', '.join(sorted(host_names))} run(s) on "
+                f"the host, the rest is compiled: {first_error}",
+                SubgraphFallbackWarning, stacklevel=2)
             self.stats.compiled += sum(not p.on_host for p in pieces)
             self.stats.host_ops += sum(p.on_host for p in pieces)
             return segments.run_pieces(graph, runners, pieces)

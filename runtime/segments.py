@@ -46,7 +46,8 @@ def _copied_into_users(op: Operation) -> bool:
         and not any(isinstance(r.type, ValueTensorType) for r in op.results))
 
 
-def _pieces_of_anchors(ops: list[Operation], host_names: set[str]) -> list[tuple[list[Operation], bool]]:
+def _pieces_of_anchors(ops: list[Operation],
+                       host_names: set[str]) -> list[tuple[list[Operation], bool]]:
     """Groups the ops that are not copied into runs: consecutive compiled ops together,
     each host op alone."""
     runs: list[tuple[list[Operation], bool]] = []

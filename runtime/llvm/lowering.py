@@ -125,6 +125,24 @@ def erase_nested_assertions(module: ir.Module) -> None:
         assertion.erase()
 
 
+def drop_symbolic_shape_annotations(module: ir.Module) -> None:
+    """Erases ``torch.bind_symbolic_shape`` and then ``torch.symbolic_int`` (what the FX
+    importer adds with ``import_symbolic_shape_expressions``): torch-mlir's backend
+    pipeline does not legalise them, and the ``?`` dimensions plus the run-time sizes
+    carry all the back end uses."""
+    annotations = {"torch.bind_symbolic_shape": [], "torch.symbolic_int": []}
+
+    def collect(operation):
+        operation = operation.operation
+        if operation.name in annotations:
+            annotations[operation.name].append(operation)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(collect)
+    for operation in annotations["torch.bind_symbolic_shape"] + annotations["torch.symbolic_int"]:
+        operation.erase()
+
+
 def mark_fresh_buffers_restrict(module: ir.Module) -> None:
     """Marks the ``bufferization.to_tensor`` ops of ``tm-tensor-bufferize`` (sort, scatter,
     cumsum) ``restrict writable``: each wraps a buffer it has just allocated, which
@@ -248,6 +266,7 @@ def lower_to_llvm(
     if out_of_range:
         raise LoweringError(f"bound argument indices {out_of_range} out of range for @{func_name}")
     unsupported.reject(function)
+    drop_symbolic_shape_annotations(module)
     run_pipeline(module, TORCH_TO_LINALG, "torch to linalg-on-tensors")
     erase_nested_assertions(module)
     function = find_function(module, func_name)

@@ -122,7 +122,8 @@ def _is_trivial(prelude) -> bool:
     if not isinstance(owner, (ir.OpView, ir.Operation)) or owner.operation.name != "arith.constant":
         return False
     try:
-        return all(int(v) == 0 for v in ir.DenseIntElementsAttr(owner.operation.attributes["value"]))
+        values = ir.DenseIntElementsAttr(owner.operation.attributes["value"])
+        return all(int(v) == 0 for v in values)
     except ValueError:
         return False
 

@@ -266,3 +266,21 @@ def test_special_values_match_eager():
             assert_same_special_values(got, want)
         except AssertionError as error:
             raise AssertionError(f"{label}: got {got.tolist()}, eager {want.tolist()}") from error
+
+
+def test_symbolic_shape_annotations_are_accepted():
+    """`torch.symbolic_int` / `torch.bind_symbolic_shape` (the importer's
+    import_symbolic_shape_expressions) are erased, not a lowering failure."""
+    from torch_mlir import fx
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = fx.export_and_import(
+            _AsModule(lambda x: torch.relu(x) * 2), torch.randn(3, 4),
+            dynamic_shapes=(({0: torch.export.Dim("b")},),), output_type="torch",
+            func_name="main", import_symbolic_shape_expressions=True)
+    text = re.sub(r"\{-#.*#-\}", "", module.operation.get_asm(), flags=re.DOTALL)
+    assert "torch.bind_symbolic_shape" in text
+    compiled = compile_subgraph(text, "main", {})
+    x = torch.randn(5, 4)
+    torch.testing.assert_close(compiled(x)[0], torch.relu(x) * 2)
