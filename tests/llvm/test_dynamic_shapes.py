@@ -115,6 +115,21 @@ def test_static_batch_above_one_uses_the_batched_kernels():
     torch.testing.assert_close(compiled(*inputs)[0], block(*inputs, *parameters), **TOLERANCE)
 
 
+def test_dynamic_batch_grouped_and_short_row_convolutions():
+    """Grouped convolutions (a loop over groups inside the one over images) and 4x4 maps
+    (the kernel that vectorises along the filters)."""
+    torch.manual_seed(5)
+    grouped = conv_weight(32, 8)
+    short = conv_weight(32, 32)
+
+    def convs(x, g, s):
+        y = F.relu(F.conv2d(x, g, padding=1, groups=4))
+        return F.conv2d(F.max_pool2d(y, 2), s, padding=1)
+
+    compiled = compile_function(convs, [torch.randn(2, 32, 8, 8)], [grouped, short], [batch()])
+    check_sizes(compiled, convs, [grouped, short], lambda b: [torch.randn(b, 32, 8, 8)], [1, 3])
+
+
 def test_token_count_from_1_to_197_is_one_kernel():
     """One compiled transformer layer runs every token count; no size compiles anew."""
     torch.manual_seed(3)
