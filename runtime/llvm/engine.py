@@ -158,6 +158,7 @@ class CompiledSubgraph:
         self._dynamic_inputs = [
             (position, [axis for axis, d in enumerate(spec.shape) if d is None])
             for position, spec in enumerate(self.inputs) if not spec.is_static]
+        self._static_outputs = tuple(spec.is_static for spec in self.outputs)
         self._result_sizes: dict[tuple[int, ...], tuple[tuple[int, ...], ...]] = {}
         self._static_results = (tuple((spec.shape, spec.dtype) for spec in self.outputs)
                                 if self._prelude is None and not self._dynamic_inputs
@@ -215,9 +216,11 @@ class CompiledSubgraph:
         shapes = self._result_shapes(state, arguments)
         results = tuple(torch.empty(shape, dtype=spec.dtype)
                         for shape, spec in zip(shapes, self.outputs))
-        for result, descriptor in zip(results, state.output_descriptors):
+        for result, descriptor, static in zip(results, state.output_descriptors,
+                                              self._static_outputs):
             descriptor[0] = descriptor[1] = result.data_ptr()
-            self._store_sizes(descriptor, result.shape)
+            if not static:
+                self._store_sizes(descriptor, result.shape)
         self._entry(*state.addresses)
         return results
 
