@@ -10,7 +10,7 @@ default lowering, which LLVM's loop vectoriser handles well for elementwise code
 import numpy as np
 from torch_mlir import ir
 
-from . import kernels
+from . import kernels, matmul_kernels
 
 KERNEL_PREFIX = "__dynn_kernel_"
 
@@ -100,7 +100,7 @@ _BATCH_MATMUL_MAPS = ("[affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, "
                       "affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]")
 
 
-def _matmul_shape(operation: ir.Operation, default_maps: str) -> kernels.MatmulShape | None:
+def _matmul_shape(operation: ir.Operation, default_maps: str) -> matmul_kernels.MatmulShape | None:
     """The ``[M, K] x [K, N]`` shape of an f32 (batch) matmul without transposed maps;
     `M` (and the batch) may be known only at run time, `K` and `N` may not."""
     if len(operation.operands) != 3 or (
@@ -112,7 +112,7 @@ def _matmul_shape(operation: ir.Operation, default_maps: str) -> kernels.MatmulS
     lhs, rhs = _sizes(operation.operands[0]), _sizes(operation.operands[1])
     if None in (lhs[-1], rhs[-1]) and operation.name != "linalg.batch_matmul":
         return None
-    return kernels.MatmulShape(rows=lhs[-2], depth=lhs[-1], columns=rhs[-1])
+    return matmul_kernels.MatmulShape(rows=lhs[-2], depth=lhs[-1], columns=rhs[-1])
 
 
 def _replace_with_kernel_call(operation: ir.Operation, callee: str,
@@ -186,7 +186,7 @@ def apply(module: ir.Module) -> None:
             if shape is None:
                 continue
             batch = _sizes(operation.operands[0])[0]
-            kernel_texts.append(kernels.batch_matmul_kernel(callee, shape, batch))
+            kernel_texts.append(matmul_kernels.batch_matmul_kernel(callee, shape, batch))
             _replace_with_kernel_call(operation, callee, None)
             continue
         if operation.name == "linalg.conv_2d_ngchw_gfchw":
@@ -217,9 +217,9 @@ def apply(module: ir.Module) -> None:
             shape = _matmul_shape(operation, _MATMUL_MAPS)
             if shape is None:
                 continue
-            lanes, vectors = kernels.matmul_tile(shape)
-            packed = kernels.pack_matmul_weights(weights, lanes * vectors)
-            kernel_texts.append(kernels.matmul_kernel(callee, shape))
+            lanes, vectors = matmul_kernels.matmul_tile(shape)
+            packed = matmul_kernels.pack_matmul_weights(weights, lanes * vectors)
+            kernel_texts.append(matmul_kernels.matmul_kernel(callee, shape))
         _replace_with_kernel_call(operation, callee, packed)
     if not kernel_texts:
         return
