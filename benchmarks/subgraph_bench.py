@@ -1,4 +1,4 @@
-"""Micro-benchmark of the LLVM back end on single sub-graphs at batch 1.
+"""Micro-benchmark of the LLVM back end on single sub-graphs, at batch 1 or on a batch axis.
 
 Each workload is a straight-line PyTorch function whose parameters are
 explicit arguments; it is exported with ``torch_mlir.fx.export_and_import``,
@@ -7,7 +7,11 @@ against eager PyTorch (default thread count and 1 thread) in the same process,
 round-robin. Speedups are given for medians and for best times; the latter are
 steadier when other jobs share the cores.
 
-    python benchmarks/subgraph_bench.py [--repeats N] [--only NAME ...]
+    python benchmarks/subgraph_bench.py [--repeats N] [--only NAME ...] [--batch 1 8 32]
+
+With ``--batch``, each workload is compiled once with a run-time batch dimension
+(``torch.export.Dim`` on dimension 0 of every input) and timed at each batch size, per
+image, interleaved with eager at the same size.
 """
 
 import argparse
@@ -54,15 +58,23 @@ class _AsModule(torch.nn.Module):
 
 
 def export_torch_dialect(
-    function: Callable, example_args: list[torch.Tensor], generic: bool = False
+    function: Callable, example_args: list[torch.Tensor], generic: bool = False,
+    batched_inputs: int = 0,
 ) -> str:
-    """The torch-dialect text of `function`, as the host's outlining pass would hand it over."""
+    """The torch-dialect text of `function`, as the host's outlining pass would hand it over;
+    dimension 0 of the first `batched_inputs` arguments is one run-time batch size."""
     from torch_mlir import fx
 
+    dynamic_shapes = None
+    if batched_inputs:
+        batch = torch.export.Dim("batch")
+        dynamic_shapes = (tuple({0: batch} if i < batched_inputs else None
+                                for i in range(len(example_args))),)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         module = fx.export_and_import(
-            _AsModule(function), *example_args, output_type="torch", func_name="main"
+            _AsModule(function), *example_args, output_type="torch", func_name="main",
+            dynamic_shapes=dynamic_shapes,
         )
     text = module.operation.get_asm(print_generic_op_form=generic)
     return re.sub(r"\{-#.*#-\}", "", text, flags=re.DOTALL)
@@ -277,12 +289,51 @@ def interleaved_samples(
     return samples
 
 
+def _calls_per_sample(call: Callable) -> int:
+    probe = time.perf_counter()
+    call()
+    return max(1, min(200, int(2e-3 / max(time.perf_counter() - probe, 1e-7))))
+
+
+def batch_axis(selected: list[Workload], batches: list[int], repeats: int) -> None:
+    """Per-image times at each batch size: one compile with a run-time batch dimension."""
+    threads = torch.get_num_threads()
+    print(f"{'workload':<20} {'batch':>5} {f'eager {threads}T us/img':>17} "
+          f"{'eager 1T us/img':>16} {'ours us/img':>12} {f'vs {threads}T':>7} {'vs 1T':>7} "
+          f"{'max abs err':>12}")
+    for workload in selected:
+        batched = len(workload.inputs)
+        text = export_torch_dialect(
+            workload.function, [torch.cat([x, x]) for x in workload.inputs] + workload.parameters,
+            batched_inputs=batched)
+        compiled = compile_subgraph(text, "main", workload.bound_args())
+        for size in batches:
+            torch.manual_seed(size)
+            inputs = [torch.randn(size, *x.shape[1:]) for x in workload.inputs]
+            error = max_abs_error(workload.eager(*inputs), compiled(*inputs))
+            eager_call = functools.partial(workload.eager, *inputs)
+            ours_call = functools.partial(compiled, *inputs)
+            samples = interleaved_samples(
+                [(eager_call, threads), (eager_call, 1), (ours_call, threads)], repeats,
+                _calls_per_sample(ours_call))
+            eager, eager_single, ours = (min(s) / size for s in samples)
+            print(f"{workload.name:<20} {size:>5} {eager * 1e6:>17.1f} {eager_single * 1e6:>16.1f} "
+                  f"{ours * 1e6:>12.1f} {eager / ours:>6.2f}x {eager_single / ours:>6.2f}x "
+                  f"{error:>12.2e}")
+            sys.stdout.flush()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=41)
     parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--batch", type=int, nargs="*", default=None,
+                        help="batch sizes: time per image with a run-time batch dimension")
     options = parser.parse_args(argv)
     selected = [w for w in workloads() if options.only is None or w.name in options.only]
+    if options.batch:
+        batch_axis(selected, options.batch, options.repeats)
+        return
     threads = torch.get_num_threads()
     header = (
         f"{'workload':<20} {'compile s':>9} {f'eager {threads}T us':>12} "

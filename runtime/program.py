@@ -14,6 +14,7 @@ import hashlib
 import importlib.metadata
 import os
 import pathlib
+import re
 import tempfile
 import time
 import warnings
@@ -41,7 +42,8 @@ from ir.program import (
 )
 from passes.outline_regions import OutlineRegions
 from runtime.interpreter import Interpreter
-from runtime.llvm import LoweringError, compile_subgraph
+from runtime import segments
+from runtime.llvm import CompiledSubgraph, LoweringError, SubgraphAssertionError, compile_subgraph
 
 BACKENDS = ("llvm", "interpreter")
 
@@ -56,7 +58,7 @@ _PIPELINE_DIRS = (
 
 
 class SubgraphFallbackWarning(UserWarning):
-    """A sub-graph runs eagerly because torch-mlir could not lower one of its ops."""
+    """A sub-graph, or the ops of it that torch-mlir could not lower, run eagerly."""
 
 
 @dataclass
@@ -65,12 +67,14 @@ class ProgramStats:
 
     compiled: int = 0
     fallback: int = 0
+    host_ops: int = 0
     fallback_reasons: dict[str, str] = field(default_factory=dict)
     compile_seconds: float = 0.0
 
     def __str__(self) -> str:
         return (
             f"{self.compiled} sub-graph(s) compiled, {self.fallback} eager fallback(s), "
+            f"{self.host_ops} host op(s), "
             f"compile {self.compile_seconds:.2f} s"
         )
 
@@ -167,6 +171,39 @@ class CompiledProgram:
         return self._interpreter.run(*inputs)
 
     def _compiled_graph(self, graph: dy.GraphOp) -> Callable[..., Sequence[Any]]:
+        """The compiled sub-graph; where torch-mlir cannot lower an op, the graph is split
+        around it (`runtime.segments`) and that op runs on the host; where the split
+        does not help, the whole graph runs eagerly."""
+        host_names: set[str] = set()
+        first_error: LoweringError | None = None
+        while True:
+            try:
+                if not host_names:
+                    runner = self._compile(graph)
+                    self.stats.compiled += 1
+                    return runner
+                pieces = segments.split(graph, host_names)
+                if all(p.on_host for p in pieces):
+                    return self._eager_fallback(graph, first_error)
+                runners = [self._interpreter.eager_graph(p.graph) if p.on_host
+                           else self._compile(p.graph) for p in pieces]
+            except LoweringError as error:
+                name = _failing_op(error, graph)
+                if name is None or name in host_names or len(host_names) >= segments.MAX_SPLITS:
+                    return self._eager_fallback(graph, error)
+                if not host_names:
+                    first_error = error
+                host_names.add(name)
+                continue
+            warnings.warn(
+                f"sub-graph @{graph.sym_name.data}: {', '.join(sorted(host_names))} run(s) on "
+                f"the host, the rest is compiled: {first_error}",
+                SubgraphFallbackWarning, stacklevel=2)
+            self.stats.compiled += sum(not p.on_host for p in pieces)
+            self.stats.host_ops += sum(p.on_host for p in pieces)
+            return segments.run_pieces(graph, runners, pieces)
+
+    def _compile(self, graph: dy.GraphOp) -> Callable[..., Sequence[Any]]:
         function = graph_as_torch_function(graph)
         missing = [key for key in function.param_keys if key not in self.params]
         if missing:
@@ -177,19 +214,45 @@ class CompiledProgram:
             function.first_param_index + i: self.params[key]
             for i, key in enumerate(function.param_keys)
         }
+        kernel = compile_subgraph(function.text, function.name, bound, cache_dir=self.cache_dir)
+        return _eager_when_assertions_fail(kernel, graph, self._interpreter)
+
+    def _eager_fallback(self, graph: dy.GraphOp, error: LoweringError):
+        name = graph.sym_name.data
+        self.stats.fallback += 1
+        self.stats.fallback_reasons[name] = str(error)
+        warnings.warn(
+            f"sub-graph @{name} runs eagerly: {error}", SubgraphFallbackWarning, stacklevel=3
+        )
+        return self._interpreter.eager_graph(graph)
+
+
+def _failing_op(error: LoweringError, graph: dy.GraphOp) -> str | None:
+    """The torch op a LoweringError names, if `graph` holds ops of that name."""
+    match = re.match(r"(torch\.[\w.]+): ", str(error))
+    if match is None:
+        return None
+    name = match.group(1)
+    return name if any(dy.op_name(op) == name for op in graph.body.block.ops) else None
+
+
+def _eager_when_assertions_fail(kernel: CompiledSubgraph, graph: dy.GraphOp,
+                                interpreter: Interpreter) -> Callable[..., Sequence[Any]]:
+    """Runs `kernel`; a call whose inputs break an assumption of the compiled code (a
+    run-time assertion: e.g. two dynamic dimensions torch-mlir assumed equal, where eager
+    broadcasts a size-1 one) runs eagerly instead, which computes the answer or raises
+    eager's own located error."""
+    eager: list[Callable[..., Sequence[Any]]] = []
+
+    def call(*args: Any) -> Sequence[Any]:
         try:
-            kernel = compile_subgraph(function.text, function.name, bound, cache_dir=self.cache_dir)
-        except LoweringError as error:
-            self.stats.fallback += 1
-            self.stats.fallback_reasons[function.name] = str(error)
-            warnings.warn(
-                f"sub-graph @{function.name} runs eagerly: {error}",
-                SubgraphFallbackWarning,
-                stacklevel=2,
-            )
-            return self._interpreter.eager_graph(graph)
-        self.stats.compiled += 1
-        return kernel
+            return kernel(*args)
+        except SubgraphAssertionError:
+            if not eager:
+                eager.append(interpreter.eager_graph(graph))
+            return eager[0](*args)
+
+    return call
 
 
 def _pipeline_fingerprint() -> str:

@@ -127,6 +127,24 @@ def _schema_call(name: str, operand_count: int) -> TorchOpFunction:
     return call
 
 
+class RuntimeAssertionFailed(ValueError):
+    """A `torch.runtime.assert` (torch.export's check on a data-dependent size) is false."""
+
+
+def _runtime_assertion(op: Operation) -> TorchOpFunction:
+    """`torch.runtime.assert %cond, "message"`: no result; raises when the condition is
+    false, with torch.export's message."""
+    attr = op.properties.get("message", op.attributes.get("message"))
+    message = attr.data if isinstance(attr, StringAttr) else "runtime assertion failed"
+
+    def check(values: Sequence[Any]) -> tuple[()]:
+        if not values[0]:
+            raise RuntimeAssertionFailed(message)
+        return ()
+
+    return check
+
+
 def torch_op_function(op: Operation) -> TorchOpFunction:
     """An eager implementation of one torch op, resolved once when the program loads."""
     name = op_name(op)
@@ -157,6 +175,8 @@ def torch_op_function(op: Operation) -> TorchOpFunction:
     if name == "torch.aten.view":
         # Value tensors have no strides: a view of a permuted tensor is a reshape.
         return lambda values: torch.ops.aten.reshape.default(*values)
+    if name == "torch.runtime.assert":
+        return _runtime_assertion(op)
     if name in _TENSOR_TO_SCALAR:
         convert = _TENSOR_TO_SCALAR[name]
         return lambda values: convert(values[0].item())

@@ -9,7 +9,7 @@ could not be lowered, so callers can fall back to eager execution.
 """
 
 from .compiler import compile_subgraph
-from .engine import CompiledSubgraph
+from .engine import CompiledSubgraph, SubgraphAssertionError
 from .errors import LoweringError
 
-__all__ = ["CompiledSubgraph", "LoweringError", "compile_subgraph"]
+__all__ = ["CompiledSubgraph", "LoweringError", "SubgraphAssertionError", "compile_subgraph"]

@@ -23,7 +23,7 @@ from torch_mlir import ir
 from torch_mlir.execution_engine import ExecutionEngine
 
 from . import lowering, native
-from .engine import ENTRY_PREFIX, CompiledSubgraph, TensorSpec
+from .engine import ENTRY_PREFIX, CompiledSubgraph, Signature
 from .errors import LoweringError
 
 LLVM_OPT_LEVEL = 3
@@ -67,13 +67,7 @@ def _scratch_directory() -> pathlib.Path:
 
 
 def _load(library: pathlib.Path, metadata: pathlib.Path) -> CompiledSubgraph:
-    signature = json.loads(metadata.read_text())
-    return CompiledSubgraph(
-        library,
-        signature["func_name"],
-        [TensorSpec.from_json(spec) for spec in signature["inputs"]],
-        [TensorSpec.from_json(spec) for spec in signature["outputs"]],
-    )
+    return CompiledSubgraph(library, Signature.from_json(json.loads(metadata.read_text())))
 
 
 def _create_engine(module: ir.Module, context: ir.Context) -> ExecutionEngine:
@@ -116,15 +110,7 @@ def _build(
         native.link_shared_object(obj, staged_library)
         os.replace(staged_library, directory / f"{key}.so")
         staged_metadata = pathlib.Path(scratch) / "kernel.json"
-        staged_metadata.write_text(
-            json.dumps(
-                {
-                    "func_name": func_name,
-                    "inputs": [spec.to_json() for spec in lowered.inputs],
-                    "outputs": [spec.to_json() for spec in lowered.outputs],
-                }
-            )
-        )
+        staged_metadata.write_text(json.dumps(lowered.signature.to_json()))
         os.replace(staged_metadata, directory / f"{key}.json")
 
 

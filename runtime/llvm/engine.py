@@ -3,26 +3,52 @@
 A kernel is a shared object exporting ``_mlir_ciface_<func>``, whose
 parameters are pointers to ranked memref descriptors: the non-bound inputs in
 order, then one out-parameter per result (``buffer-results-to-out-params``).
-The descriptors are ctypes arrays built once; a call only stores the data
-pointers of the argument tensors and of freshly allocated result tensors into
-them, so results are ordinary torch tensors that no later call touches.
+
+Results are allocated here, with ``torch.empty``, before the call, so a result
+whose size is not known at compile time needs its size first: such a sub-graph
+also exports a *prelude* ``_mlir_ciface_<func>__prelude`` (see
+:mod:`.lowering`), called with the same inputs, which writes into one
+``i64`` vector the status of the sub-graph's run-time assertions (0, or
+``k`` for the first failing assertion ``k``) and then every dynamic result
+dimension. A prelude that reads only input sizes is evaluated once per distinct
+signature of dynamic input sizes and its answer cached; one that reads data
+(``nonzero``'s count) runs before every call.
+
+Descriptors are ctypes arrays owned by the calling thread (``threading.local``),
+built on its first call: calls from any number of threads never share one, and
+the kernels themselves keep no state, so calls run concurrently with the GIL
+released (ctypes drops it for the call).
 """
 
 import ctypes
 import dataclasses
 import pathlib
+import threading
 
 import torch
 
 ENTRY_PREFIX = "_mlir_ciface_"
+PRELUDE_SUFFIX = "__prelude"
+SHAPE_CACHE_LIMIT = 4096
+"""Distinct input-size signatures whose result sizes are remembered; then forgotten."""
+
+
+class SubgraphAssertionError(RuntimeError):
+    """A run-time assertion of the sub-graph (``torch.runtime.assert``, or a shape
+    check torch-mlir emits for dynamic dimensions) failed for these inputs."""
 
 
 @dataclasses.dataclass(frozen=True)
 class TensorSpec:
-    """Static shape and dtype of one kernel operand."""
+    """Shape and dtype of one kernel operand; None marks a dimension known only at run
+    time (``?``)."""
 
-    shape: tuple[int, ...]
+    shape: tuple[int | None, ...]
     dtype: torch.dtype
+
+    @property
+    def is_static(self) -> bool:
+        return None not in self.shape
 
     def to_json(self) -> dict:
         return {"shape": list(self.shape), "dtype": str(self.dtype).removeprefix("torch.")}
@@ -31,8 +57,58 @@ class TensorSpec:
     def from_json(data: dict) -> "TensorSpec":
         return TensorSpec(tuple(data["shape"]), getattr(torch, data["dtype"]))
 
+    def __str__(self) -> str:
+        dims = ",".join("?" if d is None else str(d) for d in self.shape)
+        return f"{str(self.dtype).removeprefix('torch.')}[{dims}]"
 
-def _contiguous_strides(shape: tuple[int, ...]) -> list[int]:
+
+@dataclasses.dataclass(frozen=True)
+class Prelude:
+    """What the prelude computes: `dims` lists the (result, dimension) of every dynamic
+    result size in the order written after the status; `assertions` the message of
+    each run-time assertion (status k names `assertions[k - 1]`); `reads_data` whether it
+    depends on tensor data, not only on input sizes (then it runs on every call)."""
+
+    dims: tuple[tuple[int, int], ...]
+    assertions: tuple[str, ...]
+    reads_data: bool
+
+    def to_json(self) -> dict:
+        return {"dims": [list(d) for d in self.dims], "assertions": list(self.assertions),
+                "reads_data": self.reads_data}
+
+    @staticmethod
+    def from_json(data: dict) -> "Prelude":
+        return Prelude(tuple(tuple(d) for d in data["dims"]), tuple(data["assertions"]),
+                       bool(data["reads_data"]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Signature:
+    """Everything besides the code that a caller needs: the entry name, operand specs and
+    the prelude, if any. Stored beside the shared object as JSON."""
+
+    func_name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    prelude: Prelude | None = None
+
+    def to_json(self) -> dict:
+        return {"func_name": self.func_name,
+                "inputs": [spec.to_json() for spec in self.inputs],
+                "outputs": [spec.to_json() for spec in self.outputs],
+                "prelude": None if self.prelude is None else self.prelude.to_json()}
+
+    @staticmethod
+    def from_json(data: dict) -> "Signature":
+        prelude = data.get("prelude")
+        return Signature(data["func_name"],
+                         tuple(TensorSpec.from_json(s) for s in data["inputs"]),
+                         tuple(TensorSpec.from_json(s) for s in data["outputs"]),
+                         None if prelude is None else Prelude.from_json(prelude))
+
+
+def _contiguous_strides(shape) -> list[int]:
     strides, running = [], 1
     for size in reversed(shape):
         strides.append(running)
@@ -40,60 +116,140 @@ def _contiguous_strides(shape: tuple[int, ...]) -> list[int]:
     return strides[::-1]
 
 
-def _descriptor(spec: TensorSpec) -> ctypes.Array:
-    """A rank-specialised memref descriptor: {allocated, aligned, offset, sizes, strides}."""
-    fields = [0, 0, 0, *spec.shape, *_contiguous_strides(spec.shape)]
-    return (ctypes.c_int64 * len(fields))(*fields)
+def _descriptor_length(rank: int) -> int:
+    """{allocated, aligned, offset, sizes[rank], strides[rank]}."""
+    return 3 + 2 * rank
+
+
+class _ThreadState:
+    """One thread's descriptors: an int64 array per operand (inputs, then results) and
+    the prelude's output vector with its descriptor."""
+
+    def __init__(self, specs: list[TensorSpec], outputs: int, prelude_length: int):
+        self.descriptors = []
+        for spec in specs:
+            static = [0 if d is None else d for d in spec.shape]
+            fields = [0, 0, 0, *static, *_contiguous_strides(static)]
+            self.descriptors.append((ctypes.c_int64 * len(fields))(*fields))
+        self.addresses = [ctypes.addressof(d) for d in self.descriptors]
+        self.output_descriptors = self.descriptors[len(specs) - outputs:]
+        self.prelude_values = (ctypes.c_int64 * max(prelude_length, 1))()
+        address = ctypes.addressof(self.prelude_values)
+        self.prelude_descriptor = (ctypes.c_int64 * 5)(address, address, 0, prelude_length, 1)
 
 
 class CompiledSubgraph:
-    """A compiled sub-graph; call it with the non-bound arguments, in order.
+    """A compiled sub-graph; call it with the non-bound arguments, in order. Safe to call
+    from several threads at once."""
 
-    Calls on one object must not overlap in time (threads would share its
-    descriptors); separate objects are independent.
-    """
-
-    def __init__(
-        self,
-        library: pathlib.Path,
-        func_name: str,
-        inputs: list[TensorSpec],
-        outputs: list[TensorSpec],
-    ):
+    def __init__(self, library: pathlib.Path, signature: Signature):
         self.library_path = library
-        self.inputs = tuple(inputs)
-        self.outputs = tuple(outputs)
+        self.signature = signature
+        self.inputs = signature.inputs
+        self.outputs = signature.outputs
         self._library = ctypes.CDLL(str(library))
-        self._input_descriptors = [_descriptor(spec) for spec in inputs]
-        self._output_descriptors = [_descriptor(spec) for spec in outputs]
-        descriptors = self._input_descriptors + self._output_descriptors
-        entry = getattr(self._library, ENTRY_PREFIX + func_name)
-        entry.argtypes = [ctypes.c_void_p] * len(descriptors)
+        self._entry = self._function(signature.func_name, len(self.inputs) + len(self.outputs))
+        self._prelude = signature.prelude
+        self._prelude_entry = (None if self._prelude is None else
+                               self._function(signature.func_name + PRELUDE_SUFFIX,
+                                              len(self.inputs) + 1))
+        self._prelude_length = 0 if self._prelude is None else 1 + len(self._prelude.dims)
+        self._local = threading.local()
+        self._dynamic_inputs = [
+            (position, [axis for axis, d in enumerate(spec.shape) if d is None])
+            for position, spec in enumerate(self.inputs) if not spec.is_static]
+        self._static_outputs = tuple(spec.is_static for spec in self.outputs)
+        self._result_sizes: dict[tuple[int, ...], tuple[tuple[int, ...], ...]] = {}
+        self._static_results = (tuple((spec.shape, spec.dtype) for spec in self.outputs)
+                                if self._prelude is None and not self._dynamic_inputs
+                                else None)
+
+    def _function(self, name: str, arity: int):
+        entry = getattr(self._library, ENTRY_PREFIX + name)
+        entry.argtypes = [ctypes.c_void_p] * arity
         entry.restype = None
-        self._entry = entry
-        self._descriptor_addresses = [ctypes.addressof(d) for d in descriptors]
-        self._input_checks = [(spec.shape, spec.dtype) for spec in inputs]
-        self._output_factories = [(spec.shape, spec.dtype) for spec in outputs]
+        return entry
+
+    @staticmethod
+    def _reject(position: int, tensor, spec: TensorSpec) -> None:
+        """Raises the TypeError for an argument that does not match `spec`."""
+        got = (f"{tensor.dtype} {list(tensor.shape)} on {tensor.device}"
+               if isinstance(tensor, torch.Tensor) else type(tensor).__name__)
+        raise TypeError(f"argument {position}: expected a CPU tensor {spec}, got {got}")
+
+    def _matches(self, tensor, spec: TensorSpec) -> bool:
+        return (isinstance(tensor, torch.Tensor) and tensor.dtype == spec.dtype
+                and tensor.is_cpu and tensor.dim() == len(spec.shape)
+                and all(d is None or d == actual for d, actual in zip(spec.shape, tensor.shape)))
 
     def __call__(self, *arguments: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if len(arguments) != len(self._input_checks):
-            raise TypeError(f"expected {len(self._input_checks)} arguments, got {len(arguments)}")
+        if len(arguments) != len(self.inputs):
+            raise TypeError(f"expected {len(self.inputs)} arguments, got {len(arguments)}")
+        try:
+            state = self._local.state
+        except AttributeError:
+            state = self._local.state = _ThreadState([*self.inputs, *self.outputs],
+                                                     len(self.outputs), self._prelude_length)
         keep_alive = []
-        for position, (tensor, (shape, dtype), descriptor) in enumerate(
-            zip(arguments, self._input_checks, self._input_descriptors)
-        ):
-            if tensor.dtype != dtype or tensor.shape != shape or not tensor.is_cpu:
-                raise TypeError(
-                    f"argument {position}: expected a CPU {dtype} tensor of shape "
-                    f"{list(shape)}, got {tensor.dtype} {list(tensor.shape)} "
-                    f"on {tensor.device}"
-                )
+        for position, (tensor, spec, descriptor) in enumerate(
+                zip(arguments, self.inputs, state.descriptors)):
+            try:
+                exact = (tensor.shape == spec.shape and tensor.dtype == spec.dtype
+                         and tensor.is_cpu)
+            except AttributeError:
+                exact = False
+            if not exact and not self._matches(tensor, spec):
+                self._reject(position, tensor, spec)
             if not tensor.is_contiguous():
                 tensor = tensor.contiguous()
                 keep_alive.append(tensor)
             descriptor[0] = descriptor[1] = tensor.data_ptr()
-        results = tuple(torch.empty(shape, dtype=dtype) for shape, dtype in self._output_factories)
-        for result, descriptor in zip(results, self._output_descriptors):
+        if self._static_results is not None:
+            results = tuple(torch.empty(shape, dtype=dtype)
+                            for shape, dtype in self._static_results)
+            for result, descriptor in zip(results, state.output_descriptors):
+                descriptor[0] = descriptor[1] = result.data_ptr()
+            self._entry(*state.addresses)
+            return results
+        for position, _ in self._dynamic_inputs:
+            self._store_sizes(state.descriptors[position], arguments[position].shape)
+        shapes = self._result_shapes(state, arguments)
+        results = tuple(torch.empty(shape, dtype=spec.dtype)
+                        for shape, spec in zip(shapes, self.outputs))
+        for result, descriptor, static in zip(results, state.output_descriptors,
+                                              self._static_outputs):
             descriptor[0] = descriptor[1] = result.data_ptr()
-        self._entry(*self._descriptor_addresses)
+            if not static:
+                self._store_sizes(descriptor, result.shape)
+        self._entry(*state.addresses)
         return results
+
+    @staticmethod
+    def _store_sizes(descriptor: ctypes.Array, shape: torch.Size) -> None:
+        rank = len(shape)
+        descriptor[3:3 + rank] = list(shape)
+        descriptor[3 + rank:3 + 2 * rank] = _contiguous_strides(shape)
+
+    def _result_shapes(self, state: _ThreadState, arguments) -> tuple[tuple[int, ...], ...]:
+        """Result shapes from the prelude, cached per input-size signature unless the
+        prelude reads data; raises SubgraphAssertionError when an assertion fails."""
+        key = None
+        if not self._prelude.reads_data:
+            key = tuple(arguments[p].shape[a] for p, axes in self._dynamic_inputs for a in axes)
+            shapes = self._result_sizes.get(key)
+            if shapes is not None:
+                return shapes
+        self._prelude_entry(*state.addresses[:len(self.inputs)],
+                            ctypes.addressof(state.prelude_descriptor))
+        values = list(state.prelude_values[:self._prelude_length])
+        if values[0]:
+            raise SubgraphAssertionError(self._prelude.assertions[values[0] - 1])
+        shapes = [list(spec.shape) for spec in self.outputs]
+        for (result, axis), size in zip(self._prelude.dims, values[1:]):
+            shapes[result][axis] = size
+        shapes = tuple(tuple(shape) for shape in shapes)
+        if key is not None:
+            if len(self._result_sizes) >= SHAPE_CACHE_LIMIT:
+                self._result_sizes.clear()
+            self._result_sizes[key] = shapes
+        return shapes

@@ -23,12 +23,7 @@ Kernel shapes (f32, AVX-512 wide vectors of 16 lanes):
 * grouped conv: one of the two conv tiles, for one group's shape, in a loop over
   the groups.
 * depthwise conv: vectors along the output row, a block of rows per tile.
-* matmul ``[M, K] x [K, N]`` (linear layers, LSTM gates at batch 1, token-wise
-  projections): vectors run along ``N``; a tile of up to 4 rows x 4 vectors
-  (1 row x up to 8 vectors when ``M`` is 1) per ``K`` sweep, weights packed
-  ``[N / tile, K, tile]`` so the sweep streams memory contiguously.
-* batch matmul ``[B, M, K] x [B, K, N]`` with computed operands (attention): the
-  matmul tile, reading rhs rows in place.
+* matmul and batch matmul: :mod:`.matmul_kernels`, on the emitter defined here.
 
 Every reduction is summed in blocks (:func:`reduction_block`): each block starts its
 accumulators at zero and adds them to running sums afterwards, so fp32 rounding
@@ -123,20 +118,30 @@ class _VectorTile:
             f"{{in_bounds = [{self.in_bounds}]}} : {self.vector_type}, {self.tensor_type}")
         return written
 
-def _tensor(shape: tuple[int, ...]) -> str:
-    return "tensor<" + "x".join(str(s) for s in shape) + "xf32>"
+def _tensor(shape: tuple[int | None, ...]) -> str:
+    """An f32 tensor type; None is a dimension known only at run time."""
+    return "tensor<" + "x".join("?" if s is None else str(s) for s in shape) + "xf32>"
 
 
-def _open_loop(emitter: _Emitter, induction: str, upper: int, step: int,
-                      carried: list[tuple[str, str, str]]) -> list[str]:
-    """Opens an scf.for; `carried` holds (region name, initial value, type)."""
+def _open_loop(emitter: _Emitter, induction: str, upper: int | str, step: int,
+               carried: list[tuple[str, str, str]], lower: int | str = 0) -> list[str]:
+    """Opens an scf.for; `carried` holds (region name, initial value, type). Bounds are
+    constants, or SSA names of run-time extents."""
     results = emitter.fresh("r")
     iter_args = ", ".join(f"{name} = {init}" for name, init, _ in carried)
     types = ", ".join(t for _, _, t in carried)
-    emitter.emit(f"{results}:{len(carried)} = scf.for {induction} = {emitter.index(0)} to "
-                 f"{emitter.index(upper)} step {emitter.index(step)} iter_args({iter_args}) "
+    bound = lambda value: value if isinstance(value, str) else emitter.index(value)
+    emitter.emit(f"{results}:{len(carried)} = scf.for {induction} = {bound(lower)} to "
+                 f"{bound(upper)} step {emitter.index(step)} iter_args({iter_args}) "
                  f"-> ({types}) {{")
     return [f"{results}#{i}" for i in range(len(carried))]
+
+
+def _extent(emitter: _Emitter, tensor: str, tensor_type: str, axis: int) -> str:
+    """The run-time size of dimension `axis` of `tensor`."""
+    name = emitter.fresh("dim")
+    emitter.emit(f"{name} = tensor.dim {tensor}, {emitter.index(axis)} : {tensor_type}")
+    return name
 
 
 def _close_loop(emitter: _Emitter, yielded: list[str], types: list[str]) -> None:
@@ -198,7 +203,8 @@ class _Reduction:
     """Several blocks: the block loop's results, the running sums."""
 
 
-def _open_reduction(emitter: _Emitter, induction: str, units: int, block: int, step: int,
+def _open_reduction(emitter: _Emitter, induction: str, units: int | str, block: int | str,
+                    step: int,
                     tensor: str, read_initial, count: int,
                     vector_type: str) -> tuple[_Reduction, list[str]]:
     """Opens the loop(s) of a reduction over `units` with `count` vector accumulators
@@ -284,11 +290,12 @@ def _function(name: str, arguments: list[tuple[str, str]], result_type: str,
 
 @dataclasses.dataclass(frozen=True)
 class ConvShape:
-    """A batch-1 NCHW convolution over an already padded input, dilation 1.
+    """An NCHW convolution over an already padded input, dilation 1, of `batch` images
+    (None: known only at run time); the kernels run the same tile for each image.
 
     Grouped (``groups`` > 1): `channels` and `filters` count one group's, and the
     tensors carry the group as their own dimension, as ``linalg.conv_2d_ngchw_gfchw``
-    has them: input ``[1, G, C, H, W]``, output ``[1, G, F, OH, OW]``.
+    has them: input ``[N, G, C, H, W]``, output ``[N, G, F, OH, OW]``.
     """
 
     channels: int
@@ -302,6 +309,7 @@ class ConvShape:
     stride_h: int
     stride_w: int
     groups: int = 1
+    batch: int | None = 1
 
     @property
     def vectorize_along_width(self) -> bool:
@@ -366,30 +374,43 @@ def conv_kernel(name: str, shape: ConvShape) -> str:
 def _conv_types(shape: ConvShape, filter_block: int) -> tuple[str, str, str]:
     blocks = shape.filters // filter_block
     group = () if shape.groups == 1 else (shape.groups,)
-    return (_tensor((1, *group, shape.channels, shape.padded_height, shape.padded_width)),
+    return (_tensor((shape.batch, *group, shape.channels, shape.padded_height,
+                     shape.padded_width)),
             _tensor((*group, blocks, shape.channels, shape.kernel_height, shape.kernel_width,
                      filter_block)),
-            _tensor((1, *group, shape.filters, shape.out_height, shape.out_width)))
+            _tensor((shape.batch, *group, shape.filters, shape.out_height, shape.out_width)))
 
 
-def _open_groups(emitter: _Emitter, shape: ConvShape, output_type: str) -> tuple[str, str, str]:
-    """Opens the loop over the groups of a grouped convolution. Returns the tensor the
-    per-group loops start from, its final value (the loop's result, or that tensor
-    itself without groups) and the group index prefix of every tensor access
-    (``"%g, "``, or nothing)."""
-    if shape.groups == 1:
-        return "%init", "%init", ""
-    (result,) = _open_loop(emitter, "%g", shape.groups, 1, [("%og", "%init", output_type)])
-    return "%og", result, "%g, "
+@dataclasses.dataclass
+class _OuterLoops:
+    """The loops over images (unless the batch is 1) and groups (if any) around a conv
+    tile: `tensor` is the output inside them, `lead` the image and group indices that
+    start every tensor access (``"%c0, "``, ``"%n, %g, "``)."""
 
+    tensor: str
+    lead: str
+    results: list[str]
 
-def _close_groups(emitter: _Emitter, shape: ConvShape, output_type: str, per_group: str,
-                  result: str) -> str:
-    """Closes :func:`_open_groups`' loop (if any) on `per_group`; returns the result."""
-    if shape.groups == 1:
-        return per_group
-    _close_loop(emitter, [per_group], [output_type])
-    return result
+    @staticmethod
+    def open(emitter: _Emitter, shape: ConvShape, input_type: str,
+             output_type: str) -> "_OuterLoops":
+        tensor, lead, results = "%init", f"{emitter.index(0)}, ", []
+        if shape.batch != 1:
+            images = (shape.batch if shape.batch is not None
+                      else _extent(emitter, "%input", input_type, 0))
+            results += _open_loop(emitter, "%n", images, 1, [("%on", tensor, output_type)])
+            tensor, lead = "%on", "%n, "
+        if shape.groups > 1:
+            results += _open_loop(emitter, "%g", shape.groups, 1, [("%og", tensor, output_type)])
+            tensor, lead = "%og", lead + "%g, "
+        return _OuterLoops(tensor, lead, results)
+
+    def close(self, emitter: _Emitter, output_type: str, inner: str) -> str:
+        """Closes the loops on the tile loops' result `inner`; returns the output."""
+        for result in reversed(self.results):
+            _close_loop(emitter, [inner], [output_type])
+            inner = result
+        return inner
 
 
 def _conv_along_width(name: str, shape: ConvShape) -> str:
@@ -402,10 +423,10 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
     e = _Emitter()
     zero = "%zero"
     e.emit(f"{zero} = arith.constant 0.0 : f32")
-    c0 = e.index(0)
-    start, grouped, g = _open_groups(e, shape, output_type)
+    outer = _OuterLoops.open(e, shape, input_type, output_type)
+    lead, g = outer.lead, outer.lead.partition(", ")[2]
     (out0,) = _open_loop(e, "%fo", shape.filters // filter_block, 1,
-                         [("%o0", start, output_type)])
+                         [("%o0", outer.tensor, output_type)])
     filter_base = e.affine(f"d0 * {filter_block}", ["%fo"])
     (out1,) = _open_loop(e, "%oh", shape.out_height, 1, [("%o1", "%o0", output_type)])
     (out2,) = _open_loop(e, "%ow", shape.out_width, row_tile,
@@ -416,7 +437,7 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
 
     def position(k: int) -> str:
         i, j = blocks[k]
-        return f"[{c0}, {g}{filter_index[i]}, %oh, {column_index[j]}]"
+        return f"[{lead}{filter_index[i]}, %oh, {column_index[j]}]"
 
     output_vectors = _VectorTile(e, position, output_type, vector_type, zero)
 
@@ -434,7 +455,7 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
     for kw in range(shape.kernel_width):
         inputs = []
         for j in range(vectors):
-            inputs.append(_read_input_row(e, f"{c0}, {g}%c, {input_row}", j * lanes * stride + kw,
+            inputs.append(_read_input_row(e, f"{lead}%c, {input_row}", j * lanes * stride + kw,
                                           stride, lanes, zero, input_type))
         for i in range(filter_block):
             weight = e.fresh("w")
@@ -449,7 +470,7 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
     _close_loop(e, [result], [output_type])
     _close_loop(e, [out2], [output_type])
     _close_loop(e, [out1], [output_type])
-    out0 = _close_groups(e, shape, output_type, out0, grouped)
+    out0 = outer.close(e, output_type, out0)
     return _function(name, [("%input", input_type), ("%weights", weight_type),
                             ("%init", output_type)], output_type, e, out0)
 
@@ -467,15 +488,16 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
     zero = "%zero"
     e.emit(f"{zero} = arith.constant 0.0 : f32")
     c0 = e.index(0)
-    start, grouped, g = _open_groups(e, shape, output_type)
+    outer = _OuterLoops.open(e, shape, input_type, output_type)
+    lead, g = outer.lead, outer.lead.partition(", ")[2]
     (out0,) = _open_loop(e, "%fo", shape.filters // filter_block, 1,
-                         [("%o0", start, output_type)])
+                         [("%o0", outer.tensor, output_type)])
     filter_base = e.affine(f"d0 * {filter_block}", ["%fo"])
     (out1,) = _open_loop(e, "%oh", shape.out_height, rows, [("%o1", "%o0", output_type)])
     slice_type = _tensor((filter_block, rows, shape.out_width))
     tile_type = _tensor((rows, shape.out_width, filter_block))
     group_size = "" if shape.groups == 1 else "1, "
-    slice_position = (f"[{c0}, {g}{filter_base}, %oh, {c0}] [1, {group_size}{filter_block}, "
+    slice_position = (f"[{lead}{filter_base}, %oh, {c0}] [1, {group_size}{filter_block}, "
                       f"{rows}, {shape.out_width}] [1, {group_size}1, 1, 1]")
     e.emit(f"%slice = tensor.extract_slice %o1{slice_position} : {output_type} to {slice_type}")
     e.emit(f"%tile_init = tensor.empty() : {tile_type}")
@@ -510,7 +532,7 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
             weights.append(weight)
         for p, (r, ow) in enumerate(pixels):
             scalar = e.fresh("x")
-            e.emit(f"{scalar} = tensor.extract %input[{c0}, {g}%c, {input_rows[r]}, "
+            e.emit(f"{scalar} = tensor.extract %input[{lead}%c, {input_rows[r]}, "
                    f"{e.index(ow * shape.stride_w + kw)}] : {input_type}")
             for v in range(filter_vectors):
                 k = blocks.index((p, v))
@@ -525,185 +547,8 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
            f"{slice_type} into {output_type}")
     _close_loop(e, [result], [output_type])
     _close_loop(e, [out1], [output_type])
-    out0 = _close_groups(e, shape, output_type, out0, grouped)
+    out0 = outer.close(e, output_type, out0)
     return _function(name, [("%input", input_type), ("%weights", weight_type),
-                            ("%init", output_type)], output_type, e, out0)
-
-
-@dataclasses.dataclass(frozen=True)
-class MatmulShape:
-    """``[rows, depth] x [depth, columns]``."""
-
-    rows: int
-    depth: int
-    columns: int
-
-
-def matmul_rows(shape: MatmulShape) -> int:
-    """Rows of the lhs per tile: each loaded rhs vector feeds that many FMAs, so the
-    rhs (re-read from L2 once per row block) streams 4x less for 32-token inputs."""
-    return _largest_divisor(shape.rows, (4, 2, 1))
-
-
-def matmul_tile(shape: MatmulShape) -> tuple[int, int]:
-    """(lanes, vectors per tile) with the tile dividing the lane-padded column count
-    and rows x vectors within :data:`MAX_ACCUMULATORS`."""
-    lanes = VECTOR_LANES
-    column_vectors = -(-shape.columns // lanes)
-    limit = MAX_ACCUMULATORS // matmul_rows(shape)
-    return lanes, _largest_divisor(column_vectors,
-                                   tuple(v for v in (8, 7, 6, 5, 4, 3, 2, 1) if v <= limit))
-
-
-#: Accumulators a matmul tile is widened to with independent partial sums over ``K``.
-PARTIAL_ACCUMULATORS = 8
-
-
-def matmul_partials(shape: MatmulShape) -> int:
-    """Independent partial sums per output vector of a matmul tile: tiles of fewer than
-    :data:`PARTIAL_ACCUMULATORS` vectors (e.g. 10-class heads over 8192 features: one
-    vector) split ``K`` over several accumulators (step ``k`` goes to ``k mod P``),
-    added pairwise at the end: more FMA chains in flight and shorter fp32 sums."""
-    _, vectors = matmul_tile(shape)
-    tile = matmul_rows(shape) * vectors
-    block = matmul_reduction_block(shape)
-    return next(p for p in (8, 4, 2, 1)
-                if p * tile <= max(PARTIAL_ACCUMULATORS, tile) and block % p == 0)
-
-
-def matmul_reduction_block(shape: MatmulShape) -> int:
-    """``K`` steps per reduction block of a matmul tile (partial sums included)."""
-    _, vectors = matmul_tile(shape)
-    tile = matmul_rows(shape) * vectors
-    return reduction_block(shape.depth, 1, _block_terms(tile))
-
-
-def pack_matmul_weights(weights: np.ndarray, tile: int) -> np.ndarray:
-    """[K, N] -> [ceil(N / tile), K, tile], zero-padded columns."""
-    depth, columns = weights.shape
-    tiles = -(-columns // tile)
-    padded = np.zeros((depth, tiles * tile), dtype=weights.dtype)
-    padded[:, :columns] = weights
-    return np.ascontiguousarray(padded.reshape(depth, tiles, tile).transpose(1, 0, 2))
-
-
-def matmul_kernel(name: str, shape: MatmulShape) -> str:
-    """The function text `(lhs, packed rhs, init) -> result` of an [M,K]x[K,N] matmul
-    whose rhs is a constant packed by :func:`pack_matmul_weights`."""
-    return _matmul_text(name, shape, batch=None)
-
-
-def batch_matmul_kernel(name: str, shape: MatmulShape, batch: int) -> str:
-    """The function text `(lhs, rhs, init) -> result` of a ``[B,M,K]x[B,K,N]`` batch
-    matmul whose operands are both computed (attention scores and context).
-
-    Same tile as :func:`matmul_kernel`, read straight from the row-major rhs: each
-    ``K`` step loads contiguous vectors of an rhs row, so no packing is needed.
-    linalg's own loops put ``K`` innermost and walk the rhs down a column.
-    """
-    return _matmul_text(name, shape, batch=batch)
-
-
-def _matmul_text(name: str, shape: MatmulShape, batch: int | None) -> str:
-    """A tile of :func:`matmul_rows` rows x up to 8 vectors along ``N`` accumulated
-    over one sweep of ``K``: per step, each rhs vector is loaded once and each lhs
-    scalar broadcast once.
-
-    `batch` None: the rhs is packed ``[N / tile, K, tile]``; else the operands are
-    ``[batch, M, K]``, ``[batch, K, N]`` as computed and an outer loop runs the batch.
-    """
-    lanes, vectors = matmul_tile(shape)
-    rows = matmul_rows(shape)
-    tile = lanes * vectors
-    tiles = -(-shape.columns // tile)
-    vector_type = f"vector<{lanes}xf32>"
-    prefix = () if batch is None else (batch,)
-    lhs_type = _tensor(prefix + (shape.rows, shape.depth))
-    rhs_type = (_tensor((tiles, shape.depth, tile)) if batch is None
-                else _tensor((batch, shape.depth, shape.columns)))
-    output_type = _tensor(prefix + (shape.rows, shape.columns))
-    in_bounds = "true" if shape.columns % lanes == 0 else "false"
-    e = _Emitter()
-    zero = "%zero"
-    e.emit(f"{zero} = arith.constant 0.0 : f32")
-    if batch is None:
-        lead, outer = "", "%init"
-    else:
-        (result0,) = _open_loop(e, "%bt", batch, 1, [("%ob", "%init", output_type)])
-        lead, outer = "%bt, ", "%ob"
-    (out0,) = _open_loop(e, "%m", shape.rows, rows, [("%o0", outer, output_type)])
-    (out1,) = _open_loop(e, "%t", tiles, 1, [("%o1", "%o0", output_type)])
-    row_indices = [e.add("%m", r) for r in range(rows)]
-    column_base = e.affine(f"d0 * {tile}", ["%t"])
-    columns = [e.add(column_base, j * lanes) for j in range(vectors)]
-    blocks = [(r, j) for r in range(rows) for j in range(vectors)]
-    block = matmul_reduction_block(shape)
-    partials = matmul_partials(shape)
-    count = len(blocks) * partials
-
-    def position(b: int) -> str:
-        r, j = blocks[b]
-        return f"[{lead}{row_indices[r]}, {columns[j]}]"
-
-    output_vectors = _VectorTile(e, position, output_type, vector_type, zero, in_bounds)
-
-    def read_initial(tensor: str) -> list[str]:
-        initial = [output_vectors.read(tensor, b) for b in range(len(blocks))]
-        if partials > 1:
-            zeros = e.fresh("zv")
-            e.emit(f"{zeros} = arith.constant dense<0.0> : {vector_type}")
-            initial += [zeros] * (count - len(blocks))
-        return initial
-
-    reduction, by_depth = _open_reduction(e, "%k", shape.depth, block, partials,
-                                          "%o1", read_initial, count,
-                                          vector_type)
-    accumulators = []
-    for p in range(partials):
-        depth_index = e.add("%k", p)
-        weights = []
-        for j in range(vectors):
-            weight = e.fresh("w")
-            if batch is None:
-                e.emit(f"{weight} = vector.transfer_read %rhs[%t, {depth_index}, "
-                       f"{e.index(j * lanes)}], {zero} {{in_bounds = [true]}} : {rhs_type}, "
-                       f"{vector_type}")
-            else:
-                e.emit(f"{weight} = vector.transfer_read %rhs[%bt, {depth_index}, {columns[j]}], "
-                       f"{zero} {{in_bounds = [{in_bounds}]}} : {rhs_type}, {vector_type}")
-            weights.append(weight)
-        scalars = []
-        for r in range(rows):
-            scalar = e.fresh("x")
-            e.emit(f"{scalar} = tensor.extract %lhs[{lead}{row_indices[r]}, {depth_index}] : "
-                   f"{lhs_type}")
-            scalars.append(scalar)
-        accumulators += [e.fma(scalars[r], weights[j], f"%ra{p * len(blocks) + b}", vector_type)
-                         for b, (r, j) in enumerate(blocks)]
-    _close_loop(e, accumulators, [vector_type] * count)
-
-    def combine(sums: list[str]) -> list[str]:
-        """The partial sums of each output vector, added pairwise."""
-        sets = [sums[p * len(blocks):(p + 1) * len(blocks)] for p in range(partials)]
-        while len(sets) > 1:
-            combined = []
-            for first, second in zip(sets[0::2], sets[1::2]):
-                pair = []
-                for a, b in zip(first, second):
-                    total = e.fresh("pair")
-                    e.emit(f"{total} = arith.addf {a}, {b} : {vector_type}")
-                    pair.append(total)
-                combined.append(pair)
-            sets = combined
-        return sets[0]
-
-    result = _close_reduction(e, reduction, by_depth, output_vectors.write, vector_type, combine)
-    _close_loop(e, [result], [output_type])
-    _close_loop(e, [out1], [output_type])
-    if batch is not None:
-        _close_loop(e, [out0], [output_type])
-        out0 = result0
-    return _function(name, [("%lhs", lhs_type), ("%rhs", rhs_type),
                             ("%init", output_type)], output_type, e, out0)
 
 
@@ -721,15 +566,16 @@ def depthwise_kernel(name: str, shape: ConvShape) -> str:
                if shape.out_height % r == 0 and r * vectors <= MAX_ACCUMULATORS // 2)
     row_tile = lanes * vectors
     vector_type = f"vector<{lanes}xf32>"
-    input_type = _tensor((1, shape.channels, shape.padded_height, shape.padded_width))
+    input_type = _tensor((shape.batch, shape.channels, shape.padded_height, shape.padded_width))
     weight_type = _tensor((shape.channels, shape.kernel_height, shape.kernel_width))
-    output_type = _tensor((1, shape.channels, shape.out_height, shape.out_width))
+    output_type = _tensor((shape.batch, shape.channels, shape.out_height, shape.out_width))
     stride = shape.stride_w
     e = _Emitter()
     zero = "%zero"
     e.emit(f"{zero} = arith.constant 0.0 : f32")
-    c0 = e.index(0)
-    (out0,) = _open_loop(e, "%c", shape.channels, 1, [("%o0", "%init", output_type)])
+    outer = _OuterLoops.open(e, shape, input_type, output_type)
+    lead = outer.lead
+    (out0,) = _open_loop(e, "%c", shape.channels, 1, [("%o0", outer.tensor, output_type)])
     (out1,) = _open_loop(e, "%oh", shape.out_height, rows, [("%o1", "%o0", output_type)])
     (out2,) = _open_loop(e, "%ow", shape.out_width, row_tile,
                                 [("%o2", "%o1", output_type)])
@@ -739,7 +585,7 @@ def depthwise_kernel(name: str, shape: ConvShape) -> str:
     accumulators = []
     for r, j in blocks:
         value = e.fresh("init")
-        e.emit(f"{value} = vector.transfer_read %o2[{c0}, %c, {output_rows[r]}, {columns[j]}], "
+        e.emit(f"{value} = vector.transfer_read %o2[{lead}%c, {output_rows[r]}, {columns[j]}], "
                f"{zero} {{in_bounds = [true]}} : {output_type}, {vector_type}")
         accumulators.append(value)
     for kh in range(shape.kernel_height):
@@ -750,18 +596,19 @@ def depthwise_kernel(name: str, shape: ConvShape) -> str:
             e.emit(f"{weight} = tensor.extract %weights[%c, {e.index(kh)}, {e.index(kw)}] : "
                    f"{weight_type}")
             for k, (r, j) in enumerate(blocks):
-                value = _read_input_row(e, f"{c0}, %c, {input_rows[r]}", j * lanes * stride + kw,
+                value = _read_input_row(e, f"{lead}%c, {input_rows[r]}", j * lanes * stride + kw,
                                         stride, lanes, zero, input_type)
                 accumulators[k] = e.fma(weight, value, accumulators[k], vector_type)
     result = "%o2"
     for k, (r, j) in enumerate(blocks):
         written = e.fresh("o")
-        e.emit(f"{written} = vector.transfer_write {accumulators[k]}, {result}[{c0}, %c, "
+        e.emit(f"{written} = vector.transfer_write {accumulators[k]}, {result}[{lead}%c, "
                f"{output_rows[r]}, {columns[j]}] {{in_bounds = [true]}} : {vector_type}, "
                f"{output_type}")
         result = written
     _close_loop(e, [result], [output_type])
     _close_loop(e, [out2], [output_type])
     _close_loop(e, [out1], [output_type])
+    out0 = outer.close(e, output_type, out0)
     return _function(name, [("%input", input_type), ("%weights", weight_type),
                             ("%init", output_type)], output_type, e, out0)

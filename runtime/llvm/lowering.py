@@ -16,17 +16,15 @@ Stages, each a pass pipeline run through ``torch_mlir.passmanager``:
 """
 
 import dataclasses
-import re
 from collections.abc import Mapping
 
 import torch
 from torch_mlir import ir
 from torch_mlir.dialects import torch as torch_dialect
-from torch_mlir.passmanager import PassManager
 
-from . import schedule
-from .engine import TensorSpec
-from .errors import LoweringError
+from . import prelude, schedule, special_values, unsupported
+from .engine import Signature, TensorSpec
+from .errors import LoweringError, lowering_error, run_pipeline
 
 TORCH_TO_LINALG = (
     "builtin.module(func.func(torch-decompose-complex-ops),"
@@ -35,23 +33,32 @@ TORCH_TO_LINALG = (
 
 TENSOR_OPTIMIZATION = "builtin.module(canonicalize, linalg-fuse-elementwise-ops, canonicalize, cse)"
 
+INLINE_KERNELS = "builtin.module(inline, symbol-dce)"
+"""For kernels on run-time sizes: ``buffer-results-to-out-params`` cannot give a call
+whose result is dynamically shaped an out-parameter, so such calls are inlined first
+(after fusion, to which the calls had to stay opaque)."""
+
+TM_TENSOR_BUFFERIZATION = "builtin.module(func.func(tm-tensor-bufferize))"
+
 BUFFERIZATION = (
     "builtin.module("
     "eliminate-empty-tensors, empty-tensor-to-alloc-tensor,"
-    "func.func(tm-tensor-bufferize),"
     "one-shot-bufferize{bufferize-function-boundaries "
     "function-boundary-type-conversion=identity-layout-map},"
-    "buffer-results-to-out-params{hoist-static-allocs modify-public-functions},"
+    "buffer-results-to-out-params{hoist-static-allocs hoist-dynamic-allocs "
+    "modify-public-functions},"
     "canonicalize, cse, buffer-deallocation-pipeline, canonicalize)"
 )
 
 TO_LLVM = (
     "builtin.module("
+    "convert-bufferization-to-memref,"
     "func.func(refback-munge-memref-copy), func.func(tm-tensor-to-loops),"
     "func.func(convert-linalg-to-loops),"
     "func.func(refback-expand-ops-for-llvm), convert-vector-to-scf{full-unroll},"
     "expand-strided-metadata, lower-affine, convert-scf-to-cf, finalize-memref-to-llvm,"
-    "convert-vector-to-llvm, convert-math-to-llvm, convert-math-to-libm,"
+    "convert-vector-to-llvm, finalize-memref-to-llvm,"
+    "convert-math-to-llvm, convert-math-to-libm,"
     "convert-arith-to-llvm, convert-func-to-llvm, convert-cf-to-llvm,"
     "convert-ub-to-llvm, reconcile-unrealized-casts)"
 )
@@ -69,44 +76,6 @@ _TORCH_DTYPES = {
     "i64": torch.int64,
 }
 
-_UNKNOWN_OPERATOR_NAME = re.compile(r'name = "(torch\.[A-Za-z0-9_.]+)"')
-_QUOTED_TORCH_OP = re.compile(r"'(torch\.[A-Za-z0-9_.]+)'")
-
-
-def _diagnostic_messages(error: ir.MLIRError) -> list[str]:
-    messages = []
-
-    def collect(diagnostic) -> None:
-        messages.append(f"{diagnostic.message} [{diagnostic.location}]")
-        for note in diagnostic.notes:
-            collect(note)
-
-    for diagnostic in error.error_diagnostics:
-        collect(diagnostic)
-    return messages or [error.message]
-
-
-def _lowering_error(stage: str, error: ir.MLIRError) -> LoweringError:
-    """Builds a LoweringError whose message leads with the first unlowerable torch op."""
-    messages = _diagnostic_messages(error)
-    details = "; ".join(messages)
-    for message in messages:
-        match = _UNKNOWN_OPERATOR_NAME.search(message) or _QUOTED_TORCH_OP.search(message)
-        if match:
-            reason = "failed to legalize" if "legalize" in message else message.split(" [")[0]
-            return LoweringError(f"{match.group(1)}: {reason} ({stage}); {details}")
-    return LoweringError(f"{stage} failed: {details}")
-
-
-def run_pipeline(module: ir.Module, pipeline: str, stage: str) -> None:
-    try:
-        PassManager.parse(pipeline, context=module.context).run(module.operation)
-    except ir.MLIRError as error:
-        raise _lowering_error(stage, error) from None
-    except ValueError as error:
-        raise LoweringError(f"{stage}: invalid pass pipeline: {error}") from None
-
-
 def new_context() -> ir.Context:
     context = ir.Context()
     torch_dialect.register_dialect(context)
@@ -117,7 +86,7 @@ def parse_torch_module(module_text: str, context: ir.Context) -> ir.Module:
     try:
         return ir.Module.parse(module_text, context)
     except ir.MLIRError as error:
-        raise _lowering_error("parsing", error) from None
+        raise lowering_error("parsing", error) from None
 
 
 def find_function(module: ir.Module, func_name: str):
@@ -134,22 +103,61 @@ def _dense_constant(tensor: torch.Tensor, tensor_type: ir.RankedTensorType) -> i
     return ir.DenseElementsAttr.get(array, type=tensor_type)
 
 
-def erase_runtime_assertions(module: ir.Module) -> None:
-    """Drops the ``cf.assert`` guards torch-mlir emits (e.g. division by zero).
+def erase_nested_assertions(module: ir.Module) -> None:
+    """Drops the ``cf.assert`` guards torch-mlir emits inside loop bodies (e.g. integer
+    division by zero in an elementwise body).
 
-    Eager PyTorch performs no such checks (it yields inf/nan), and the guards
-    sit inside elementwise loop bodies where they block vectorisation.
+    Eager PyTorch performs no such checks per element (floats yield inf/nan), and inside
+    elementwise bodies the guards block fusion and vectorisation. Assertions at a
+    function's top level (shape checks, ``torch.runtime.assert``) are kept: they move to
+    the prelude (:mod:`.prelude`).
     """
     assertions = []
 
     def collect(operation):
-        if operation.operation.name == "cf.assert":
-            assertions.append(operation.operation)
+        operation = operation.operation
+        if operation.name == "cf.assert" and operation.parent.name != "func.func":
+            assertions.append(operation)
         return ir.WalkResult.ADVANCE
 
     module.operation.walk(collect)
     for assertion in assertions:
         assertion.erase()
+
+
+def drop_symbolic_shape_annotations(module: ir.Module) -> None:
+    """Erases ``torch.bind_symbolic_shape`` and then ``torch.symbolic_int`` (what the FX
+    importer adds with ``import_symbolic_shape_expressions``): torch-mlir's backend
+    pipeline does not legalise them, and the ``?`` dimensions plus the run-time sizes
+    carry all the back end uses."""
+    annotations = {"torch.bind_symbolic_shape": [], "torch.symbolic_int": []}
+
+    def collect(operation):
+        operation = operation.operation
+        if operation.name in annotations:
+            annotations[operation.name].append(operation)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(collect)
+    for operation in annotations["torch.bind_symbolic_shape"] + annotations["torch.symbolic_int"]:
+        operation.erase()
+
+
+def mark_fresh_buffers_restrict(module: ir.Module) -> None:
+    """Marks the ``bufferization.to_tensor`` ops of ``tm-tensor-bufferize`` (sort, scatter,
+    cumsum) ``restrict writable``: each wraps a buffer it has just allocated, which
+    nothing else aliases, and one-shot bufferisation refuses to analyse them otherwise."""
+    conversions = []
+
+    def collect(operation):
+        if operation.operation.name == "bufferization.to_tensor":
+            conversions.append(operation.operation)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(collect)
+    for conversion in conversions:
+        conversion.attributes["restrict"] = ir.UnitAttr.get(module.context)
+        conversion.attributes["writable"] = ir.UnitAttr.get(module.context)
 
 
 def bind_arguments_as_constants(function, bound_args: Mapping[int, torch.Tensor]) -> None:
@@ -234,16 +242,17 @@ def _tensor_spec(tensor_type: ir.Type) -> TensorSpec:
     element = str(ranked.element_type)
     if element not in _TORCH_DTYPES:
         raise LoweringError(f"unsupported element type {element} at the sub-graph boundary")
-    return TensorSpec(tuple(ranked.shape), _TORCH_DTYPES[element])
+    shape = tuple(None if ranked.is_dynamic_dim(axis) else size
+                  for axis, size in enumerate(ranked.shape))
+    return TensorSpec(shape, _TORCH_DTYPES[element])
 
 
 @dataclasses.dataclass
 class LoweredSubgraph:
-    """An LLVM-dialect module and the tensor signature of its entry point."""
+    """An LLVM-dialect module and the signature of its entry point (and prelude)."""
 
     module: ir.Module
-    inputs: list[TensorSpec]
-    outputs: list[TensorSpec]
+    signature: Signature
 
 
 def lower_to_llvm(
@@ -256,21 +265,29 @@ def lower_to_llvm(
     out_of_range = [index for index in bound_args if not 0 <= index < arity]
     if out_of_range:
         raise LoweringError(f"bound argument indices {out_of_range} out of range for @{func_name}")
+    unsupported.reject(function)
+    drop_symbolic_shape_annotations(module)
     run_pipeline(module, TORCH_TO_LINALG, "torch to linalg-on-tensors")
-    erase_runtime_assertions(module)
+    erase_nested_assertions(module)
     function = find_function(module, func_name)
     bind_arguments_as_constants(function, bound_args)
     function_type = ir.FunctionType(ir.TypeAttr(function.attributes["function_type"]).value)
     inputs = [_tensor_spec(t) for t in function_type.inputs]
     outputs = [_tensor_spec(t) for t in function_type.results]
-    function.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get(context)
     read_only = ir.DictAttr.get({"bufferization.writable": ir.BoolAttr.get(False)})
     function.attributes["arg_attrs"] = ir.ArrayAttr.get([read_only] * len(inputs))
+    function.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get(context)
+    sizes = prelude.build(module, function, outputs)
     schedule.apply(module)
     run_pipeline(module, TENSOR_OPTIMIZATION, "tensor optimization")
+    special_values.apply(module)
     schedule.apply(module)
     allow_reassociation_in_reductions(module)
+    if schedule.has_dynamic_kernels(module):
+        run_pipeline(module, INLINE_KERNELS, "kernel inlining")
+    run_pipeline(module, TM_TENSOR_BUFFERIZATION, "bufferization")
+    mark_fresh_buffers_restrict(module)
     run_pipeline(module, BUFFERIZATION, "bufferization")
     run_pipeline(module, TO_LLVM, "LLVM conversion")
     check_fully_converted(module)
-    return LoweredSubgraph(module, inputs, outputs)
+    return LoweredSubgraph(module, Signature(func_name, tuple(inputs), tuple(outputs), sizes))

@@ -10,7 +10,7 @@ default lowering, which LLVM's loop vectoriser handles well for elementwise code
 import numpy as np
 from torch_mlir import ir
 
-from . import kernels
+from . import kernels, matmul_kernels
 
 KERNEL_PREFIX = "__dynn_kernel_"
 
@@ -64,16 +64,23 @@ def _int_list(attribute: ir.Attribute) -> list[int]:
         return list(ir.DenseI64ArrayAttr(attribute))
 
 
+def _sizes(value: ir.Value) -> list[int | None]:
+    """The dimensions of a ranked tensor value; None for one known only at run time."""
+    tensor_type = ir.RankedTensorType(value.type)
+    return [None if tensor_type.is_dynamic_dim(axis) else size
+            for axis, size in enumerate(tensor_type.shape)]
+
+
 def _conv_shape(operation: ir.Operation) -> kernels.ConvShape | None:
-    """The shape of a batch-1 f32 NCHW convolution (full, grouped ``NGCHW`` or
-    depthwise), dilation 1."""
+    """The shape of an f32 NCHW convolution (full, grouped ``NGCHW`` or depthwise),
+    dilation 1, whose only run-time dimension (if any) is the batch."""
     if _int_list(operation.attributes["dilations"]) != [1, 1]:
         return None
-    input_shape = ir.RankedTensorType(operation.operands[0].type).shape
-    weight_shape = ir.RankedTensorType(operation.operands[1].type).shape
-    output_shape = ir.RankedTensorType(operation.results[0].type).shape
-    if input_shape[0] != 1 or str(ir.RankedTensorType(operation.operands[0].type)
-                                  .element_type) != "f32":
+    input_shape = _sizes(operation.operands[0])
+    weight_shape = _sizes(operation.operands[1])
+    output_shape = _sizes(operation.results[0])
+    if (None in input_shape[1:] + weight_shape + output_shape[1:]
+            or str(ir.RankedTensorType(operation.operands[0].type).element_type) != "f32"):
         return None
     stride_h, stride_w = _int_list(operation.attributes["strides"])
     grouped = int(operation.name == "linalg.conv_2d_ngchw_gfchw")
@@ -83,7 +90,7 @@ def _conv_shape(operation: ir.Operation) -> kernels.ConvShape | None:
         out_height=output_shape[2 + grouped], out_width=output_shape[3 + grouped],
         kernel_height=weight_shape[-2], kernel_width=weight_shape[-1],
         stride_h=stride_h, stride_w=stride_w,
-        groups=input_shape[1] if grouped else 1)
+        groups=input_shape[1] if grouped else 1, batch=input_shape[0])
 
 
 _MATMUL_MAPS = ("[affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, "
@@ -93,17 +100,19 @@ _BATCH_MATMUL_MAPS = ("[affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, "
                       "affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]")
 
 
-def _matmul_shape(operation: ir.Operation, default_maps: str) -> kernels.MatmulShape | None:
-    """The ``[M, K] x [K, N]`` shape of an f32 (batch) matmul without transposed maps."""
+def _matmul_shape(operation: ir.Operation, default_maps: str) -> matmul_kernels.MatmulShape | None:
+    """The ``[M, K] x [K, N]`` shape of an f32 (batch) matmul without transposed maps;
+    `M` (and the batch) may be known only at run time, `K` and `N` may not."""
     if len(operation.operands) != 3 or (
             "indexing_maps" in operation.attributes
             and str(operation.attributes["indexing_maps"]) != default_maps):
         return None
-    lhs = ir.RankedTensorType(operation.operands[0].type)
-    if str(lhs.element_type) != "f32":
+    if str(ir.RankedTensorType(operation.operands[0].type).element_type) != "f32":
         return None
-    rhs_shape = ir.RankedTensorType(operation.operands[1].type).shape
-    return kernels.MatmulShape(rows=lhs.shape[-2], depth=lhs.shape[-1], columns=rhs_shape[-1])
+    lhs, rhs = _sizes(operation.operands[0]), _sizes(operation.operands[1])
+    if None in (lhs[-1], rhs[-1]) and operation.name != "linalg.batch_matmul":
+        return None
+    return matmul_kernels.MatmulShape(rows=lhs[-2], depth=lhs[-1], columns=rhs[-1])
 
 
 def _replace_with_kernel_call(operation: ir.Operation, callee: str,
@@ -148,6 +157,14 @@ def _kernel_count(module: ir.Module) -> int:
                and ir.StringAttr(operation.attributes["sym_name"]).value.startswith(KERNEL_PREFIX))
 
 
+def has_dynamic_kernels(module: ir.Module) -> bool:
+    """Whether a kernel of `module` works on a run-time size."""
+    return any(operation.operation.name == "func.func"
+               and ir.StringAttr(operation.attributes["sym_name"]).value.startswith(KERNEL_PREFIX)
+               and "?" in str(operation.attributes["function_type"])
+               for operation in module.body.operations)
+
+
 def apply(module: ir.Module) -> None:
     """Rewrites eligible convolutions (full, grouped and depthwise), matmuls and batch
     matmuls of `module` into kernel calls.
@@ -168,8 +185,8 @@ def apply(module: ir.Module) -> None:
             shape = _matmul_shape(operation, _BATCH_MATMUL_MAPS)
             if shape is None:
                 continue
-            batch = ir.RankedTensorType(operation.operands[0].type).shape[0]
-            kernel_texts.append(kernels.batch_matmul_kernel(callee, shape, batch))
+            batch = _sizes(operation.operands[0])[0]
+            kernel_texts.append(matmul_kernels.batch_matmul_kernel(callee, shape, batch))
             _replace_with_kernel_call(operation, callee, None)
             continue
         if operation.name == "linalg.conv_2d_ngchw_gfchw":
@@ -200,9 +217,9 @@ def apply(module: ir.Module) -> None:
             shape = _matmul_shape(operation, _MATMUL_MAPS)
             if shape is None:
                 continue
-            lanes, vectors = kernels.matmul_tile(shape)
-            packed = kernels.pack_matmul_weights(weights, lanes * vectors)
-            kernel_texts.append(kernels.matmul_kernel(callee, shape))
+            lanes, vectors = matmul_kernels.matmul_tile(shape)
+            packed = matmul_kernels.pack_matmul_weights(weights, lanes * vectors)
+            kernel_texts.append(matmul_kernels.matmul_kernel(callee, shape))
         _replace_with_kernel_call(operation, callee, packed)
     if not kernel_texts:
         return
