@@ -162,16 +162,6 @@ def torch_op_function(op: Operation) -> TorchOpFunction:
         result_type = op.results[0].type
         dtype = torch_dtype_of(result_type) if isinstance(result_type, ValueTensorType) else None
         return lambda values: torch.tensor(values[0], dtype=dtype)
-    if name == "torch.runtime.assert":
-        attr = op.properties.get("message", op.attributes.get("message"))
-        text = attr.data if isinstance(attr, StringAttr) else "runtime assertion failed"
-
-        def check(values: Sequence[Any]) -> tuple:
-            if not values[0]:
-                raise RuntimeError(text)
-            return ()
-
-        return check
     if name == "torch.aten.view":
         # Value tensors have no strides: a view of a permuted tensor is a reshape.
         return lambda values: torch.ops.aten.reshape.default(*values)
