@@ -1061,6 +1061,26 @@ class ListAppendOp(IRDLOperation):
 
 
 @irdl_op_definition
+class ListRemoveOp(IRDLOperation):
+    """The list without the item at `index` (negative counts from the end, as Python's
+    `del l[i]` / `l.pop(i)`); fails at run time when `index` is out of range.
+
+    %l2 = dy.list_remove %l[%i] : !dy.list<!torch.vtensor<[1],si64>>
+    """
+
+    name = "dy.list_remove"
+    LIST: ClassVar = VarConstraint("LIST", base(ListType))
+    list = operand_def(LIST)
+    index = operand_def(i64)
+    result = result_def(LIST)
+    assembly_format = "$list `[` $index `]` attr-dict `:` type($list)"
+
+    def __init__(self, list_value: SSAValue | Operation, index: SSAValue | Operation):
+        list_type = SSAValue.get(list_value).type
+        super().__init__(operands=[list_value, index], result_types=[list_type])
+
+
+@irdl_op_definition
 class ListLenOp(IRDLOperation):
     """The number of items in a list, as i64.
 
@@ -1196,6 +1216,7 @@ Dy = Dialect(
         ListEmptyOp,
         ListAppendOp,
         ListLenOp,
+        ListRemoveOp,
         ListGetOp,
         ListStackOp,
         ListCatOp,

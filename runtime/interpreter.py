@@ -501,6 +501,18 @@ class Interpreter:
         items, item, result = op.list, op.item, op.result
         return lambda env: env.__setitem__(result, env[items] + (env[item],))
 
+    def _list_remove(self, op: dy.ListRemoveOp) -> Step:
+        items, index, result = op.list, op.index, op.result
+
+        def run(env: Environment) -> None:
+            values, position = env[items], env[index]
+            if not -len(values) <= position < len(values):
+                raise _located(op, f"index {position} is out of range for a list of {len(values)}")
+            position %= len(values)
+            env[result] = values[:position] + values[position + 1 :]
+
+        return run
+
     def _list_len(self, op: dy.ListLenOp) -> Step:
         items, result = op.list, op.result
         return lambda env: env.__setitem__(result, len(env[items]))
@@ -585,6 +597,7 @@ _OP_COMPILERS: dict[type[Operation], Callable[[Interpreter, Any], Step]] = {
     dy.ListEmptyOp: Interpreter._list_empty,
     dy.ListAppendOp: Interpreter._list_append,
     dy.ListLenOp: Interpreter._list_len,
+    dy.ListRemoveOp: Interpreter._list_remove,
     dy.ListGetOp: Interpreter._list_get,
     dy.ListStackOp: Interpreter._list_join,
     dy.ListCatOp: Interpreter._list_join,

@@ -127,11 +127,13 @@ def call_staged_method(
         if name == "append" and len(args) == 1 and not kwargs:
             lists.list_append(cx, receiver, args[0], node)
             return None
+        if name == "pop" and len(args) <= 1 and not kwargs:
+            return lists.list_pop(cx, receiver, args[0] if args else -1, node)
         raise cx.unsupported(
             node,
             f"list.{name}",
             "on a list whose length depends on "
-            "the data (only append, len, indexing, torch.stack/cat)",
+            "the data (only append, pop, del, len, indexing, torch.stack/cat)",
         )
     if name == "item":
         return scalars.item(cx, receiver, node)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from frontends.torch import masks, recording, scalars, selection, sizes
+from frontends.torch import lists, masks, recording, scalars, selection, sizes
 from frontends.torch.assignment import assign
 from frontends.torch.branches import staged_branch
 from frontends.torch.errors import first_line
@@ -31,7 +31,6 @@ from frontends.torch.values import (
     is_staged,
     scalar_kind,
 )
-from ir import dy
 
 if TYPE_CHECKING:
     from frontends.torch.converter import Converter
@@ -91,9 +90,7 @@ def eval_subscript(cx: Converter, node: ast.Subscript) -> Any:
     if isinstance(value, StagedList):
         if scalar_kind(index) is not int:
             raise cx.unsupported(node, "list index", "must be an int")
-        index_value = scalars.scalar_value(cx, index, int, node)
-        op = cx.emit(dy.ListGetOp(value.value, index_value), node)
-        return StagedTensor(op.result, value.example_item)
+        return lists.list_get(cx, value, index, node)
     if isinstance(value, RuntimeChoice):
         return selection.choose(cx, value, lambda option: option[index], node)
     if is_staged(index):

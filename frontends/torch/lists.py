@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from frontends.torch import staging
+from frontends.torch import scalars, staging
 from frontends.torch.errors import callable_name
 from frontends.torch.values import (
     HostScalar,
@@ -65,6 +65,27 @@ def list_append(cx: Converter, target: StagedList, item: Any, node: ast.AST) -> 
     target.observed_element = observed or item_value.type
     if target.example_item is None:
         target.example_item = item.example if isinstance(item, StagedTensor) else item
+
+
+def list_get(cx: Converter, items: StagedList, index: Any, node: ast.AST) -> StagedTensor:
+    """`items[index]` (`dy.list_get`; out of range is a run-time error)."""
+    from_index = scalars.scalar_value(cx, index, int, node)
+    op = cx.emit(dy.ListGetOp(items.value, from_index), node)
+    return StagedTensor(op.result, items.example_item)
+
+
+def list_remove(cx: Converter, target: StagedList, index: Any, node: ast.AST) -> None:
+    """`del target[index]` (`dy.list_remove`), updating the list in place."""
+    from_index = scalars.scalar_value(cx, index, int, node)
+    cx.mutations.append((target, (target.value, target.observed_element)))
+    target.value = cx.emit(dy.ListRemoveOp(target.value, from_index), node).result
+
+
+def list_pop(cx: Converter, target: StagedList, index: Any, node: ast.AST) -> StagedTensor:
+    """`target.pop(index)`: the item, and the list without it."""
+    item = list_get(cx, target, index, node)
+    list_remove(cx, target, index, node)
+    return item
 
 
 def list_join(cx: Converter, function: Callable, items: StagedList, dim: int, node: ast.AST):

@@ -16,7 +16,7 @@ from xdsl.dialects import arith
 from xdsl.dialects.builtin import FloatAttr, IntegerAttr, f64, i1, i64
 from xdsl.ir import SSAValue
 
-from frontends.torch import ast_facts, lists, recording, sizes, staging
+from frontends.torch import ast_facts, recording, sizes, staging
 from frontends.torch.stretch import Pending
 from frontends.torch.values import (
     HostScalar,
@@ -242,7 +242,7 @@ def truth(cx: Converter, value: Any, node: ast.AST) -> bool | HostScalar:
     if isinstance(value, HostScalar):
         return convert_scalar(cx, value, bool, node)
     if isinstance(value, StagedList):
-        length = lists.list_len(cx, value, node)
+        length = HostScalar(cx.emit(dy.ListLenOp(value.value), node).result, 1)
         return compare_scalars(cx, ast.NotEq(), length, 0, node)
     if isinstance(value, Undefined):
         raise cx.unsupported(node, "condition", value.reason)

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from frontends.torch import branches, loops, operators, scalars, sources, staging
+from frontends.torch import branches, lists, loops, operators, scalars, sources, staging
 from frontends.torch.assignment import assign
 from frontends.torch.ast_facts import as_load
 from frontends.torch.errors import first_line
 from frontends.torch.joins import arrive
 from frontends.torch.returns import record_return
 from frontends.torch.state import PathEnded, StagedLoop, UnrolledLoop
-from frontends.torch.values import UserFunction, describe, is_staged
+from frontends.torch.values import StagedList, UserFunction, describe, is_staged, scalar_kind
 from ir import dy
 
 if TYPE_CHECKING:
@@ -129,6 +129,9 @@ def exec_delete(cx: Converter, statement: ast.Delete) -> None:
 def _delete_item(cx: Converter, target: ast.Subscript) -> None:
     container = cx.eval(target.value)
     index = cx.eval(target.slice)
+    if isinstance(container, StagedList) and scalar_kind(index) is int:
+        lists.list_remove(cx, container, index, target)
+        return
     if not isinstance(container, list | dict) or is_staged(index):
         raise cx.unsupported(
             target,

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -22,7 +23,10 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 
 def assert_same(actual: Any, expected: Any, path: str = "result") -> None:
     """Same nesting, types, shapes and dtypes; floats within rtol 1e-4 / atol 1e-5,
-    everything else exactly."""
+    everything else exactly. A numpy scalar (numpy on host values returns them) compares as
+    the Python number it holds: the program returns Python numbers."""
+    if isinstance(expected, np.generic):
+        expected = expected.item()
     assert type(actual) is type(expected), f"{path}: {type(actual)} != {type(expected)}"
     if isinstance(expected, torch.Tensor):
         assert actual.shape == expected.shape, f"{path}: shape {actual.shape} != {expected.shape}"

@@ -1,0 +1,170 @@
+"""Python's semantics where a compiler can silently get them wrong (issue 11): aliasing of
+tensors and lists through control flow, in-place updates of views and inputs, state that
+outlives forward, training mode, NaN in host max/min, bounded recursion."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import frontends.torch as ft
+from tests.frontend.conftest import BACKENDS, check_backend
+
+backends = pytest.mark.parametrize("backend", BACKENDS)
+
+
+def signed(*shape: int) -> list[tuple]:
+    return [(torch.full(shape, s),) for s in (-1.0, 0.5, 2.0)]
+
+
+class WriteThroughView(nn.Module):
+    def forward(self, x):
+        y = x * 1
+        v = y[:, :4]
+        w = y[:, 2:]
+        if x.sum() > 0:
+            v.mul_(0)
+        return y, w
+
+
+class LoopThroughAlias(nn.Module):
+    def forward(self, y):
+        z = y
+        while z.sum() < 5:
+            z += 1
+        return y * 1
+
+
+class ListAlias(nn.Module):
+    def forward(self, x):
+        a = [x]
+        b = a
+        if x.sum() > 0:
+            b.append(x * 2)
+        return len(a) * x
+
+
+class UpdatesItsInput(nn.Module):
+    def forward(self, x):
+        if x.sum() > 0:
+            x.add_(1)
+        return x * 2
+
+
+class HelperUpdatesArgument(nn.Module):
+    def bump(self, t):
+        if t.sum() > 0:
+            t.mul_(2)
+
+    def forward(self, x):
+        y = x + 0
+        self.bump(y)
+        return y
+
+
+@backends
+@pytest.mark.parametrize(
+    "model_class",
+    [WriteThroughView, LoopThroughAlias, ListAlias, UpdatesItsInput, HelperUpdatesArgument],
+)
+def test_aliases_see_in_place_updates_as_in_eager(model_class, backend):
+    samples = signed(2, 6)
+    check_backend(model_class().eval(), samples[1], samples, backend)
+
+
+STATE: list = []
+
+
+class AppendsToModuleState(nn.Module):
+    def forward(self, x):
+        STATE.append(x)
+        return x * len(STATE)
+
+
+class AppendsToAttribute(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.history = []
+
+    def forward(self, x):
+        self.history.append(x)
+        return x
+
+
+@pytest.mark.parametrize("model_class", [AppendsToModuleState, AppendsToAttribute])
+def test_updating_state_that_outlives_forward_is_refused(model_class):
+    with pytest.raises(ft.UnsupportedError, match="outlives forward"):
+        ft.convert(model_class(), (torch.ones(2),))
+
+
+class ConvBatchNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.norm = nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        return self.norm(self.conv(x))
+
+
+class FunctionalDropout(nn.Module):
+    def forward(self, x):
+        return F.dropout(x, 0.5, self.training)
+
+
+@pytest.mark.parametrize("model_class", [ConvBatchNorm, FunctionalDropout])
+def test_training_mode_is_refused_and_eval_mode_compiles(model_class):
+    example = (torch.randn(2, 3, 8, 8),)
+    with pytest.raises(ft.UnsupportedError, match=r"model\.eval\(\)"):
+        ft.convert(model_class(), example)
+    model = model_class().eval()
+    check_backend(model, example, [example], "interpreter", require_coverage=False)
+
+
+class HostMaxMin(nn.Module):
+    def forward(self, t):
+        total = t.sum().item()
+        return torch.zeros(1) + max(total, 0.5) + min(0.5, total) + max(0.5, total)
+
+
+def test_host_max_and_min_follow_python_with_nan():
+    samples = [(torch.tensor([float("nan"), 1.0]),), (torch.tensor([1.0, 2.0]),)]
+    check_backend(HostMaxMin(), samples[1], samples, "interpreter", require_coverage=False)
+
+
+class Recursive(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.step = nn.Linear(4, 4)
+
+    def refine(self, x, depth):
+        if x.norm() > 1 and depth < 6:
+            return self.refine(self.step(x), depth + 1)
+        return x
+
+    def forward(self, x):
+        return self.refine(x, 0)
+
+
+@backends
+def test_recursion_bounded_by_a_static_depth_compiles(backend):
+    torch.manual_seed(0)
+    samples = [(torch.full((1, 4), s),) for s in (0.1, 1.0, 5.0, 50.0)]
+    check_backend(Recursive().eval(), samples[1], samples, backend, require_coverage=False)
+
+
+class Unbounded(nn.Module):
+    def refine(self, x):
+        if x.norm() > 1:
+            return self.refine(x * 0.5)
+        return x
+
+    def forward(self, x):
+        return self.refine(x)
+
+
+def test_recursion_bounded_only_at_run_time_is_a_located_error():
+    with pytest.raises(ft.UnsupportedError, match="recursion"):
+        ft.convert(Unbounded(), (torch.ones(2),))
