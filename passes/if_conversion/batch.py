@@ -105,7 +105,7 @@ class _Batcher:
 
     def commit(self, stacks: list[dy.ListStackOp], result: SSAValue) -> None:
         block = self.loop.parent_block()
-        for op in self.pending:
+        for op in _host_ops_first(self.pending):
             block.insert_op_before(op, self.loop)
         for stack in stacks:
             stack.result.replace_all_uses_with(result)
@@ -322,6 +322,16 @@ def _constant_bool(value: SSAValue) -> bool | None:
     if isinstance(owner, arith.ConstantOp) and isinstance(owner.value, IntegerAttr) and value.type == i1:
         return bool(owner.value.value.data)
     return None
+
+
+def _host_ops_first(ops: list[Operation]) -> list[Operation]:
+    """``ops`` with the host ops that need no tensor op of the list moved to the front, so
+    the tensor ops form one run (one sub-graph after outlining)."""
+    tensor_side: set[Operation] = set()
+    for op in ops:
+        if dy.is_torch_op(op) or any(v.owner in tensor_side for v in op.operands):
+            tensor_side.add(op)
+    return [op for op in ops if op not in tensor_side] + [op for op in ops if op in tensor_side]
 
 
 def self_contained_list(loop: dy.ForOp) -> bool:
