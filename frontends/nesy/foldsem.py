@@ -38,17 +38,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from frontends import rules
 from frontends.nesy.errors import NesyError
-from frontends.nesy.rules import (
-    ExceptionHead,
-    ExceptionLiteral,
-    FilterLiteral,
-    Literal,
-    Rule,
-    RuleSet,
-    TargetHead,
-    TargetLiteral,
-)
 
 DEFAULT_EXCEPTION_RATIO = 0.8
 DEFAULT_TAIL = 5e-3
@@ -165,10 +156,12 @@ def learn_rule_set(
     class_names: Sequence[str],
     exception_ratio: float = DEFAULT_EXCEPTION_RATIO,
     tail: float = DEFAULT_TAIL,
-) -> RuleSet:
+    feature_names: Sequence[str] | None = None,
+) -> rules.RuleSet:
     """Learns a FOLD-SE-M rule-set from a binary table (images x filters).
 
-    ``labels`` are indices into ``class_names``; the rule-set predicts them.
+    ``labels`` are indices into ``class_names``; the rule-set's classes are names from it.
+    Column k is the feature ``feature_names[k]`` (default ``fK``).
     """
     table = np.asarray(table)
     labels = np.asarray(labels)
@@ -198,32 +191,38 @@ def learn_rule_set(
             learned.append((class_index, class_rules))
             for rule in class_rules:
                 remaining &= ~learner.covers(rule)
-    return _to_rule_set(learned, class_names)
+    names = list(feature_names) if feature_names is not None else [f"f{k}" for k in range(table.shape[1])]
+    if len(names) != table.shape[1]:
+        raise NesyError(f"{len(names)} feature names for a table of {table.shape[1]} columns")
+    return _to_rule_set(learned, class_names, names)
 
 
-def _to_rule_set(learned: list[tuple[int, list[_LearnedRule]]], class_names: Sequence[str]) -> RuleSet:
-    target_rules: list[Rule] = []
-    exception_rules: list[Rule] = []
+def _to_rule_set(
+    learned: list[tuple[int, list[_LearnedRule]]], class_names: Sequence[str], names: list[str]
+) -> rules.RuleSet:
+    target_rules: list[rules.Rule] = []
+    exception_rules: list[rules.Rule] = []
     next_exception_id = 1
 
-    def body_of(rule: _LearnedRule) -> list[Literal]:
+    def body_of(rule: _LearnedRule) -> list[rules.Literal]:
         nonlocal next_exception_id
-        body: list[Literal] = [
-            FilterLiteral(column, negated=not positive) for column, positive in rule.literals
+        body: list[rules.Literal] = [
+            rules.FeatureLiteral(names[column], negated=not positive)
+            for column, positive in rule.literals
         ]
         if rule.exceptions:
-            exception_id = next_exception_id
+            exception = rules.PredicateKey(f"ab{next_exception_id}")
             next_exception_id += 1
-            body.append(ExceptionLiteral(exception_id))
-            for exception in rule.exceptions:
-                exception_rules.append(Rule(ExceptionHead(exception_id), tuple(body_of(exception))))
+            body.append(rules.AtomLiteral(exception, negated=True))
+            for nested in rule.exceptions:
+                exception_rules.append(rules.Rule(exception, tuple(body_of(nested))))
         return body
 
-    earlier: list[Literal] = []
-    for class_index, rules in learned:
+    earlier: list[rules.Literal] = []
+    for class_index, class_rules in learned:
         name = class_names[class_index]
-        for rule in rules:
-            target_rules.append(Rule(TargetHead(name), tuple(body_of(rule) + earlier)))
-        earlier.append(TargetLiteral(name))
-    exception_rules.sort(key=lambda rule: rule.head.exception_id)
-    return RuleSet(tuple(class_names), tuple(target_rules + exception_rules))
+        for rule in class_rules:
+            target_rules.append(rules.Rule(rules.ClassKey(name), tuple(body_of(rule) + earlier)))
+        earlier.append(rules.AtomLiteral(rules.ClassKey(name), negated=True))
+    exception_rules.sort(key=lambda rule: int(rule.head.name[2:]))
+    return rules.build(target_rules + exception_rules, names, "target", "rules.txt")

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from frontends.nesy.data import Dataset, ImageSet
 from frontends.nesy.errors import NesyError
-from frontends.nesy.model import CnnConfig, VggCnn, filter_norms
+from frontends.nesy.model import CnnConfig, VggCnn, binarization_norms, filter_norms
 from frontends.nesy.sparsity import (
     DEFAULT_FILTERS_PER_CLASS,
     DEFAULT_MARGIN_WEIGHT,
@@ -131,15 +131,18 @@ def _rank() -> int:
 
 
 @torch.no_grad()
-def infer(model: VggCnn, images: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted classes and filter norms (N, K) in eval mode."""
+def infer(
+    model: VggCnn, images: np.ndarray, batch_size: int = 256, binarization: str = "rms"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted classes and the filter norms (N, K) that ``binarization`` thresholds, in
+    eval mode."""
     was_training = model.training
     model.eval()
     predictions, norms = [], []
     for start in range(0, len(images), batch_size):
         logits, maps = model(torch.from_numpy(images[start : start + batch_size]))
         predictions.append(logits.argmax(1).numpy())
-        norms.append(filter_norms(maps).numpy())
+        norms.append(binarization_norms(maps, binarization).numpy())
     model.train(was_training)
     return np.concatenate(predictions), np.concatenate(norms)
 

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from frontends.rules.check import build, parse
 from frontends.rules.evaluate import NO_CLASS, class_names, predict, predict_rows, truth_values
 from frontends.rules.explain import Explanation
-from frontends.rules.lower import append_classifier, lower
+from frontends.rules.explain import explain as explain_rows
+from frontends.rules.lower import CLASSES_ATTR, append_classifier, lower
 from frontends.rules.model import (
     BINARY,
     NUMERIC,
@@ -53,6 +54,7 @@ def compile(  # noqa: A001 - the frontend's verb, as `frontends.torch.compile`
 
 __all__ = [
     "BINARY",
+    "CLASSES_ATTR",
     "NO_CLASS",
     "NUMERIC",
     "AtomLiteral",
@@ -72,6 +74,7 @@ __all__ = [
     "build",
     "class_names",
     "compile",
+    "explain_rows",
     "lower",
     "parse",
     "predict",

@@ -106,14 +106,19 @@ class _Batcher:
     def commit(self, stacks: list[dy.ListStackOp], result: SSAValue) -> None:
         block = self.loop.parent_block()
         for op in _host_ops_first(self.pending):
-            block.insert_op_before(op, self.loop)
+            if not op.operands and not dy.is_torch_op(op):  # host constants: out of the tensor run
+                block.insert_op_before(op, block.first_op)
+            else:
+                block.insert_op_before(op, self.loop)
         for stack in stacks:
             stack.result.replace_all_uses_with(result)
             Rewriter.erase_op(stack)
         init = self.loop.inits[0].owner
+        bounds = [v.owner for v in (self.loop.lb, self.loop.ub, self.loop.step)]
         Rewriter.erase_op(self.loop, safe_erase=False)
-        if not init.results[0].uses:
-            Rewriter.erase_op(init)
+        for op in dict.fromkeys([init, *bounds]):
+            if op.parent is not None and not any(result.uses for result in op.results):
+                Rewriter.erase_op(op)
 
     def emit(self, op: Operation) -> None:
         op.location = self.location
