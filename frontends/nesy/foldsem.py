@@ -102,7 +102,12 @@ class _Learner:
         return int(column), polarity == 0
 
     def learn_rule(
-        self, positives: np.ndarray, negatives: np.ndarray, used_columns: set[int], is_exception: bool
+        self,
+        positives: np.ndarray,
+        negatives: np.ndarray,
+        used_columns: set[int],
+        is_exception: bool,
+        ratio: float,
     ) -> _LearnedRule | None:
         """Specializes a rule for ``positives``; None if it cannot reach the ratio.
 
@@ -112,7 +117,7 @@ class _Learner:
         negatives back without progress.
         """
         literals: list[tuple[int, bool]] = []
-        while (is_exception and not literals) or negatives.sum() > self.exception_ratio * positives.sum():
+        while (is_exception and not literals) or negatives.sum() > ratio * positives.sum():
             literal = self.best_literal(positives, negatives, used_columns | {c for c, _ in literals})
             if literal is None:
                 break
@@ -122,23 +127,56 @@ class _Learner:
                 break
             literals.append(literal)
             positives, negatives = positives & holds, negatives & holds
-        if not literals and (is_exception or negatives.sum() > self.exception_ratio * positives.sum()):
+        if not literals and (is_exception or negatives.sum() > ratio * positives.sum()):
             return None
         rule = _LearnedRule(literals)
         if negatives.any():
             rule.exceptions = self.fold(
-                negatives, positives, used_columns | {c for c, _ in literals}, is_exception=True
+                negatives, positives, used_columns | {c for c, _ in literals}, True, ratio
             )
         return rule
 
     def fold(
-        self, positives: np.ndarray, negatives: np.ndarray, used_columns: set[int], is_exception: bool
+        self,
+        positives: np.ndarray,
+        negatives: np.ndarray,
+        used_columns: set[int],
+        is_exception: bool,
+        ratio: float | None = None,
     ) -> list[_LearnedRule]:
-        """Sequential covering of ``positives`` against ``negatives``."""
+        """Sequential covering of ``positives`` against ``negatives``, the smaller of two
+        coverings: with the exception ratio, and with ratio 0 (specialize until no false
+        positive is left). The ratio lets a rule stop early and hand its false positives to
+        exceptions; when a class dominates that stops too early (an empty body whose
+        exception is `not f1` where `f1` alone would do), so the covering with fewer
+        training errors wins, and at equal errors the one with fewer literals."""
+        if ratio is None:
+            ratio = self.exception_ratio
+        with_ratio = self._cover(positives, negatives, used_columns, is_exception, ratio)
+        if ratio == 0:
+            return with_ratio
+        exact = self._cover(positives, negatives, used_columns, is_exception, 0.0)
+        return min((exact, with_ratio), key=lambda r: self._cost(r, positives, negatives))
+
+    def _cost(self, rules: list[_LearnedRule], positives: np.ndarray, negatives: np.ndarray):
+        covered = np.zeros(self.table.shape[0], dtype=bool)
+        for rule in rules:
+            covered |= self.covers(rule)
+        errors = (positives & ~covered).sum() + (negatives & covered).sum()
+        return int(errors), sum(_literal_count(rule) for rule in rules)
+
+    def _cover(
+        self,
+        positives: np.ndarray,
+        negatives: np.ndarray,
+        used_columns: set[int],
+        is_exception: bool,
+        ratio: float,
+    ) -> list[_LearnedRule]:
         rules = []
         positives = positives.copy()
         while positives.sum() >= self.min_cover:
-            rule = self.learn_rule(positives, negatives, used_columns, is_exception)
+            rule = self.learn_rule(positives, negatives, used_columns, is_exception, ratio)
             if rule is None:
                 break
             covered = self.covers(rule)
@@ -148,6 +186,31 @@ class _Learner:
             rules.append(rule)
             positives &= ~covered
         return rules
+
+
+def _literal_count(rule: _LearnedRule) -> int:
+    """Literal occurrences of a rule and its exceptions, as `RuleSet.size` counts them."""
+    count, stack = 0, [rule]
+    while stack:
+        current = stack.pop()
+        count += len(current.literals) + (1 if current.exceptions else 0)
+        stack.extend(current.exceptions)
+    return count
+
+
+def _swap_default(learned: list, remaining_labels: np.ndarray) -> bool:
+    """`c :- not ab1. ab1 :- B.` for the last two classes c, d is `d :- B. c :- not d.`
+    with one literal less (class literals are not counted): learn d from B instead."""
+    class_index, class_rules = learned[-1]
+    if len(class_rules) != 1 or class_rules[0].literals or not class_rules[0].exceptions:
+        return False
+    others = set(np.unique(remaining_labels).tolist()) - {class_index}
+    if len(others) != 1:
+        return False
+    (other,) = others
+    learned[-1] = (other, class_rules[0].exceptions)
+    learned.append((class_index, [_LearnedRule([])]))
+    return True
 
 
 def learn_rule_set(
@@ -189,8 +252,11 @@ def learn_rule_set(
         class_rules = learner.fold(positives, remaining & ~positives, set(), is_exception=False)
         if class_rules:
             learned.append((class_index, class_rules))
+            remaining_labels = labels[remaining]
             for rule in class_rules:
                 remaining &= ~learner.covers(rule)
+            if len(pending) == 1 and _swap_default(learned, remaining_labels):
+                break
     names = list(feature_names) if feature_names is not None else [f"f{k}" for k in range(table.shape[1])]
     if len(names) != table.shape[1]:
         raise NesyError(f"{len(names)} feature names for a table of {table.shape[1]} columns")
