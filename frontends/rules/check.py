@@ -231,10 +231,10 @@ class _Resolver:
         return FeatureLiteral(atom.predicate, literal.negated, literal.position)
 
     def _use_feature(self, name: str, kind: str, position: Position) -> None:
+        if EXCEPTION_NAME.fullmatch(name) and name not in self.declared_set:
+            raise _Problem(position, f"{name} has no rule (exception predicates must be defined)")
         if self.declared is not None and name not in self.declared_set:
             raise _Problem(position, f"unknown predicate '{name}': it is not a feature and no rule defines it")
-        if self.declared is None and EXCEPTION_NAME.fullmatch(name):
-            raise _Problem(position, f"{name} has no rule (exception predicates must be defined)")
         known = self.kinds.get(name)
         if known is not None and known[0] != kind:
             raise _Problem(position, f"'{name}' is used as a {known[0]} feature at {known[1]} and as a {kind} one here")
