@@ -118,7 +118,7 @@ def rule_sets(draw, max_rules: int = 12, numeric: bool = True) -> GeneratedRules
     rules = []
     for head in heads:  # every head gets at least one rule
         rules.append(head)
-    rules += draw(st.lists(st.sampled_from(heads), max_size=max_rules - len(heads)))
+    rules += draw(st.lists(st.sampled_from(heads), max_size=max(0, max_rules - len(heads))))
     rules = draw(st.permutations(rules))
     built = []
     for head in rules:
