@@ -113,6 +113,9 @@ class _Batcher:
         for stack in stacks:
             stack.result.replace_all_uses_with(result)
             Rewriter.erase_op(stack)
+        for op in reversed(self.pending):  # hoisted copies nothing batched needed
+            if op is not result.owner and not any(r.uses for r in op.results):
+                Rewriter.erase_op(op)
         init = self.loop.inits[0].owner
         bounds = [v.owner for v in (self.loop.lb, self.loop.ub, self.loop.step)]
         Rewriter.erase_op(self.loop, safe_erase=False)
