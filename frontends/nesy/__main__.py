@@ -87,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
         "--filter-names", type=Path, help="file of 'fK NAME' lines: predicate names of filters"
     )
     run_command.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    run_command.add_argument(
+        "--workers", type=int, default=0, help="DataLoader processes reading image files"
+    )
     run_command.add_argument("--no-progress", action="store_true")
 
     table_command = commands.add_parser("table", help="regenerate the docs/nesy.md results table")
@@ -142,6 +145,7 @@ def _run(arguments: argparse.Namespace) -> None:
             n_filters=arguments.n_filters,
             seed=arguments.seed,
             progress=not arguments.no_progress,
+            workers=arguments.workers,
         )
         filter_names = (
             None

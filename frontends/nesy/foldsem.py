@@ -148,15 +148,20 @@ class _Learner:
         coverings: with the exception ratio, and with ratio 0 (specialize until no false
         positive is left). The ratio lets a rule stop early and hand its false positives to
         exceptions; when a class dominates that stops too early (an empty body whose
-        exception is `not f1` where `f1` alone would do), so the covering with fewer
-        training errors wins, and at equal errors the one with fewer literals."""
+        exception is `not f1` where `f1` alone would do), so the exact covering is taken
+        when it has fewer literals and no more training errors; otherwise the ratio's, as
+        FOLD-SE-M defines it (fewer literals at the price of training errors is the point
+        of the ratio and the tail)."""
         if ratio is None:
             ratio = self.exception_ratio
         with_ratio = self._cover(positives, negatives, used_columns, is_exception, ratio)
         if ratio == 0:
             return with_ratio
         exact = self._cover(positives, negatives, used_columns, is_exception, 0.0)
-        return min((exact, with_ratio), key=lambda r: self._cost(r, positives, negatives))
+        exact_errors, exact_size = self._cost(exact, positives, negatives)
+        ratio_errors, ratio_size = self._cost(with_ratio, positives, negatives)
+        better = exact_errors <= ratio_errors and exact_size < ratio_size
+        return exact if better else with_ratio
 
     def _cost(self, rules: list[_LearnedRule], positives: np.ndarray, negatives: np.ndarray):
         covered = np.zeros(self.table.shape[0], dtype=bool)

@@ -83,13 +83,30 @@ def _validation_accuracies(
     validation = dataset.validation
     if not len(validation):
         return None, None
-    cnn_predictions, norms = infer(trained.model, validation.images, binarization=binarization)
+    cnn_predictions, norms = infer(trained.model, validation, binarization=binarization)
     table = binarize(norms, filter_thresholds, binarization)
     nesy_predictions = predict_labels(rule_set, table, dataset.class_names)
     return (
         _accuracy(cnn_predictions, validation.labels),
         _accuracy(nesy_predictions, validation.labels),
     )
+
+
+def _ownership_metrics(trained: TrainedCnn, rule_set: RuleSet, dataset: Dataset, table) -> dict:
+    """How far the rules keep to the sparsity loss's filter ownership (sparse strategies):
+    the share of test-table entries that are owned filters firing on their own class, and
+    the share of the (class, filter) pairs the rules read that the class owns."""
+    if trained.ownership is None:
+        return {}
+    owned = trained.ownership.numpy()
+    use = filter_use(rule_set, dataset.class_names).astype(bool)
+    own_class = owned[dataset.test.labels]
+    return {
+        "owned_active_fraction": float((table & own_class).mean()),
+        "owned_filter_fraction": float(owned.any(axis=0).mean()),
+        "rule_filter_uses": int(use.sum()),
+        "rule_filter_uses_owned": int((use & owned).sum()),
+    }
 
 
 def run(
@@ -114,8 +131,9 @@ def run(
     trained = train_cnn(dataset, train_config, pretrained)
     train_seconds = time.perf_counter() - started
     binarization = rule_config.binarization
-    _, train_norms = infer(trained.model, dataset.train.images, binarization=binarization)
-    cnn_test, test_norms = infer(trained.model, dataset.test.images, binarization=binarization)
+    workers = train_config.workers
+    _, train_norms = infer(trained.model, dataset.train, binarization=binarization, workers=workers)
+    cnn_test, test_norms = infer(trained.model, dataset.test, binarization=binarization, workers=workers)
     filter_thresholds = thresholds(train_norms)
     train_table = binarize(train_norms, filter_thresholds, binarization)
     test_table = binarize(test_norms, filter_thresholds, binarization)
@@ -150,6 +168,7 @@ def run(
         "validation_cnn_accuracy": validation_cnn,
         "validation_nesy_accuracy": validation_nesy,
         "active_filter_fraction": float(test_table.mean()),
+        **_ownership_metrics(trained, rule_set, dataset, test_table),
         "train_seconds": train_seconds,
         "fold_seconds": fold_seconds,
         "world_size": dist.get_world_size() if dist.is_initialized() else 1,
@@ -214,15 +233,16 @@ def _plot_top_images(folder: Path, filters: list[int], norms: np.ndarray, images
     count = min(TOP_IMAGES_PER_FILTER, len(images))
     columns = int(np.ceil(np.sqrt(count)))
     rows = int(np.ceil(count / columns))
-    channels, height, width = images.images.shape[1:]
+    channels, height, width = images.image_shape
     for filter_index in filters:
         top = np.argsort(-norms[:, filter_index], kind="stable")[:count]
+        pictures = images.take(top)
         mosaic = np.ones((rows * (height + 1) + 1, columns * (width + 1) + 1, channels), dtype=np.float32)
         for position, index in enumerate(top):
             row, column = divmod(position, columns)
             top_edge, left_edge = 1 + row * (height + 1), 1 + column * (width + 1)
-            mosaic[top_edge : top_edge + height, left_edge : left_edge + width] = images.images[
-                index
+            mosaic[top_edge : top_edge + height, left_edge : left_edge + width] = pictures[
+                position
             ].transpose(1, 2, 0)
         figure, axis = plt.subplots(figsize=(1.2 * columns, 1.2 * rows + 0.4))
         axis.imshow(mosaic.squeeze(2) if channels == 1 else mosaic.clip(0, 1), cmap="gray", vmin=0, vmax=1)
