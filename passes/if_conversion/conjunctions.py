@@ -27,6 +27,7 @@ _AND, _NOT = "torch.aten.logical_and", "torch.aten.logical_not"
 def rewrite_conjunctions(ops: list[Operation], strategy: str) -> None:
     if strategy == "chain":
         return
+    ops = [op for op in ops if op.parent is not None]
     ands = [op for op in ops if dy.is_torch_op(op) and dy.op_name(op) == _AND]
     members = set(ands)
 
@@ -98,7 +99,6 @@ def _gemm(ops: list[Operation], roots: list[Operation], literals: dict, internal
         by_level.setdefault(level[root], []).append(root)
     for op in order:
         op.detach()
-    emitted_levels: set[int] = set()
     replaced: dict[SSAValue, SSAValue] = {}
 
     def insert(op: Operation) -> None:
@@ -107,14 +107,13 @@ def _gemm(ops: list[Operation], roots: list[Operation], literals: dict, internal
         else:
             block.insert_op_before(op, anchor)
 
-    for op in order:
-        if level[op] in by_level and level[op] not in emitted_levels:
-            emitted_levels.add(level[op])
-            _emit_level(by_level[level[op]], literals, insert, replaced)
-        insert(op)
-    for number, group in sorted(by_level.items()):
-        if number not in emitted_levels:
-            _emit_level(group, literals, insert, replaced)
+    pending_levels = sorted(by_level)
+    for op in [*order, None]:
+        while pending_levels and (op is None or pending_levels[0] <= level[op]):
+            number = pending_levels.pop(0)
+            _emit_level(by_level[number], literals, insert, replaced)
+        if op is not None:
+            insert(op)
 
 
 def _emit_level(group: list[Operation], literals: dict, insert, replaced: dict) -> None:
