@@ -37,9 +37,6 @@ from ir import dy
 from ir.program import ProgramContext, print_module, verify_module
 from passes.if_convert import IfConvert
 
-DEFAULT_RULES_FILE = "rules.txt"
-"""The name locations use for a rule-set given without its text: the file `run` writes."""
-
 CNN_PREFIX = "cnn."
 THRESHOLDS_KEY = "binarization.thresholds"
 

@@ -24,7 +24,6 @@ from frontends.nesy.errors import NesyError
 from frontends.nesy.lower import lower
 from frontends.nesy.model import CnnConfig, VggCnn
 from frontends.nesy.program import compile_run
-from frontends.nesy.rulesets import predict_labels
 from frontends.nesy.train import infer
 from ir import dy
 from ir.program import ProgramContext, parse_and_verify, print_module
