@@ -23,7 +23,11 @@ from ir.torch_build import SI64, TorchBuilder, dtype_of, shape_of, tensor_type
 from passes.fold_constant_branches import constant_int
 from passes.if_conversion.conjunctions import rewrite_conjunctions
 from passes.effects import is_pure
-from passes.if_conversion.speculation import ELEMENTWISE_TORCH_OPS, constant_torch_int
+from passes.if_conversion.speculation import (
+    ELEMENTWISE_TORCH_OPS,
+    constant_torch_int,
+    speculatable,
+)
 
 _HOST_TO_DTYPE = {i1: i1, i64: SI64, f64: f64}
 _CMPF_TO_TORCH = {"ogt": "gt", "oge": "ge", "olt": "lt", "ole": "le", "oeq": "eq", "une": "ne"}
@@ -190,6 +194,8 @@ class _Batcher:
         if not is_pure(op):  # every row runs it anyway: batching reorders, it does not speculate
             raise _NotBatchable
         if not any(self.is_varying(v, env) for v in operands):
+            if not speculatable(op, self.max_elements):  # it now runs before the loop body
+                raise _NotBatchable
             self.hoist(op, operands)
             return
         results = self.batched_form(op, operands, env)

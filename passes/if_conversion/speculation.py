@@ -16,8 +16,11 @@ _FAILING_ARITH = (
     arith.FloorDivSIOp,
     arith.CeilDivSIOp,
     arith.CeilDivUIOp,
+    arith.FPToSIOp,
+    arith.FPToUIOp,
 )
-"""Integer division and remainder fail on a zero divisor (the interpreter raises)."""
+"""Integer division and remainder fail on a zero divisor, float-to-int conversion on NaN
+and infinities (the interpreter raises)."""
 
 ELEMENTWISE_TORCH_OPS = frozenset(
     {
@@ -43,7 +46,9 @@ def speculatable(op: Operation, max_elements: int) -> bool:
         return False
     if dy.is_torch_op(op):
         return _torch_speculatable(op, max_elements)
-    if isinstance(op, dy.ItemOp | dy.ScalarToTensorOp):
+    if isinstance(op, dy.ItemOp):  # fails at run time unless the tensor surely has one element
+        return op.tensor.type.numel == 1
+    if isinstance(op, dy.ScalarToTensorOp):
         return True
     if op.dialect_name() == arith.Arith.name:
         return not isinstance(op, _FAILING_ARITH)

@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors import safe_open
 
-from frontends.nesy.__main__ import main
 from frontends import rules
+from frontends.nesy.__main__ import main
+from frontends.nesy.rulesets import used_filters
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 REQUIRED_METRICS = (
@@ -36,9 +38,13 @@ def _check_run_directory(out: Path) -> dict:
         metrics["size"],
     )
     pictures = sorted(path.name for path in (out / "filters").iterdir())
-    assert pictures == sorted(f"f{index}.png" for index in rule_set.used_filters())
+    assert pictures == sorted(f"f{index}.png" for index in used_filters(rule_set))
     with safe_open(str(out / "model.safetensors"), "pt") as weights:
         assert "binarization.thresholds" in weights.keys()  # noqa: SIM118 - safe_open has no `in`
+        assert weights.get_tensor("binarization.thresholds").dtype == torch.float64
+        use = weights.get_tensor("rules.filter_use")
+        assert use.shape == (len(json.loads(weights.metadata()["class_names"])), 64)
+        assert sorted(set(use.nonzero()[:, 1].tolist())) == used_filters(rule_set)
         assert "class_names" in weights.metadata()
     return metrics
 
