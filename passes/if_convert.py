@@ -46,7 +46,10 @@ CONJUNCTION_STRATEGIES = ("chain", "gemm", "reduce")
 
 @dataclass(frozen=True)
 class IfConvert(ModulePass):
-    """Turns branches with cheap pure arms into selects, and map loops into batched code."""
+    """Turns branches with cheap pure arms into selects, and map loops into batched code.
+
+    Idempotent: the rewrites run to a fixpoint, so a second application changes nothing.
+    Options: ``max-elements`` (int >= 1), ``conjunctions`` (chain, gemm or reduce)."""
 
     name = "if-convert"
 
@@ -63,6 +66,9 @@ class IfConvert(ModulePass):
             )
         if self.max_elements < 1:
             raise ValueError(f"max-elements must be at least 1, got {self.max_elements}")
-        for function in [f for f in op.ops if isinstance(f, dy.FuncOp)]:
-            convert_exit_chains(function, self.max_elements)
-        batch_map_loops(op, self.max_elements, self.conjunctions)
+        changed = True
+        while changed:  # batching a loop can make a branch's arms straight-line, and back
+            changed = False
+            for function in [f for f in op.ops if isinstance(f, dy.FuncOp)]:
+                changed |= convert_exit_chains(function, self.max_elements)
+            changed |= batch_map_loops(op, self.max_elements, self.conjunctions)

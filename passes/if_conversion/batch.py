@@ -39,21 +39,26 @@ class _NotBatchable(Exception):
     """The loop has an op without a batched form; it stays a loop."""
 
 
-def batch_map_loops(module: ModuleOp, max_elements: int, conjunctions: str) -> None:
+def batch_map_loops(module: ModuleOp, max_elements: int, conjunctions: str) -> bool:
+    """Batches every map loop, innermost first (an outer loop can qualify once its inner
+    loop is batched); whether any was."""
     functions = {f.sym_name.data: f for f in module.ops if isinstance(f, dy.FuncOp)}
     inlined: set[str] = set()
+    batched = False
     for function in list(functions.values()):
-        for loop in [op for op in function.walk() if isinstance(op, dy.ForOp)]:
+        for loop in reversed([op for op in function.walk() if isinstance(op, dy.ForOp)]):
             try:
                 batcher = _Batcher(loop, functions, max_elements)
                 batcher.run()
             except _NotBatchable:
                 continue
+            batched = True
             inlined |= batcher.called
             rewrite_conjunctions(batcher.created, conjunctions)
     called = {call.callee.root_reference.data for call in module.walk() if isinstance(call, dy.CallOp)}
     for name in inlined - called - {dy.ENTRY_FUNCTION}:
         Rewriter.erase_op(functions[name])
+    return bool(inlined) or batched
 
 
 class _Batcher:

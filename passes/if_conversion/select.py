@@ -15,21 +15,25 @@ from passes.if_conversion.speculation import speculatable
 _EXITS = (dy.ReturnOp, dy.YieldOp, dy.ContinueOp, dy.BreakOp)
 
 
-def convert_exit_chains(function: dy.FuncOp, max_elements: int) -> None:
+def convert_exit_chains(function: dy.FuncOp, max_elements: int) -> bool:
     """Converts every convertible `dy.if` of ``function``, innermost blocks first (an inner
-    conversion can make the arms of an outer branch straight-line)."""
+    conversion can make the arms of an outer branch straight-line); whether any was."""
     blocks = [block for op in function.walk() for region in op.regions for block in region.blocks]
+    changed = False
     for block in reversed(blocks):
-        _sweep(block, max_elements)
+        if block.parent is not None:
+            changed |= _sweep(block, max_elements)
+    return changed
 
 
-def _sweep(block: Block, max_elements: int) -> None:
+def _sweep(block: Block, max_elements: int) -> bool:
     """One backward pass over ``block``: while everything after the current op is
     speculatable, an early exit can merge into the block's exit."""
     terminator = block.last_op
     if not isinstance(terminator, _EXITS):
-        return
+        return False
     tail_pure = True
+    changed = False
     op = terminator.prev_op
     while op is not None:
         previous = op.prev_op
@@ -38,10 +42,11 @@ def _sweep(block: Block, max_elements: int) -> None:
             if converted is None:
                 tail_pure = False
             else:
-                terminator = converted
+                terminator, changed = converted, True
         elif not speculatable(op, max_elements):
             tail_pure = False
         op = previous
+    return changed
 
 
 def _arm(region) -> tuple[list[Operation], Operation] | None:
