@@ -95,6 +95,7 @@ def test_whole_test_split_as_one_batch(model, backend, tmp_path):
             assert program.stats.compiled == 1 and program.stats.fallback == 0
 
 
+@pytest.mark.slow
 def test_batch_of_one(model, tmp_path):
     rule_set = _hand_written(model)
     conversion = lower(model.cnn, model.thresholds, rule_set, (1, 8, 8), batch=1)
