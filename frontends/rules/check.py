@@ -360,6 +360,8 @@ def _cycle_message(rules, class_predicate, edges, members, start: Key, negative:
         f"(rule {_rule_place(rules, edge.rule)})"
         for head, edge in path
     ]
+    if len(steps) > 6:  # one readable line however long the cycle
+        steps = [*steps[:3], f"... ({len(steps) - 5} more)", *steps[-2:]]
     return "cycle through negation: " + ", ".join(steps)
 
 
