@@ -109,7 +109,13 @@ def _convert(
         return terminator
     yielded = else_exit.operands if exit_arm == "then" else then_exit.operands
     for result, value in zip(branch.res, yielded):
-        result.replace_all_uses_with(value)
+        result.replace_all_uses_with(value)  # the terminator may have read the results
+    exited = then_exit.operands if exit_arm == "then" else else_exit.operands
+    pairs = list(
+        zip(exited, terminator.operands)
+        if exit_arm == "then"
+        else zip(terminator.operands, exited)
+    )
     Rewriter.erase_op(branch, safe_erase=False)
     chosen = [selects.build(a, b, terminator) for a, b in pairs]
     replacement = type(terminator)(*chosen)

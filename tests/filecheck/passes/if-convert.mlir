@@ -11,6 +11,10 @@
 // CHECK-NEXT:    %r = arith.select %c, %a, %b : i64
 // CHECK-NEXT:    dy.return %r : i64
 
+// CHECK-LABEL: dy.func @exit_reads_the_branch_result
+// CHECK-NEXT:    %[[R:.*]] = arith.select %c, %x, %y : i64
+// CHECK-NEXT:    dy.return %[[R]] : i64
+
 // CHECK-LABEL: dy.func @division_may_fail
 // CHECK:         dy.if %c
 // CHECK:         arith.divsi
@@ -62,6 +66,14 @@ dy.func @decision_list(%p: i1, %q: i1) -> (i64) {
   }
   %none = arith.constant -1 : i64
   dy.return %none : i64
+}
+dy.func @exit_reads_the_branch_result(%c: i1, %x: i64, %y: i64) -> (i64) {
+  %v = dy.if %c -> (i64) {
+    dy.return %x : i64
+  } else {
+    dy.yield %y : i64
+  }
+  dy.return %v : i64
 }
 dy.func @division_may_fail(%c: i1, %x: i64, %y: i64) -> (i64) {
   %r = dy.if %c -> (i64) {
