@@ -10,12 +10,14 @@ from xdsl.utils.arg_spec import ArgSpecParseError, parse_pipeline
 
 from passes.dead_code_elimination import DeadCodeElimination
 from passes.fold_constant_branches import FoldConstantBranches
+from passes.if_convert import IfConvert
 from passes.outline_regions import OutlineRegions
 
 _PASS_CLASSES: tuple[type[ModulePass], ...] = (
     FoldConstantBranches,
     DeadCodeElimination,
     OutlineRegions,
+    IfConvert,
 )
 
 PASSES: dict[str, type[ModulePass]] = {cls.name: cls for cls in _PASS_CLASSES}

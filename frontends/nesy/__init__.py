@@ -2,29 +2,10 @@
 
 The pipeline trains a VGG-style CNN, binarizes the norms of its last
 convolutional layer's filters, and learns a stratified normal logic program
-(a :class:`~frontends.nesy.rules.RuleSet`) over the binary filter table with
+(a :class:`frontends.rules.RuleSet`) over the binary filter table with
 FOLD-SE-M. The rule-set is the symbolic half that the compiler lowers.
 """
 
-from frontends.nesy.errors import NesyError, RuleSyntaxError
-from frontends.nesy.rules import (
-    ExceptionLiteral,
-    FilterLiteral,
-    Literal,
-    Rule,
-    RuleSet,
-    TargetLiteral,
-    parse_rules,
-)
+from frontends.nesy.errors import NesyError
 
-__all__ = [
-    "ExceptionLiteral",
-    "FilterLiteral",
-    "Literal",
-    "NesyError",
-    "Rule",
-    "RuleSet",
-    "RuleSyntaxError",
-    "TargetLiteral",
-    "parse_rules",
-]
+__all__ = ["NesyError"]

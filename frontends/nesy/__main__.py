@@ -19,7 +19,9 @@ from frontends.nesy.data import load_dataset
 from frontends.nesy.errors import NesyError
 from frontends.nesy.foldsem import DEFAULT_EXCEPTION_RATIO, DEFAULT_TAIL
 from frontends.nesy.pipeline import RuleConfig, default_epochs, default_sparse_epochs, run
-from frontends.nesy.rules import parse_rules
+from frontends import rules
+from frontends.nesy.model import BINARIZATIONS
+from frontends.nesy.names import read_filter_names
 from frontends.nesy.sparsity import (
     DEFAULT_FILTERS_PER_CLASS,
     DEFAULT_MARGIN_WEIGHT,
@@ -75,7 +77,19 @@ def _parser() -> argparse.ArgumentParser:
     run_command.add_argument("--exception-ratio", type=float, default=DEFAULT_EXCEPTION_RATIO)
     run_command.add_argument("--tail", type=float, default=DEFAULT_TAIL)
     run_command.add_argument("--compare-foldrm", action="store_true")
+    run_command.add_argument(
+        "--binarization",
+        choices=BINARIZATIONS,
+        default="rms",
+        help="rms: RMS norm, '>' (ours); nesyfold: spectral norm, '>=' (NeSyFOLD's code)",
+    )
+    run_command.add_argument(
+        "--filter-names", type=Path, help="file of 'fK NAME' lines: predicate names of filters"
+    )
     run_command.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    run_command.add_argument(
+        "--workers", type=int, default=0, help="DataLoader processes reading image files"
+    )
     run_command.add_argument("--no-progress", action="store_true")
 
     table_command = commands.add_parser("table", help="regenerate the docs/nesy.md results table")
@@ -89,6 +103,10 @@ def _parser() -> argparse.ArgumentParser:
 
     rules_command = commands.add_parser("rules", help="check a rule file and print it back")
     rules_command.add_argument("file", type=Path)
+    rules_command.add_argument(
+        "--filter-names", type=Path, help="the names the rules give filters ('fK NAME' lines)"
+    )
+    rules_command.add_argument("--n-filters", type=int, default=64)
 
     lower_command = commands.add_parser(
         "lower", help="lower a run's CNN and rule-set into one dy program (+ OUT.safetensors)"
@@ -96,6 +114,10 @@ def _parser() -> argparse.ArgumentParser:
     lower_command.add_argument("--run", type=Path, required=True, help="a folder written by 'run'")
     lower_command.add_argument(
         "-o", "--output", type=Path, required=True, help="the .mlir file to write"
+    )
+    lower_command.add_argument("--batch", type=int, default=1, help="images per call")
+    lower_command.add_argument(
+        "--if-convert", action="store_true", help="write the batched (branch-free) program"
     )
     return parser
 
@@ -123,8 +145,20 @@ def _run(arguments: argparse.Namespace) -> None:
             n_filters=arguments.n_filters,
             seed=arguments.seed,
             progress=not arguments.no_progress,
+            workers=arguments.workers,
         )
-        rule_config = RuleConfig(arguments.exception_ratio, arguments.tail, arguments.compare_foldrm)
+        filter_names = (
+            None
+            if arguments.filter_names is None
+            else read_filter_names(arguments.filter_names, arguments.n_filters)
+        )
+        rule_config = RuleConfig(
+            arguments.exception_ratio,
+            arguments.tail,
+            arguments.compare_foldrm,
+            arguments.binarization,
+            filter_names,
+        )
         if distributed and dist.get_rank() != 0:
             train_cnn(dataset, config)
             return
@@ -138,11 +172,10 @@ def _run(arguments: argparse.Namespace) -> None:
 
 
 def _rules(arguments: argparse.Namespace) -> None:
-    try:
-        text = arguments.file.read_text()
-    except OSError as failure:
-        raise NesyError(f"{arguments.file}: error: cannot read rule file ({failure.strerror})") from None
-    rule_set = parse_rules(text, str(arguments.file))
+    names = None
+    if arguments.filter_names is not None:
+        names = read_filter_names(arguments.filter_names, arguments.n_filters)
+    rule_set = rules.parse(rules.read_rule_file(arguments.file), str(arguments.file), names)
     print(rule_set, end="")
     size = rule_set.size()
     print(f"% {size.n_rules} rules, {size.n_preds} predicates, size {size.size}")
@@ -158,12 +191,12 @@ def main(argv: list[str] | None = None) -> int:
             # Imported here: the compiler (xDSL, torch-mlir) is only needed by this command.
             from frontends.nesy.lower import lower_run
 
-            lower_run(arguments.run, arguments.output)
+            lower_run(arguments.run, arguments.output, arguments.batch, arguments.if_convert)
         elif arguments.command == "table":
             print(run_table(arguments.datasets, arguments.seeds, arguments.out, not arguments.no_progress))
         else:
             _rules(arguments)
-    except NesyError as error:
+    except (NesyError, rules.RuleError) as error:
         print(error, file=sys.stderr)
         return 1
     return 0

@@ -2,9 +2,9 @@
 
 FOLD-RM is the published multi-class predecessor of FOLD-SE-M. Its rules form
 one decision list interleaving classes, which a class-ordered
-:class:`~frontends.nesy.rules.RuleSet` cannot express, so it is scored with its
+:class:`~frontends.rules.RuleSet` (classes tried in class order) cannot express, so it is scored with its
 own ``predict`` and its size is counted from its flattened rules with the same
-measures as :class:`~frontends.nesy.rules.RuleSetSize`: every rule (target and
+measures as :class:`~frontends.rules.RuleSetSize`: every rule (target and
 exception, after FOLD-RM's own de-duplication), distinct filter predicates, and
 attribute and exception literal occurrences.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from foldrm.algo import flatten_rules, foldrm, predict
 
-from frontends.nesy.rules import RuleSetSize
+from frontends.rules import RuleSetSize
 
 DEFAULT_FOLDRM_RATIO = 0.5
 

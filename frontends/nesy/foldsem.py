@@ -38,17 +38,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from frontends import rules
 from frontends.nesy.errors import NesyError
-from frontends.nesy.rules import (
-    ExceptionHead,
-    ExceptionLiteral,
-    FilterLiteral,
-    Literal,
-    Rule,
-    RuleSet,
-    TargetHead,
-    TargetLiteral,
-)
 
 DEFAULT_EXCEPTION_RATIO = 0.8
 DEFAULT_TAIL = 5e-3
@@ -111,7 +102,12 @@ class _Learner:
         return int(column), polarity == 0
 
     def learn_rule(
-        self, positives: np.ndarray, negatives: np.ndarray, used_columns: set[int], is_exception: bool
+        self,
+        positives: np.ndarray,
+        negatives: np.ndarray,
+        used_columns: set[int],
+        is_exception: bool,
+        ratio: float,
     ) -> _LearnedRule | None:
         """Specializes a rule for ``positives``; None if it cannot reach the ratio.
 
@@ -121,7 +117,7 @@ class _Learner:
         negatives back without progress.
         """
         literals: list[tuple[int, bool]] = []
-        while (is_exception and not literals) or negatives.sum() > self.exception_ratio * positives.sum():
+        while (is_exception and not literals) or negatives.sum() > ratio * positives.sum():
             literal = self.best_literal(positives, negatives, used_columns | {c for c, _ in literals})
             if literal is None:
                 break
@@ -131,23 +127,61 @@ class _Learner:
                 break
             literals.append(literal)
             positives, negatives = positives & holds, negatives & holds
-        if not literals and (is_exception or negatives.sum() > self.exception_ratio * positives.sum()):
+        if not literals and (is_exception or negatives.sum() > ratio * positives.sum()):
             return None
         rule = _LearnedRule(literals)
         if negatives.any():
             rule.exceptions = self.fold(
-                negatives, positives, used_columns | {c for c, _ in literals}, is_exception=True
+                negatives, positives, used_columns | {c for c, _ in literals}, True, ratio
             )
         return rule
 
     def fold(
-        self, positives: np.ndarray, negatives: np.ndarray, used_columns: set[int], is_exception: bool
+        self,
+        positives: np.ndarray,
+        negatives: np.ndarray,
+        used_columns: set[int],
+        is_exception: bool,
+        ratio: float | None = None,
     ) -> list[_LearnedRule]:
-        """Sequential covering of ``positives`` against ``negatives``."""
+        """Sequential covering of ``positives`` against ``negatives``, the smaller of two
+        coverings: with the exception ratio, and with ratio 0 (specialize until no false
+        positive is left). The ratio lets a rule stop early and hand its false positives to
+        exceptions; when a class dominates that stops too early (an empty body whose
+        exception is `not f1` where `f1` alone would do), so the exact covering is taken
+        when it has fewer literals and no more training errors; otherwise the ratio's, as
+        FOLD-SE-M defines it (fewer literals at the price of training errors is the point
+        of the ratio and the tail)."""
+        if ratio is None:
+            ratio = self.exception_ratio
+        with_ratio = self._cover(positives, negatives, used_columns, is_exception, ratio)
+        if ratio == 0:
+            return with_ratio
+        exact = self._cover(positives, negatives, used_columns, is_exception, 0.0)
+        exact_errors, exact_size = self._cost(exact, positives, negatives)
+        ratio_errors, ratio_size = self._cost(with_ratio, positives, negatives)
+        better = exact_errors <= ratio_errors and exact_size < ratio_size
+        return exact if better else with_ratio
+
+    def _cost(self, rules: list[_LearnedRule], positives: np.ndarray, negatives: np.ndarray):
+        covered = np.zeros(self.table.shape[0], dtype=bool)
+        for rule in rules:
+            covered |= self.covers(rule)
+        errors = (positives & ~covered).sum() + (negatives & covered).sum()
+        return int(errors), sum(_literal_count(rule) for rule in rules)
+
+    def _cover(
+        self,
+        positives: np.ndarray,
+        negatives: np.ndarray,
+        used_columns: set[int],
+        is_exception: bool,
+        ratio: float,
+    ) -> list[_LearnedRule]:
         rules = []
         positives = positives.copy()
         while positives.sum() >= self.min_cover:
-            rule = self.learn_rule(positives, negatives, used_columns, is_exception)
+            rule = self.learn_rule(positives, negatives, used_columns, is_exception, ratio)
             if rule is None:
                 break
             covered = self.covers(rule)
@@ -159,16 +193,43 @@ class _Learner:
         return rules
 
 
+def _literal_count(rule: _LearnedRule) -> int:
+    """Literal occurrences of a rule and its exceptions, as `RuleSet.size` counts them."""
+    count, stack = 0, [rule]
+    while stack:
+        current = stack.pop()
+        count += len(current.literals) + (1 if current.exceptions else 0)
+        stack.extend(current.exceptions)
+    return count
+
+
+def _swap_default(learned: list, remaining_labels: np.ndarray) -> bool:
+    """`c :- not ab1. ab1 :- B.` for the last two classes c, d is `d :- B. c :- not d.`
+    with one literal less (class literals are not counted): learn d from B instead."""
+    class_index, class_rules = learned[-1]
+    if len(class_rules) != 1 or class_rules[0].literals or not class_rules[0].exceptions:
+        return False
+    others = set(np.unique(remaining_labels).tolist()) - {class_index}
+    if len(others) != 1:
+        return False
+    (other,) = others
+    learned[-1] = (other, class_rules[0].exceptions)
+    learned.append((class_index, [_LearnedRule([])]))
+    return True
+
+
 def learn_rule_set(
     table: np.ndarray,
     labels: np.ndarray,
     class_names: Sequence[str],
     exception_ratio: float = DEFAULT_EXCEPTION_RATIO,
     tail: float = DEFAULT_TAIL,
-) -> RuleSet:
+    feature_names: Sequence[str] | None = None,
+) -> rules.RuleSet:
     """Learns a FOLD-SE-M rule-set from a binary table (images x filters).
 
-    ``labels`` are indices into ``class_names``; the rule-set predicts them.
+    ``labels`` are indices into ``class_names``; the rule-set's classes are names from it.
+    Column k is the feature ``feature_names[k]`` (default ``fK``).
     """
     table = np.asarray(table)
     labels = np.asarray(labels)
@@ -196,34 +257,43 @@ def learn_rule_set(
         class_rules = learner.fold(positives, remaining & ~positives, set(), is_exception=False)
         if class_rules:
             learned.append((class_index, class_rules))
+            remaining_labels = labels[remaining]
             for rule in class_rules:
                 remaining &= ~learner.covers(rule)
-    return _to_rule_set(learned, class_names)
+            if len(pending) == 1 and _swap_default(learned, remaining_labels):
+                break
+    names = list(feature_names) if feature_names is not None else [f"f{k}" for k in range(table.shape[1])]
+    if len(names) != table.shape[1]:
+        raise NesyError(f"{len(names)} feature names for a table of {table.shape[1]} columns")
+    return _to_rule_set(learned, class_names, names)
 
 
-def _to_rule_set(learned: list[tuple[int, list[_LearnedRule]]], class_names: Sequence[str]) -> RuleSet:
-    target_rules: list[Rule] = []
-    exception_rules: list[Rule] = []
+def _to_rule_set(
+    learned: list[tuple[int, list[_LearnedRule]]], class_names: Sequence[str], names: list[str]
+) -> rules.RuleSet:
+    target_rules: list[rules.Rule] = []
+    exception_rules: list[rules.Rule] = []
     next_exception_id = 1
 
-    def body_of(rule: _LearnedRule) -> list[Literal]:
+    def body_of(rule: _LearnedRule) -> list[rules.Literal]:
         nonlocal next_exception_id
-        body: list[Literal] = [
-            FilterLiteral(column, negated=not positive) for column, positive in rule.literals
+        body: list[rules.Literal] = [
+            rules.FeatureLiteral(names[column], negated=not positive)
+            for column, positive in rule.literals
         ]
         if rule.exceptions:
-            exception_id = next_exception_id
+            exception = rules.PredicateKey(f"ab{next_exception_id}")
             next_exception_id += 1
-            body.append(ExceptionLiteral(exception_id))
-            for exception in rule.exceptions:
-                exception_rules.append(Rule(ExceptionHead(exception_id), tuple(body_of(exception))))
+            body.append(rules.AtomLiteral(exception, negated=True))
+            for nested in rule.exceptions:
+                exception_rules.append(rules.Rule(exception, tuple(body_of(nested))))
         return body
 
-    earlier: list[Literal] = []
-    for class_index, rules in learned:
+    earlier: list[rules.Literal] = []
+    for class_index, class_rules in learned:
         name = class_names[class_index]
-        for rule in rules:
-            target_rules.append(Rule(TargetHead(name), tuple(body_of(rule) + earlier)))
-        earlier.append(TargetLiteral(name))
-    exception_rules.sort(key=lambda rule: rule.head.exception_id)
-    return RuleSet(tuple(class_names), tuple(target_rules + exception_rules))
+        for rule in class_rules:
+            target_rules.append(rules.Rule(rules.ClassKey(name), tuple(body_of(rule) + earlier)))
+        earlier.append(rules.AtomLiteral(rules.ClassKey(name), negated=True))
+    exception_rules.sort(key=lambda rule: int(rule.head.name[2:]))
+    return rules.build(target_rules + exception_rules, names, "target", "rules.txt")

@@ -1,24 +1,18 @@
-"""Lowering a neuro-symbolic model into one `dy` program.
+"""Lowering a neuro-symbolic model into one `dy` program over a batch of images.
 
 A NeSy model is the CNN up to its last convolutional layer, the per-filter norms
-(:func:`~frontends.nesy.model.filter_norms`), the binarization thresholds and a
-:class:`~frontends.nesy.rules.RuleSet`. It becomes one `dy.func @forward` that maps an
-image to the predicted class index (`i64`, ``NO_CLASS`` = -1 when no rule fires):
+(:func:`~frontends.nesy.model.filter_norms`), the binarization thresholds and a rule-set
+over the binarized filters. It becomes one `dy.func @forward(images)` returning the
+predicted class indices ([N] si64, index into the rule-set's classes, -1 when no class
+holds) and the binary filter table it decided them from ([N, K] bool):
 
-* the neural half, :class:`FilterActivations`, is straight-line PyTorch, so the torch
-  frontend turns it into one stretch of torch-dialect ops whose weights (and thresholds)
-  are `dy.param`s; it ends with one 0-d bool tensor per filter the rules read;
-* the symbolic half is built here, directly as IR: `dy.item` turns a filter's activation
-  into an `i1`, `arith` computes rule bodies (AND over literals, OR over the rules of an
-  exception, `not` as `arith.xori` with `true`), and the decision list is a chain of
-  `dy.if`s, one per target rule, whose `then` region returns the rule's class. Control
-  only reaches a rule when every earlier rule failed, so a rule's body (and the
-  exceptions and filters it is the first to read) is evaluated lazily, exactly as the
-  decision-list semantics of :meth:`RuleSet.predict` orders it.
-
-Every op of the symbolic half is located at the rule text it comes from
-(`rules.txt:LINE:COL` of the rule head or literal), so a diagnostic about it points into
-the rule file.
+* the neural half, :class:`FilterActivations`, is straight-line PyTorch over the batch, so
+  the torch frontend turns it into one stretch of torch-dialect ops whose weights (and
+  thresholds) are `dy.param`s; it ends with the [N, K] table;
+* the symbolic half is the rule-set frontend's program (`frontends.rules.append_classifier`):
+  a per-image decision list mapped over the rows of the table, located at the rule text.
+  `if-convert` turns it into batched tensor code, after which the CNN and the rules are
+  one run of tensor ops: one compiled sub-graph for the whole batch.
 """
 
 from __future__ import annotations
@@ -33,55 +27,31 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
-from xdsl.dialects import arith
-from xdsl.dialects.builtin import (
-    FileLineColLoc,
-    FunctionType,
-    IntAttr,
-    IntegerAttr,
-    StringAttr,
-    i1,
-    i64,
-)
-from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.dialects.builtin import FunctionType, StringAttr
 
+from frontends import rules
 from frontends.nesy.errors import NesyError
-from frontends.nesy.model import CnnConfig, VggCnn, filter_norms
-from frontends.nesy.rules import (
-    NO_CLASS,
-    ExceptionHead,
-    ExceptionLiteral,
-    FilterLiteral,
-    Literal,
-    Rule,
-    RuleSet,
-    TargetLiteral,
-    _RuleParser,
-    parse_rules,
-)
+from frontends.nesy.model import CnnConfig, VggCnn, binarization_norms
 from frontends.torch import Conversion, UnsupportedError, convert
 from ir import dy
-from ir.program import print_module, verify_module
-
-DEFAULT_RULES_FILE = "rules.txt"
-"""The name locations use for a rule-set given without its text: the file `run` writes."""
+from ir.program import ProgramContext, print_module, verify_module
+from passes.if_convert import IfConvert
 
 CNN_PREFIX = "cnn."
 THRESHOLDS_KEY = "binarization.thresholds"
 
 
 class FilterActivations(nn.Module):
-    """The neural half of a NeSy model, for one image: is each filter the rules read active?
+    """The neural half of a NeSy model: which filters are active on each image.
 
-    ``forward(image)`` runs the CNN up to its last conv layer, takes the per-filter norms
-    exactly as the pipeline defines them (:func:`filter_norms`) and compares them with the
-    thresholds. The comparison is done in float64, which is what numpy does in
-    :func:`~frontends.nesy.binarize.binarize` for float32 norms against float64 thresholds
-    and is exact for float32 thresholds, so the program's table equals the pipeline's.
-    It returns one 0-d bool tensor per entry of ``filters``, in that order.
+    ``forward(images)`` runs the CNN up to its last conv layer, takes the per-filter norms
+    exactly as the pipeline does (:func:`binarization_norms`) and compares them with the
+    thresholds in float64, which is what numpy does in
+    :func:`~frontends.nesy.binarize.binarize` for float32 norms against float64 thresholds,
+    so the program's table equals the pipeline's. It returns the [N, K] bool table.
     """
 
-    def __init__(self, cnn: VggCnn, thresholds: np.ndarray, filters: Sequence[int]):
+    def __init__(self, cnn: VggCnn, thresholds: np.ndarray, binarization: str = "rms"):
         super().__init__()
         n_filters = cnn.config.n_filters
         thresholds = np.asarray(thresholds)
@@ -89,216 +59,50 @@ class FilterActivations(nn.Module):
             raise NesyError(
                 f"expected {n_filters} thresholds (one per filter), got shape {thresholds.shape}"
             )
-        for index in filters:
-            if not 0 <= index < n_filters:
-                raise NesyError(f"the rules use f{index} but the CNN has only {n_filters} filters")
         self.features = cnn.features
         self.last_conv = cnn.last_conv
+        self.binarization = binarization
         self.register_buffer("thresholds", torch.from_numpy(thresholds.astype(np.float64)))
-        self.filters = tuple(filters)
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        norms = filter_norms(self.last_conv(self.features(image)))[0]
-        active = norms.double() > self.thresholds
-        return tuple(active[index] for index in self.filters)
-
-
-@dataclass(frozen=True)
-class _RulePlace:
-    """Where a rule's head and each of its body literals are in the rule text."""
-
-    head: FileLineColLoc
-    literals: tuple[FileLineColLoc, ...]
-
-
-def _rule_places(
-    rule_set: RuleSet, text: str, source_name: str
-) -> tuple[list[_RulePlace], FileLineColLoc]:
-    """The place of every rule of ``rule_set`` in ``text``, and the end of the text.
-
-    The text must spell exactly the rules of ``rule_set`` (it is their source).
-    """
-    parser = _RuleParser(text, source_name)
-    parsed = parser.parse()
-    if tuple(item.rule for item in parsed) != rule_set.rules:
-        raise NesyError(
-            f"{source_name}: error: the rule text does not spell the rule-set being lowered"
-        )
-    filename = StringAttr(source_name)
-
-    def place(token) -> FileLineColLoc:
-        return FileLineColLoc(filename, IntAttr(token.line), IntAttr(token.column))
-
-    places = [
-        _RulePlace(place(item.head_token), tuple(place(token) for token in item.literal_tokens))
-        for item in parsed
-    ]
-    return places, place(parser.tokens[-1])
-
-
-_Truth = SSAValue | bool
-"""A truth value during lowering: an `i1` computed at run time, or one known statically
-(an empty body, a `target` literal decided by the decision order), which is folded."""
-
-
-class _DecisionListLowering:
-    """Appends the symbolic half to the entry block of `@forward`.
-
-    The chain of target rules stays in one block: each rule is a `dy.if` whose `then`
-    region returns, so everything after it runs only when it failed. Filter items,
-    negations and exception values are therefore computed in that block where first
-    needed and memoised: a value defined there is visible to every later rule.
-    """
-
-    def __init__(
-        self,
-        block: Block,
-        rule_set: RuleSet,
-        places: Sequence[_RulePlace],
-        activations: dict[int, SSAValue],
-    ):
-        self.block = block
-        self.rule_set = rule_set
-        self.activations = activations
-        self.exception_rules: dict[int, list[tuple[Rule, _RulePlace]]] = {}
-        self.target_rules: list[tuple[Rule, _RulePlace]] = []
-        for rule, place in zip(rule_set.rules, places):
-            if isinstance(rule.head, ExceptionHead):
-                self.exception_rules.setdefault(rule.head.exception_id, []).append((rule, place))
-            else:
-                self.target_rules.append((rule, place))
-        self.filters: dict[int, SSAValue] = {}
-        self.exceptions: dict[int, _Truth] = {}
-        self.true: SSAValue | None = None
-        self.negations: dict[SSAValue, SSAValue] = {}
-        """`not v` for every `v` negated so far, both ways: `not not v` is `v` again."""
-
-    def _add(self, op: Operation, location: FileLineColLoc) -> SSAValue | None:
-        self.block.add_op(_located(op, location))
-        return op.results[0] if op.results else None
-
-    def lower(self, end: FileLineColLoc) -> None:
-        for rule, place in self.target_rules:
-            holds = self._body(rule, place)
-            if holds is False:
-                continue
-            class_index = self.rule_set.class_names.index(rule.head.class_name)
-            if holds is True:
-                self._add(dy.ReturnOp(self._add(_i64(class_index), place.head)), place.head)
-                return
-            predicted = _located(_i64(class_index), place.head)
-            fires = Block([predicted, _located(dy.ReturnOp(predicted), place.head)])
-            fails = Block([_located(dy.YieldOp(), place.head)])
-            self._add(dy.IfOp(holds, [], Region(fires), Region(fails)), place.head)
-        self._add(dy.ReturnOp(self._add(_i64(NO_CLASS), end)), end)
-
-    def _body(self, rule: Rule, place: _RulePlace) -> _Truth:
-        holds: _Truth = True
-        for literal, location in zip(rule.body, place.literals):
-            holds = self._and(holds, self._literal(literal, location), location)
-        return holds
-
-    def _literal(self, literal: Literal, location: FileLineColLoc) -> _Truth:
-        match literal:
-            case FilterLiteral(filter_index=index):
-                atom = self._filter(index, location)
-            case ExceptionLiteral(exception_id=exception_id):
-                atom = self._exception(exception_id)
-            case TargetLiteral():
-                # Stratification: the class was tried by earlier rules, and a rule is only
-                # reached when all of them failed, so `target(X, c)` is false here.
-                atom = False
-        return self._not(atom, location) if literal.negated else atom
-
-    def _filter(self, index: int, location: FileLineColLoc) -> SSAValue:
-        if index not in self.filters:
-            self.filters[index] = self._add(dy.ItemOp(self.activations[index], i1), location)
-        return self.filters[index]
-
-    def _exception(self, exception_id: int) -> _Truth:
-        if exception_id not in self.exceptions:
-            holds: _Truth = False
-            for rule, place in self.exception_rules[exception_id]:
-                holds = self._or(holds, self._body(rule, place), place.head)
-            self.exceptions[exception_id] = holds
-        return self.exceptions[exception_id]
-
-    def _not(self, value: _Truth, location: FileLineColLoc) -> _Truth:
-        if isinstance(value, bool):
-            return not value
-        if value not in self.negations:
-            if self.true is None:
-                self.true = self._add(arith.ConstantOp(IntegerAttr(1, i1)), location)
-            negation = self._add(arith.XOrIOp(value, self.true), location)
-            self.negations[value], self.negations[negation] = negation, value
-        return self.negations[value]
-
-    def _and(self, left: _Truth, right: _Truth, location: FileLineColLoc) -> _Truth:
-        if isinstance(left, bool):
-            return right if left else False
-        if isinstance(right, bool):
-            return left if right else False
-        return self._add(arith.AndIOp(left, right), location)
-
-    def _or(self, left: _Truth, right: _Truth, location: FileLineColLoc) -> _Truth:
-        if isinstance(left, bool):
-            return True if left else right
-        if isinstance(right, bool):
-            return True if right else left
-        return self._add(arith.OrIOp(left, right), location)
-
-
-def _place_text(location: FileLineColLoc) -> str:
-    return f"{location.filename.data}:{location.line.data}:{location.column.data}"
-
-
-def _located(op: Operation, location: FileLineColLoc) -> Operation:
-    op.location = location
-    return op
-
-
-def _i64(value: int) -> arith.ConstantOp:
-    return arith.ConstantOp(IntegerAttr(value, i64))
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        norms = binarization_norms(self.last_conv(self.features(images)), self.binarization)
+        if self.binarization == "nesyfold":
+            return norms.double() >= self.thresholds
+        return norms.double() > self.thresholds
 
 
 def lower(
     cnn: VggCnn,
     thresholds: np.ndarray,
-    rule_set: RuleSet,
+    rule_set: rules.RuleSet,
     image_shape: Sequence[int],
     *,
-    rules_text: str | None = None,
-    rules_file: str = DEFAULT_RULES_FILE,
+    batch: int = 1,
+    binarization: str = "rms",
 ) -> Conversion:
-    """Lowers a NeSy model into one verified `dy` program ``@forward(image) -> i64``.
+    """Lowers a NeSy model into one verified `dy` program for ``batch`` images.
 
-    ``image_shape`` is (C, H, W); the program takes one image of shape (1, C, H, W) and
-    returns the index in ``rule_set.class_names`` that :meth:`RuleSet.predict` gives for
-    the image's binarized filter norms, or ``NO_CLASS``. ``rules_text`` is the text the
-    rule-set was parsed from (by default ``str(rule_set)``, which is what ``run`` writes)
-    and ``rules_file`` its name in op locations. The CNN's weights and the thresholds are
-    the returned conversion's ``params``.
+    ``image_shape`` is (C, H, W); ``rule_set`` reads one feature per filter, in filter
+    order (`f0`, `f1`, ... or the names of a filter-names file). The program returns the
+    class indices (into ``rule_set.classes``) and the binary filter table.
     """
     channels = cnn.config.in_channels
     if len(image_shape) != 3 or image_shape[0] != channels:
         raise NesyError(
             f"image shape must be ({channels}, H, W) for this CNN, got {tuple(image_shape)}"
         )
-    places, end = _rule_places(
-        rule_set, str(rule_set) if rules_text is None else rules_text, rules_file
-    )
-    for rule, place in zip(rule_set.rules, places):
-        for literal, location in zip(rule.body, place.literals):
-            if isinstance(literal, FilterLiteral) and literal.filter_index >= cnn.config.n_filters:
-                raise NesyError(
-                    f"{_place_text(location)}: error: the CNN has no filter "
-                    f"f{literal.filter_index} (it has {cnn.config.n_filters})"
-                )
-    filters = rule_set.used_filters()
-    activations = FilterActivations(cnn, thresholds, filters)
+    n_filters = cnn.config.n_filters
+    if len(rule_set.features) != n_filters or rule_set.numeric:
+        raise NesyError(
+            f"{rule_set.source}: error: the rules must read {n_filters} binary filter "
+            f"features, one per filter of the CNN (got {len(rule_set.features)})"
+        )
+    if batch < 1:
+        raise NesyError(f"batch must be at least 1, got {batch}")
+    activations = FilterActivations(cnn, thresholds, binarization)
     was_training = cnn.training
     try:
-        conversion = convert(activations.eval(), (torch.zeros(1, *image_shape),))
+        conversion = convert(activations.eval(), (torch.zeros(batch, *image_shape),))
     except UnsupportedError as error:
         raise NesyError(f"cannot convert the CNN: {error}") from None
     finally:
@@ -306,14 +110,18 @@ def lower(
     function = _entry_function(conversion)
     block = function.body.block
     returned = block.last_op
-    assert isinstance(returned, dy.ReturnOp) and len(returned.values) == len(filters)
-    activations_by_filter = dict(zip(filters, returned.values))
+    assert isinstance(returned, dy.ReturnOp) and len(returned.values) == 1
+    table = returned.values[0]
     block.erase_op(returned)
-    _DecisionListLowering(block, rule_set, places, activations_by_filter).lower(end)
-    function.function_type = FunctionType.from_lists(function.arg_types, [i64])
-    function.attributes[dy.RESULT_TREE_ATTR] = StringAttr(
-        json.dumps({"int": 0}, separators=(",", ":"))
+    predictions = rules.append_classifier(conversion.module, block, table, rule_set)
+    block.add_op(dy.ReturnOp(predictions, table))
+    function.function_type = FunctionType.from_lists(
+        function.arg_types, [predictions.type, table.type]
     )
+    function.attributes[dy.RESULT_TREE_ATTR] = StringAttr(
+        json.dumps({"tuple": [{"tensor": 0}, {"tensor": 1}]}, separators=(",", ":"))
+    )
+    function.attributes[rules.CLASSES_ATTR] = StringAttr(json.dumps(list(rule_set.classes)))
     verify_module(conversion.module)
     return conversion
 
@@ -325,15 +133,23 @@ def _entry_function(conversion: Conversion) -> dy.FuncOp:
     raise AssertionError("the torch frontend produced no entry function")
 
 
-def lower_run(run_dir: Path, output: Path) -> None:
-    """Lowers what ``python -m frontends.nesy run --out RUN_DIR`` wrote into ``output``.
+@dataclass(frozen=True)
+class SavedRun:
+    """What ``python -m frontends.nesy run`` wrote, read back and checked."""
 
-    Reads ``model.safetensors`` (CNN weights, thresholds, class names, image shape) and
-    ``rules.txt``; writes the program to ``output`` and its parameters next to it
-    (``output`` with the suffix ``.safetensors``), which the module's `dy.params` names.
-    """
+    cnn: VggCnn
+    thresholds: np.ndarray
+    rule_set: rules.RuleSet
+    class_names: tuple[str, ...]
+    image_shape: tuple[int, int, int]
+    binarization: str
+    filter_names: tuple[str, ...]
+
+
+def load_run(run_dir: Path) -> SavedRun:
+    """Reads ``model.safetensors`` (CNN weights, thresholds, class names, image shape,
+    binarization, filter names) and ``rules.txt`` of a run folder."""
     weights_path = run_dir / "model.safetensors"
-    rules_path = run_dir / "rules.txt"
     try:
         with safe_open(str(weights_path), "pt") as weights:
             metadata = weights.metadata() or {}
@@ -361,24 +177,47 @@ def lower_run(run_dir: Path, output: Path) -> None:
         raise NesyError(
             f"{weights_path}: error: weights do not fit the CNN ({_first_line(failure)})"
         ) from None
-    try:
-        text = rules_path.read_text()
-    except OSError as failure:
-        raise NesyError(
-            f"{rules_path}: error: cannot read rule file ({failure.strerror})"
-        ) from None
-    rule_set = parse_rules(text, str(rules_path), json.loads(metadata["class_names"]))
-    conversion = lower(
-        cnn,
-        tensors[THRESHOLDS_KEY].numpy(),
+    n_filters = cnn.config.n_filters
+    filter_names = tuple(json.loads(metadata.get("filter_names", "null")) or default_filter_names(n_filters))
+    rules_path = run_dir / "rules.txt"
+    rule_set = rules.parse(rules.read_rule_file(rules_path), str(rules_path), filter_names)
+    return SavedRun(
+        cnn.eval(),
+        tensors[THRESHOLDS_KEY].double().numpy(),
         rule_set,
-        json.loads(metadata["image_shape"]),
-        rules_text=text,
-        rules_file=str(rules_path),
+        tuple(json.loads(metadata["class_names"])),
+        tuple(json.loads(metadata["image_shape"])),
+        metadata.get("binarization", "rms"),
+        filter_names,
     )
+
+
+def default_filter_names(n_filters: int) -> list[str]:
+    return [f"f{k}" for k in range(n_filters)]
+
+
+def lower_saved(saved: SavedRun, batch: int = 1) -> Conversion:
+    return lower(
+        saved.cnn,
+        saved.thresholds,
+        saved.rule_set,
+        saved.image_shape,
+        batch=batch,
+        binarization=saved.binarization,
+    )
+
+
+def lower_run(run_dir: Path, output: Path, batch: int = 1, if_convert: bool = False) -> None:
+    """Lowers a run folder into ``output`` and its parameters next to it (``output`` with
+    the suffix ``.safetensors``, which the module's `dy.params` names)."""
+    conversion = lower_saved(load_run(run_dir), batch)
+    module = conversion.module
+    if if_convert:
+        IfConvert().apply(ProgramContext(), module)
+        verify_module(module)
     try:
         conversion.save_params(output.with_suffix(".safetensors"))
-        output.write_text(print_module(conversion.module))
+        output.write_text(print_module(module))
     except OSError as failure:
         raise NesyError(f"{output}: error: cannot write the program ({failure.strerror})") from None
 

@@ -56,12 +56,30 @@ class VggCnn(nn.Module):
         return self.classifier(maps.mean(dim=(2, 3))), maps
 
 
+BINARIZATIONS = ("rms", "nesyfold")
+"""How a feature map becomes the number a threshold is applied to (see ``binarization_norms``)."""
+
+
 def filter_norms(maps: torch.Tensor) -> torch.Tensor:
     """Per-image, per-filter RMS of the feature maps: (N, K, H, W) -> (N, K).
 
-    This is NeSyFOLD's L2 norm of each feature map divided by sqrt(H*W), so
-    that its scale does not depend on the image size.
+    The Frobenius (entrywise L2) norm divided by sqrt(H*W), so that its scale does not
+    depend on the image size; differentiable everywhere, which the sparsity loss needs.
     """
     if maps.ndim != 4:
         raise ValueError(f"feature maps must be (N, K, H, W), got {tuple(maps.shape)}")
     return maps.pow(2).mean(dim=(2, 3)).add(1e-12).sqrt()
+
+
+def binarization_norms(maps: torch.Tensor, binarization: str = "rms") -> torch.Tensor:
+    """The per-filter numbers the binarization thresholds apply to.
+
+    ``rms``: :func:`filter_norms` (ours, compared with ``>``). ``nesyfold``: what
+    NeSyFOLD's code computes, ``torch.linalg.norm(maps, ord=2, dim=(2, 3))``, i.e. the
+    spectral norm (largest singular value) of each H x W map, compared with ``>=``.
+    """
+    if binarization == "rms":
+        return filter_norms(maps)
+    if binarization == "nesyfold":
+        return torch.linalg.norm(maps, ord=2, dim=(2, 3))
+    raise ValueError(f"unknown binarization '{binarization}' (expected {', '.join(BINARIZATIONS)})")

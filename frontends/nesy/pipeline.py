@@ -30,7 +30,8 @@ from frontends.nesy.errors import NesyError
 from frontends.nesy.foldrm_baseline import learn_foldrm
 from frontends.nesy.foldsem import DEFAULT_EXCEPTION_RATIO, DEFAULT_TAIL, learn_rule_set
 from frontends.nesy.model import VggCnn
-from frontends.nesy.rules import RuleSet
+from frontends.nesy.rulesets import filter_use, predict_labels, used_filters
+from frontends.rules import RuleSet
 from frontends.nesy.train import TrainConfig, TrainedCnn, infer, train_cnn
 
 DEFAULT_EPOCHS = {"digits": 20, "mnist5k": 16}
@@ -53,6 +54,10 @@ class RuleConfig:
     exception_ratio: float = DEFAULT_EXCEPTION_RATIO
     tail: float = DEFAULT_TAIL
     compare_foldrm: bool = False
+    binarization: str = "rms"
+    """``rms`` (ours) or ``nesyfold`` (spectral norm and ``>=``, as NeSyFOLD's code)."""
+    filter_names: tuple[str, ...] | None = None
+    """Predicate names of the filters, in filter order (None: ``fK``)."""
 
 
 @dataclass
@@ -67,18 +72,41 @@ def _accuracy(predicted: np.ndarray, expected: np.ndarray) -> float:
 
 
 def _validation_accuracies(
-    trained: TrainedCnn, rule_set: RuleSet, validation: ImageSet, filter_thresholds: np.ndarray
+    trained: TrainedCnn,
+    rule_set: RuleSet,
+    dataset: Dataset,
+    filter_thresholds: np.ndarray,
+    binarization: str,
 ) -> tuple[float | None, float | None]:
     """CNN and NeSy accuracy on the validation split, which hyperparameters are chosen on;
     None for both when the split is empty (classes of one or two images)."""
+    validation = dataset.validation
     if not len(validation):
         return None, None
-    cnn_predictions, norms = infer(trained.model, validation.images)
-    nesy_predictions = rule_set.predict(binarize(norms, filter_thresholds))
+    cnn_predictions, norms = infer(trained.model, validation, binarization=binarization)
+    table = binarize(norms, filter_thresholds, binarization)
+    nesy_predictions = predict_labels(rule_set, table, dataset.class_names)
     return (
         _accuracy(cnn_predictions, validation.labels),
         _accuracy(nesy_predictions, validation.labels),
     )
+
+
+def _ownership_metrics(trained: TrainedCnn, rule_set: RuleSet, dataset: Dataset, table) -> dict:
+    """How far the rules keep to the sparsity loss's filter ownership (sparse strategies):
+    the share of test-table entries that are owned filters firing on their own class, and
+    the share of the (class, filter) pairs the rules read that the class owns."""
+    if trained.ownership is None:
+        return {}
+    owned = trained.ownership.numpy()
+    use = filter_use(rule_set, dataset.class_names).astype(bool)
+    own_class = owned[dataset.test.labels]
+    return {
+        "owned_active_fraction": float((table & own_class).mean()),
+        "owned_filter_fraction": float(owned.any(axis=0).mean()),
+        "rule_filter_uses": int(use.sum()),
+        "rule_filter_uses_owned": int((use & owned).sum()),
+    }
 
 
 def run(
@@ -102,19 +130,26 @@ def run(
     started = time.perf_counter()
     trained = train_cnn(dataset, train_config, pretrained)
     train_seconds = time.perf_counter() - started
-    _, train_norms = infer(trained.model, dataset.train.images)
-    cnn_test, test_norms = infer(trained.model, dataset.test.images)
+    binarization = rule_config.binarization
+    workers = train_config.workers
+    _, train_norms = infer(trained.model, dataset.train, binarization=binarization, workers=workers)
+    cnn_test, test_norms = infer(trained.model, dataset.test, binarization=binarization, workers=workers)
     filter_thresholds = thresholds(train_norms)
-    train_table = binarize(train_norms, filter_thresholds)
-    test_table = binarize(test_norms, filter_thresholds)
+    train_table = binarize(train_norms, filter_thresholds, binarization)
+    test_table = binarize(test_norms, filter_thresholds, binarization)
     started = time.perf_counter()
     rule_set = learn_rule_set(
-        train_table, dataset.train.labels, dataset.class_names, rule_config.exception_ratio, rule_config.tail
+        train_table,
+        dataset.train.labels,
+        dataset.class_names,
+        rule_config.exception_ratio,
+        rule_config.tail,
+        rule_config.filter_names,
     )
     fold_seconds = time.perf_counter() - started
-    nesy_test = rule_set.predict(test_table)
+    nesy_test = predict_labels(rule_set, test_table, dataset.class_names)
     validation_cnn, validation_nesy = _validation_accuracies(
-        trained, rule_set, dataset.validation, filter_thresholds
+        trained, rule_set, dataset, filter_thresholds, binarization
     )
     size = rule_set.size()
     metrics = {
@@ -127,10 +162,13 @@ def run(
         "n_rules": size.n_rules,
         "n_preds": size.n_preds,
         "size": size.size,
-        "nesy_train_accuracy": _accuracy(rule_set.predict(train_table), dataset.train.labels),
+        "nesy_train_accuracy": _accuracy(
+            predict_labels(rule_set, train_table, dataset.class_names), dataset.train.labels
+        ),
         "validation_cnn_accuracy": validation_cnn,
         "validation_nesy_accuracy": validation_nesy,
         "active_filter_fraction": float(test_table.mean()),
+        **_ownership_metrics(trained, rule_set, dataset, test_table),
         "train_seconds": train_seconds,
         "fold_seconds": fold_seconds,
         "world_size": dist.get_world_size() if dist.is_initialized() else 1,
@@ -154,20 +192,32 @@ def run(
         }
     (out_dir / "rules.txt").write_text(str(rule_set))
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    _save_weights(out_dir / "model.safetensors", trained, filter_thresholds, dataset)
-    _plot_top_images(out_dir / "filters", rule_set.used_filters(), train_norms, dataset.train)
+    _save_weights(out_dir / "model.safetensors", trained, filter_thresholds, dataset, rule_set, rule_config)
+    _plot_top_images(out_dir / "filters", used_filters(rule_set), train_norms, dataset.train)
     return RunResult(metrics, trained, rule_set)
 
 
-def _save_weights(path: Path, trained: TrainedCnn, filter_thresholds: np.ndarray, dataset: Dataset) -> None:
+def _save_weights(
+    path: Path,
+    trained: TrainedCnn,
+    filter_thresholds: np.ndarray,
+    dataset: Dataset,
+    rule_set: RuleSet,
+    rule_config: RuleConfig,
+) -> None:
+    """Thresholds are stored in float64, the precision the test table was binarized with,
+    so a lowered program reproduces ``nesy_accuracy`` exactly."""
     tensors = {f"cnn.{name}": value.contiguous() for name, value in trained.model.state_dict().items()}
-    tensors["binarization.thresholds"] = torch.from_numpy(filter_thresholds.astype(np.float32))
+    tensors["binarization.thresholds"] = torch.from_numpy(filter_thresholds.astype(np.float64))
     if trained.ownership is not None:
         tensors["sparsity.ownership"] = trained.ownership.to(torch.uint8)
+    tensors["rules.filter_use"] = torch.from_numpy(filter_use(rule_set, dataset.class_names))
     metadata = {
         "cnn_config": json.dumps(trained.model.config.to_json_dict()),
         "class_names": json.dumps(list(dataset.class_names)),
         "image_shape": json.dumps(list(dataset.image_shape)),
+        "binarization": rule_config.binarization,
+        "filter_names": json.dumps(list(rule_set.feature_names)),
     }
     save_file(tensors, str(path), metadata=metadata)
 
@@ -183,15 +233,16 @@ def _plot_top_images(folder: Path, filters: list[int], norms: np.ndarray, images
     count = min(TOP_IMAGES_PER_FILTER, len(images))
     columns = int(np.ceil(np.sqrt(count)))
     rows = int(np.ceil(count / columns))
-    channels, height, width = images.images.shape[1:]
+    channels, height, width = images.image_shape
     for filter_index in filters:
         top = np.argsort(-norms[:, filter_index], kind="stable")[:count]
+        pictures = images.take(top)
         mosaic = np.ones((rows * (height + 1) + 1, columns * (width + 1) + 1, channels), dtype=np.float32)
         for position, index in enumerate(top):
             row, column = divmod(position, columns)
             top_edge, left_edge = 1 + row * (height + 1), 1 + column * (width + 1)
-            mosaic[top_edge : top_edge + height, left_edge : left_edge + width] = images.images[
-                index
+            mosaic[top_edge : top_edge + height, left_edge : left_edge + width] = pictures[
+                position
             ].transpose(1, 2, 0)
         figure, axis = plt.subplots(figsize=(1.2 * columns, 1.2 * rows + 0.4))
         axis.imshow(mosaic.squeeze(2) if channels == 1 else mosaic.clip(0, 1), cmap="gray", vmin=0, vmax=1)

@@ -19,8 +19,8 @@ little when every filter's norm is two-valued: near 0 on most images and well
 above the threshold on a few. The first term (a squared hinge) lifts the
 owned filters of the image's class to at least ``tau``; it does not cap them,
 so it never fights cross-entropy, which wants those filters large. The second
-term is an L1 penalty on ReLU outputs, which drives the norms of all other
-filters to exactly zero. Both terms are sums over filters, not means: with a
+term is an L1 penalty on the other filters' norms: it pushes them down, not to
+zero (docs/nesy.md has the measured share of active filter entries). Both terms are sums over filters, not means: with a
 mean, each of the ~60 quiet filters would get 1/60 of the push and stay
 active (measured: off-class norms kept a 95th percentile above the owned
 filters' "on" level). With ``S_c`` of one filter a class needs about one

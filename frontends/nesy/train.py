@@ -26,12 +26,12 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, TensorDataset
+from torch.utils.data import DistributedSampler, RandomSampler
 from tqdm import tqdm
 
-from frontends.nesy.data import Dataset, ImageSet
+from frontends.nesy.data import ArrayImages, Dataset, ImageSet
 from frontends.nesy.errors import NesyError
-from frontends.nesy.model import CnnConfig, VggCnn, filter_norms
+from frontends.nesy.model import CnnConfig, VggCnn, binarization_norms, filter_norms
 from frontends.nesy.sparsity import (
     DEFAULT_FILTERS_PER_CLASS,
     DEFAULT_MARGIN_WEIGHT,
@@ -66,6 +66,8 @@ class TrainConfig:
     n_filters: int = 64
     seed: int = 0
     progress: bool = True
+    workers: int = 0
+    """DataLoader worker processes reading image files (folder datasets)."""
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -131,21 +133,36 @@ def _rank() -> int:
 
 
 @torch.no_grad()
-def infer(model: VggCnn, images: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted classes and filter norms (N, K) in eval mode."""
+def infer(
+    model: VggCnn,
+    images: np.ndarray | ImageSet,
+    batch_size: int = 256,
+    binarization: str = "rms",
+    workers: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted classes and the filter norms (N, K) that ``binarization`` thresholds, in
+    eval mode; an image set on disk is streamed through a loader with ``workers``."""
     was_training = model.training
     model.eval()
     predictions, norms = [], []
-    for start in range(0, len(images), batch_size):
-        logits, maps = model(torch.from_numpy(images[start : start + batch_size]))
+    if isinstance(images, ArrayImages):
+        images = images.images
+    if isinstance(images, np.ndarray):
+        batches = (torch.from_numpy(images[s : s + batch_size]) for s in range(0, len(images), batch_size))
+    else:
+        batches = (batch for batch, _ in images.loader(batch_size, workers=workers))
+    for batch in batches:
+        logits, maps = model(batch)
         predictions.append(logits.argmax(1).numpy())
-        norms.append(filter_norms(maps).numpy())
+        norms.append(binarization_norms(maps, binarization).numpy())
     model.train(was_training)
+    if not predictions:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, model.config.n_filters), np.float32)
     return np.concatenate(predictions), np.concatenate(norms)
 
 
-def class_mean_norms(model: VggCnn, images: ImageSet, n_classes: int) -> torch.Tensor:
-    _, norms = infer(model, images.images)
+def class_mean_norms(model: VggCnn, images: ImageSet, n_classes: int, workers: int = 0) -> torch.Tensor:
+    _, norms = infer(model, images, workers=workers)
     means = np.stack(
         [
             norms[images.labels == c].mean(0) if (images.labels == c).any() else np.zeros(norms.shape[1])
@@ -172,7 +189,7 @@ def train_cnn(dataset: Dataset, config: TrainConfig, pretrained: VggCnn | None =
         model.load_state_dict(pretrained.state_dict())
         phases = phases[1:]
     trained = TrainedCnn(model, None)
-    train_set = TensorDataset(torch.from_numpy(dataset.train.images), torch.from_numpy(dataset.train.labels))
+    train_set = dataset.train
     distributed = dist.is_initialized()
     world = dist.get_world_size() if distributed else 1
     network: nn.Module = DistributedDataParallel(model) if distributed else model
@@ -181,7 +198,7 @@ def train_cnn(dataset: Dataset, config: TrainConfig, pretrained: VggCnn | None =
         sparsity = None
         if phase.name == "sparse":
             trained.ownership = assign_filters(
-                class_mean_norms(model, dataset.train, n_classes), config.filters_per_class
+                class_mean_norms(model, dataset.train, n_classes, config.workers), config.filters_per_class
             )
             sparsity = ClassSparsityLoss(
                 trained.ownership,
@@ -195,7 +212,7 @@ def train_cnn(dataset: Dataset, config: TrainConfig, pretrained: VggCnn | None =
             if distributed
             else RandomSampler(train_set, generator=torch.Generator().manual_seed(config.seed))
         )
-        loader = DataLoader(train_set, batch_size=max(1, config.batch_size // world), sampler=sampler)
+        loader = train_set.loader(max(1, config.batch_size // world), sampler=sampler, workers=config.workers)
         optimizer = torch.optim.Adam(network.parameters(), lr=phase.learning_rate)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, phase.epochs * len(loader))
         epochs = tqdm(

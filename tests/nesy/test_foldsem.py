@@ -7,7 +7,8 @@ from foldrm.algo import foldrm, predict
 from frontends.nesy.errors import NesyError
 from frontends.nesy.foldrm_baseline import learn_foldrm
 from frontends.nesy.foldsem import learn_rule_set, magic_gini
-from frontends.nesy.rules import NO_CLASS
+from frontends.nesy.rulesets import predict_labels
+from frontends.rules import NO_CLASS
 
 
 def _all_rows(n_columns):
@@ -37,27 +38,27 @@ def test_one_filter_per_class_gives_one_literal_per_class():
         "target(X,'dog') :- f0(X), not target(X,'cat').\n"
         "target(X,'owl') :- not target(X,'cat'), not target(X,'dog').\n"
     )
-    assert (rule_set.predict(table) == labels).all()
+    assert (predict_labels(rule_set, table, ["cat", "dog", "owl"]) == labels).all()
 
 
-def test_exception_is_learned_for_a_default_rule():
+def test_default_rule_with_exception_gives_way_to_a_smaller_covering():
     table = _all_rows(3)
     labels = (table[:, 0] & ~table[:, 1]).astype(int)
     rule_set = learn_rule_set(table, labels, ["no", "yes"], exception_ratio=0.8)
     assert str(rule_set) == (
-        "target(X,'no') :- not ab1(X).\ntarget(X,'yes') :- not target(X,'no').\nab1(X) :- f0(X), not f1(X).\n"
+        "target(X,'no') :- f1(X).\ntarget(X,'no') :- not f0(X).\n"
+        "target(X,'yes') :- not target(X,'no').\n"
     )
-    assert (rule_set.predict(table) == labels).all()
+    assert (predict_labels(rule_set, table, ["no", "yes"]) == labels).all()
 
 
 def test_exception_ratio_bounds_false_positives_before_exceptions():
     table = _all_rows(3)
     labels = (table[:, 0] & ~(table[:, 1] & table[:, 2])).astype(int)
     strict = learn_rule_set(table, labels, ["no", "yes"], exception_ratio=0.0)
-    assert (strict.predict(table) == labels).all()
+    assert (predict_labels(strict, table, ["no", "yes"]) == labels).all()
     loose = learn_rule_set(table, labels, ["no", "yes"], exception_ratio=1.0)
-    assert str(loose).startswith("target(X,'no') :- not ab1(X).")
-    assert (loose.predict(table) == labels).all()
+    assert (predict_labels(loose, table, ["no", "yes"]) == labels).all()
 
 
 def test_tail_prunes_rules_for_rare_cases():
@@ -68,19 +69,50 @@ def test_tail_prunes_rules_for_rare_cases():
     table[500:504, 1] = True
     labels[500:504] = 2
     kept = learn_rule_set(table, labels, ["a", "b", "c"], tail=0.0)
-    assert (kept.predict(table) == labels).all()
+    assert (predict_labels(kept, table, ["a", "b", "c"]) == labels).all()
     assert "'c'" in str(kept)
     pruned = learn_rule_set(table, labels, ["a", "b", "c"], tail=5e-3)
     assert "'c'" not in str(pruned)
-    assert pruned.size().size < kept.size().size
+    assert pruned.size().n_rules < kept.size().n_rules
 
 
 def test_uncovered_rows_predict_no_class():
     table = np.array([[1, 0]] * 20 + [[0, 1]] * 20 + [[0, 0]] * 20, dtype=bool)
     labels = np.repeat([0, 1, 0], 20)
     rule_set = learn_rule_set(table, labels, ["a", "b"])
-    assert (rule_set.predict(table) == labels).all()
-    assert rule_set.predict(np.array([[1, 1]])).tolist() in ([0], [1], [NO_CLASS])
+    assert (predict_labels(rule_set, table, ["a", "b"]) == labels).all()
+    assert predict_labels(rule_set, np.array([[1, 1]]), ["a", "b"]).tolist() in ([0], [1], [NO_CLASS])
+
+
+def test_a_dominating_class_gets_the_literal_not_a_default_with_exception():
+    """`y = a if f0 else b if f1 else c` with b dominating c: `b :- f1` (size 1), where
+    stopping at the exception ratio gave `b :- not ab1. ab1 :- not f1.` (size 2)."""
+    rng = np.random.default_rng(0)
+    table = rng.random((2000, 3)) < np.array([0.5, 0.8, 0.5])
+    labels = np.where(table[:, 0], 0, np.where(table[:, 1], 1, 2))
+    rule_set = learn_rule_set(table, labels, ["a", "b", "c"])
+    assert str(rule_set) == (
+        "target(X,'a') :- f0(X).\n"
+        "target(X,'b') :- f1(X), not target(X,'a').\n"
+        "target(X,'c') :- not target(X,'a'), not target(X,'b').\n"
+    )
+    assert rule_set.size().size == 2
+    assert (predict_labels(rule_set, table, ["a", "b", "c"]) == labels).all()
+
+
+def test_disjunction_of_conjunctions_needs_four_literals():
+    """`(f0 and f1) or (f2 and f3)`: the two conjunctions and a default (size 4), where the
+    majority class as a default rule with nested exceptions had size 9."""
+    table = _all_rows(4)
+    labels = ((table[:, 0] & table[:, 1]) | (table[:, 2] & table[:, 3])).astype(int)
+    rule_set = learn_rule_set(table, labels, ["no", "yes"])
+    assert rule_set.size().size == 4
+    assert str(rule_set) == (
+        "target(X,'yes') :- f0(X), f1(X).\n"
+        "target(X,'yes') :- f2(X), f3(X).\n"
+        "target(X,'no') :- not target(X,'yes').\n"
+    )
+    assert (predict_labels(rule_set, table, ["no", "yes"]) == labels).all()
 
 
 def test_learner_is_deterministic():

@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors import safe_open
 
+from frontends import rules
 from frontends.nesy.__main__ import main
-from frontends.nesy.rules import parse_rules
+from frontends.nesy.rulesets import used_filters
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 REQUIRED_METRICS = (
@@ -28,7 +30,7 @@ REQUIRED_METRICS = (
 def _check_run_directory(out: Path) -> dict:
     metrics = json.loads((out / "metrics.json").read_text())
     assert all(key in metrics for key in REQUIRED_METRICS)
-    rule_set = parse_rules((out / "rules.txt").read_text(), str(out / "rules.txt"))
+    rule_set = rules.parse((out / "rules.txt").read_text(), str(out / "rules.txt"), [f"f{k}" for k in range(64)])
     size = rule_set.size()
     assert (size.n_rules, size.n_preds, size.size) == (
         metrics["n_rules"],
@@ -36,9 +38,13 @@ def _check_run_directory(out: Path) -> dict:
         metrics["size"],
     )
     pictures = sorted(path.name for path in (out / "filters").iterdir())
-    assert pictures == sorted(f"f{index}.png" for index in rule_set.used_filters())
+    assert pictures == sorted(f"f{index}.png" for index in used_filters(rule_set))
     with safe_open(str(out / "model.safetensors"), "pt") as weights:
         assert "binarization.thresholds" in weights.keys()  # noqa: SIM118 - safe_open has no `in`
+        assert weights.get_tensor("binarization.thresholds").dtype == torch.float64
+        use = weights.get_tensor("rules.filter_use")
+        assert use.shape == (len(json.loads(weights.metadata()["class_names"])), 64)
+        assert sorted(set(use.nonzero()[:, 1].tolist())) == used_filters(rule_set)
         assert "class_names" in weights.metadata()
     return metrics
 
@@ -91,9 +97,11 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     rules = tmp_path / "rules.txt"
     rules.write_text("target(X,'a') :- f1(X).\ntarget(X,'b') :- f2(X), not ab7(X).\n")
     assert main(["rules", str(rules)]) == 1
-    assert capsys.readouterr().err == f"{rules}:2:25: error: ab7 has no defining rule\n"
+    assert capsys.readouterr().err == (
+        f"{rules}:2:29: error: ab7 has no rule (exception predicates must be defined)\n"
+    )
     assert main(["rules", str(tmp_path / "absent.txt")]) == 1
-    assert "absent.txt: error: cannot read rule file" in capsys.readouterr().err
+    assert "absent.txt:0:0: error: no such rule file" in capsys.readouterr().err
     assert main(["run", "--dataset", f"folder:{tmp_path / 'nope'}", "--out", str(tmp_path / "o")]) == 1
     assert capsys.readouterr().err == f"{tmp_path / 'nope'}: error: dataset folder does not exist\n"
 
@@ -105,6 +113,33 @@ def test_rules_command_prints_the_rule_set_back(tmp_path, capsys):
     assert capsys.readouterr().out == (
         "target(X,'a') :- f1(X), not ab1(X).\nab1(X) :- f2(X).\n% 2 rules, 2 predicates, size 3\n"
     )
+
+
+def test_filter_names_print_semantic_predicates_and_read_back(tmp_path, capsys):
+    names = tmp_path / "names.txt"
+    names.write_text("% filter names\nf1 bathtub1\n2 towel_rail\n")
+    rule_file = tmp_path / "rules.txt"
+    rule_file.write_text("target(X,'a') :- bathtub1(X), not ab1(X).\nab1(X) :- towel_rail(X).\n")
+    assert main(["rules", str(rule_file), "--filter-names", str(names)]) == 0
+    assert "bathtub1(X)" in capsys.readouterr().out
+    rule_file.write_text("target(X,'a') :- f1(X).\n")
+    assert main(["rules", str(rule_file), "--filter-names", str(names)]) == 1
+    assert "unknown predicate 'f1'" in capsys.readouterr().err
+    names.write_text("f1 target\n")
+    assert main(["rules", str(rule_file), "--filter-names", str(names)]) == 1
+    assert capsys.readouterr().err.startswith(f"{names}:1:1: error: 'target' cannot name a filter")
+
+
+def test_run_with_filter_names_writes_them_into_the_rules(tmp_path, capsys):
+    names = tmp_path / "names.txt"
+    names.write_text("".join(f"f{k} concept{k}\n" for k in range(64)))
+    out = tmp_path / "run"
+    arguments = ["run", "--dataset", "digits", "--epochs", "1", "--out", str(out), "--no-progress"]
+    assert main([*arguments, "--filter-names", str(names)]) == 0
+    text = (out / "rules.txt").read_text()
+    assert "concept" in text and "f1(" not in text
+    program_names = rules.parse(text, "rules.txt", [f"concept{k}" for k in range(64)])
+    assert program_names.used_features()
 
 
 def test_torchrun_with_two_processes(tmp_path):
