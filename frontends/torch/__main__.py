@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from xdsl.dialects.builtin import StringAttr
 
-from frontends.torch.api import convert
+from frontends.torch.api import convert, default_cache_dir
 from frontends.torch.errors import UnsupportedError
 from ir import dy
 from ir.program import IRError
@@ -66,7 +66,39 @@ def _argument_parser() -> argparse.ArgumentParser:
         metavar="SHAPE[:DTYPE]",
         help="example input such as 1x3x32x32 or 1x16:i64 (repeatable)",
     )
+    parser.add_argument(
+        "--dynamic",
+        action="store_true",
+        help="make the leading dimension of every tensor input dynamic (any batch size)",
+    )
+    parser.add_argument(
+        "--dynamic-dim",
+        action="append",
+        default=[],
+        metavar="INPUT:DIM",
+        help="make dimension DIM of input INPUT (0-based) dynamic (repeatable)",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="convert even when $DYNN_CACHE_DIR (default ~/.cache/dynn-compiler) holds this "
+        "conversion, and do not store it",
+    )
     return parser
+
+
+def dynamic_option(arguments: argparse.Namespace) -> Any:
+    """The `dynamic` argument of `convert` that --dynamic / --dynamic-dim ask for."""
+    if arguments.dynamic:
+        return True
+    dims: dict[int, list[int]] = {}
+    for spec in arguments.dynamic_dim:
+        try:
+            position, dim = (int(part) for part in spec.split(":"))
+        except ValueError:
+            raise ModelFileError(f"--dynamic-dim {spec!r}: expected INPUT:DIM, e.g. 0:0") from None
+        dims.setdefault(position, []).append(dim)
+    return dims or None
 
 
 def load_model_file(path: pathlib.Path) -> Any:
@@ -171,9 +203,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model, inputs = model_and_inputs(path, arguments.class_name, arguments.input_shape)
         source_names = {str(path.resolve()): str(path)}
-        conversion = convert(model, inputs, source_names=source_names)
+        conversion = convert(
+            model,
+            inputs,
+            dynamic=dynamic_option(arguments),
+            source_names=source_names,
+            cache_dir=None if arguments.no_cache else default_cache_dir(),
+        )
     except (ModelFileError, UnsupportedError, IRError) as error:
         print(str(error), file=sys.stderr)
+        return 1
+    except ValueError as error:  # a --dynamic-dim naming no dimension of the inputs
+        print(f"{path}: error: {_first_line(error)}", file=sys.stderr)
         return 1
     except Exception as error:  # noqa: BLE001 - a frontend bug: one line, never a traceback
         print(
