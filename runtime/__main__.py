@@ -30,6 +30,8 @@ def _argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", help="write outputs to this .npz file")
     parser.add_argument("--backend", choices=BACKENDS, default="llvm")
     parser.add_argument("--stats", action="store_true", help="print compile statistics and latency")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar during long compiles (also: DYNN_PROGRESS=0)")
     return parser
 
 
@@ -66,7 +68,8 @@ def run(argv: list[str] | None = None) -> int:
         parameter_file = args.params or params_path(module, program_file)
         params = load_params(parameter_file) if parameter_file else {}
         inputs = [_read_input(item) for item in args.input]
-        program = compile_program(module, params, backend=args.backend)
+        program = compile_program(module, params, backend=args.backend,
+                                  progress=False if args.no_progress else None)
         started = time.perf_counter()
         outputs = program(*inputs)
         elapsed = time.perf_counter() - started

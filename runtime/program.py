@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file
+from tqdm import tqdm
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.ir import Block, Region, SSAValue
@@ -48,6 +49,11 @@ from runtime.llvm import CompiledSubgraph, LoweringError, SubgraphAssertionError
 BACKENDS = ("llvm", "interpreter")
 
 DEFAULT_CACHE_DIR = pathlib.Path.home() / ".cache" / "dynn-compiler"
+CACHE_DIR_VARIABLE = "DYNN_CACHE_DIR"
+PROGRESS_VARIABLE = "DYNN_PROGRESS"
+"""`DYNN_PROGRESS=0` turns the compile progress bar off (it is on only on a terminal)."""
+PROGRESS_DELAY_S = 2.0
+"""A compile shows its progress bar once it has taken this long."""
 OUTLINED_SUBDIR = "outlined"
 
 _PIPELINE_DIRS = (
@@ -55,6 +61,22 @@ _PIPELINE_DIRS = (
     pathlib.Path(__file__).resolve().parents[1] / "passes",
 )
 """The dialects and the passes: editing either may change what outlining produces."""
+
+
+def default_cache_dir() -> pathlib.Path:
+    """`$DYNN_CACHE_DIR` when set, else `~/.cache/dynn-compiler`."""
+    configured = os.environ.get(CACHE_DIR_VARIABLE)
+    return pathlib.Path(configured) if configured else DEFAULT_CACHE_DIR
+
+
+_DEFAULT = object()
+
+
+def _cache_directory(cache_dir: Any) -> pathlib.Path | None:
+    """`cache_dir` as a path: the default when not given, None for no cache."""
+    if cache_dir is _DEFAULT:
+        return default_cache_dir()
+    return None if cache_dir is None else pathlib.Path(cache_dir)
 
 
 class SubgraphFallbackWarning(UserWarning):
@@ -70,11 +92,14 @@ class ProgramStats:
     host_ops: int = 0
     fallback_reasons: dict[str, str] = field(default_factory=dict)
     compile_seconds: float = 0.0
+    artifacts: int = 0
+    """Distinct compiled shared objects behind the `compiled` call sites: sub-graphs that
+    differ only in their parameters share one."""
 
     def __str__(self) -> str:
         return (
-            f"{self.compiled} sub-graph(s) compiled, {self.fallback} eager fallback(s), "
-            f"{self.host_ops} host op(s), "
+            f"{self.compiled} sub-graph(s) compiled ({self.artifacts} distinct), "
+            f"{self.fallback} eager fallback(s), {self.host_ops} host op(s), "
             f"compile {self.compile_seconds:.2f} s"
         )
 
@@ -141,14 +166,16 @@ class CompiledProgram:
         params: Mapping[str, torch.Tensor],
         *,
         backend: str = "llvm",
-        cache_dir: pathlib.Path | None = DEFAULT_CACHE_DIR,
+        cache_dir: str | os.PathLike | None | Any = _DEFAULT,
         filename: str = "<stdin>",
+        progress: bool | None = None,
     ):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")
         self.backend = backend
         self.stats = ProgramStats()
-        self.cache_dir = cache_dir
+        self.cache_dir = cache_dir = _cache_directory(cache_dir)
+        self._artifacts: set[str] = set()
         started = time.perf_counter()
         if backend == "llvm":
             module = outlined_program(program, cache_dir, filename)
@@ -158,9 +185,19 @@ class CompiledProgram:
             module = program
         self.module = module
         self.params = params
-        runner = self._compiled_graph if backend == "llvm" else None
+        runner = None
+        if backend == "llvm":
+            graphs = sum(isinstance(op, dy.GraphOp) for op in module.ops)
+            bar = tqdm(total=graphs, desc="compiling", unit="sub-graph", delay=PROGRESS_DELAY_S,
+                       disable=_progress_disabled(progress), leave=False)
+            runner = _counting(self._compiled_graph, bar)
         self._interpreter = Interpreter(module, params, graph_runner=runner)
-        self._interpreter.prepare_all()
+        try:
+            self._interpreter.prepare_all()
+        finally:
+            if runner is not None:
+                bar.close()
+        self.stats.artifacts = len(self._artifacts)
         self.stats.compile_seconds = time.perf_counter() - started
 
     @property
@@ -215,6 +252,7 @@ class CompiledProgram:
             for i, key in enumerate(function.param_keys)
         }
         kernel = compile_subgraph(function.text, function.name, bound, cache_dir=self.cache_dir)
+        self._artifacts.add(str(kernel.library_path))
         return _eager_when_assertions_fail(kernel, graph, self._interpreter)
 
     def _eager_fallback(self, graph: dy.GraphOp, error: LoweringError):
@@ -225,6 +263,24 @@ class CompiledProgram:
             f"sub-graph @{name} runs eagerly: {error}", SubgraphFallbackWarning, stacklevel=3
         )
         return self._interpreter.eager_graph(graph)
+
+
+def _progress_disabled(progress: bool | None) -> bool | None:
+    """tqdm's `disable`: None (on only when stderr is a terminal) unless `progress` or
+    `$DYNN_PROGRESS` (0 / 1) says otherwise."""
+    if progress is None and os.environ.get(PROGRESS_VARIABLE):
+        progress = os.environ[PROGRESS_VARIABLE] not in ("0", "false", "no", "off")
+    return None if progress is None else not progress
+
+
+def _counting(runner: Callable[[dy.GraphOp], Any], bar: tqdm) -> Callable[[dy.GraphOp], Any]:
+    def run(graph: dy.GraphOp) -> Any:
+        try:
+            return runner(graph)
+        finally:
+            bar.update(1)
+
+    return run
 
 
 def _failing_op(error: LoweringError, graph: dy.GraphOp) -> str | None:
@@ -329,10 +385,15 @@ def compile_program(
     params: Mapping[str, torch.Tensor],
     *,
     backend: str = "llvm",
-    cache_dir: pathlib.Path | None = DEFAULT_CACHE_DIR,
+    cache_dir: str | os.PathLike | None | Any = _DEFAULT,
     filename: str = "<stdin>",
+    progress: bool | None = None,
 ) -> CompiledProgram:
     """Load a verified program (a module, or its text, named `filename` in diagnostics) for
     execution with the chosen backend. With the LLVM backend a module is outlined in place;
-    `CompiledProgram.module` is the module that runs either way."""
-    return CompiledProgram(program, params, backend=backend, cache_dir=cache_dir, filename=filename)
+    `CompiledProgram.module` is the module that runs either way. `cache_dir` defaults to
+    `default_cache_dir()` (`$DYNN_CACHE_DIR`); None: no cache. `progress`: a progress bar
+    for compiles longer than `PROGRESS_DELAY_S` (default: only on a terminal, and not with
+    `DYNN_PROGRESS=0`)."""
+    return CompiledProgram(program, params, backend=backend, cache_dir=cache_dir,
+                           filename=filename, progress=progress)

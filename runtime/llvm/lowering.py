@@ -4,7 +4,8 @@ Stages, each a pass pipeline run through ``torch_mlir.passmanager``:
 
 1. ``torch-decompose-complex-ops`` for the ops the frontend keeps whole on purpose
    (``aten.addcmul``, the fused multiply-add of eager batch-norm), then
-   ``torch-backend-to-linalg-on-tensors-backend-pipeline`` (torch-mlir's own).
+   ``torch-backend-to-linalg-on-tensors-backend-pipeline`` (torch-mlir's own), run in two
+   parts around :mod:`.broadcast_sizes` (``index_put`` with an empty run-time index).
 2. Bound arguments become ``arith.constant`` tensors, so weight transposes and
    other parameter-only computations fold at compile time.
 3. Tensor-level optimisation: :mod:`.schedule`, which replaces convolutions and
@@ -22,13 +23,30 @@ import torch
 from torch_mlir import ir
 from torch_mlir.dialects import torch as torch_dialect
 
-from . import prelude, schedule, special_values, unsupported
+from . import (broadcast_sizes, prelude, schedule, special_values, tm_tensor_buffers,
+               unsupported)
 from .engine import Signature, TensorSpec
 from .errors import LoweringError, lowering_error, run_pipeline
 
-TORCH_TO_LINALG = (
+TORCH_TO_TMTENSOR = (
     "builtin.module(func.func(torch-decompose-complex-ops),"
-    "torch-backend-to-linalg-on-tensors-backend-pipeline)"
+    "func.func(torch-restructure-non-constant-axes), func.func(torch-fuse-quantized-ops),"
+    "func.func(convert-torch-to-tmtensor{allow-non-finites=true}))"
+)
+"""The first passes of torch-mlir's ``torch-backend-to-linalg-on-tensors-backend-pipeline``;
+:mod:`.broadcast_sizes` corrects what the TMTensor conversion emits, then
+:data:`TMTENSOR_TO_LINALG` runs the rest of that pipeline, in its order."""
+
+TMTENSOR_TO_LINALG = (
+    "builtin.module(func.func(canonicalize),"
+    "func.func(convert-torch-to-linalg{allow-non-finites=true}), func.func(canonicalize),"
+    "func.func(convert-torch-to-scf), func.func(convert-torch-to-arith),"
+    "func.func(convert-torch-to-tensor), convert-torch-conversion-to-mlprogram,"
+    "func.func(memref-expand), func.func(canonicalize),"
+    "func.func(resolve-shaped-type-result-dims{error-on-pattern-iteration-limit=true}),"
+    "func.func(cse), torch-func-backend-type-conversion, func.func(canonicalize),"
+    "func.func(torch-finalizing-backend-type-conversion),"
+    "torch-verify-linalg-on-tensors-backend-contract)"
 )
 
 TENSOR_OPTIMIZATION = "builtin.module(canonicalize, linalg-fuse-elementwise-ops, canonicalize, cse)"
@@ -143,23 +161,6 @@ def drop_symbolic_shape_annotations(module: ir.Module) -> None:
         operation.erase()
 
 
-def mark_fresh_buffers_restrict(module: ir.Module) -> None:
-    """Marks the ``bufferization.to_tensor`` ops of ``tm-tensor-bufferize`` (sort, scatter,
-    cumsum) ``restrict writable``: each wraps a buffer it has just allocated, which
-    nothing else aliases, and one-shot bufferisation refuses to analyse them otherwise."""
-    conversions = []
-
-    def collect(operation):
-        if operation.operation.name == "bufferization.to_tensor":
-            conversions.append(operation.operation)
-        return ir.WalkResult.ADVANCE
-
-    module.operation.walk(collect)
-    for conversion in conversions:
-        conversion.attributes["restrict"] = ir.UnitAttr.get(module.context)
-        conversion.attributes["writable"] = ir.UnitAttr.get(module.context)
-
-
 def bind_arguments_as_constants(function, bound_args: Mapping[int, torch.Tensor]) -> None:
     """Replaces the bound block arguments of `function` by constants and drops them."""
     block = function.regions[0].blocks[0]
@@ -267,7 +268,10 @@ def lower_to_llvm(
         raise LoweringError(f"bound argument indices {out_of_range} out of range for @{func_name}")
     unsupported.reject(function)
     drop_symbolic_shape_annotations(module)
-    run_pipeline(module, TORCH_TO_LINALG, "torch to linalg-on-tensors")
+    broadcast_sizes.mark_program_maxima(module)
+    run_pipeline(module, TORCH_TO_TMTENSOR, "torch to linalg-on-tensors")
+    broadcast_sizes.correct_conversion_maxima(module)
+    run_pipeline(module, TMTENSOR_TO_LINALG, "torch to linalg-on-tensors")
     erase_nested_assertions(module)
     function = find_function(module, func_name)
     bind_arguments_as_constants(function, bound_args)
@@ -286,7 +290,7 @@ def lower_to_llvm(
     if schedule.has_dynamic_kernels(module):
         run_pipeline(module, INLINE_KERNELS, "kernel inlining")
     run_pipeline(module, TM_TENSOR_BUFFERIZATION, "bufferization")
-    mark_fresh_buffers_restrict(module)
+    tm_tensor_buffers.prepare_for_one_shot(module)
     run_pipeline(module, BUFFERIZATION, "bufferization")
     run_pipeline(module, TO_LLVM, "LLVM conversion")
     check_fully_converted(module)

@@ -299,3 +299,60 @@ def test_symbolic_shape_annotations_are_accepted():
     compiled = compile_subgraph(text, "main", {})
     x = torch.randn(5, 4)
     torch.testing.assert_close(compiled(x)[0], torch.relu(x) * 2)
+
+
+INDEX_PUT = """
+func.func @main(%out: !torch.vtensor<[6,2],f32>, %rows: !torch.vtensor<[?],si64>,
+                %cols: !torch.vtensor<[?],si64>, %values: !torch.vtensor<[?,2],f32>,
+                %flat: !torch.vtensor<[?],f32>)
+    -> (!torch.vtensor<[6,2],f32>, !torch.vtensor<[6,2],f32>, !torch.vtensor<[6,2],f32>,
+        !torch.vtensor<[?],f32>) {
+  %false = torch.constant.bool false
+  %true = torch.constant.bool true
+  %none = torch.constant.none
+  %int0 = torch.constant.int 0
+  %int1 = torch.constant.int 1
+  %rows_only = torch.prim.ListConstruct %rows : (!torch.vtensor<[?],si64>) -> !torch.list<vtensor>
+  %both = torch.prim.ListConstruct %rows, %cols : (!torch.vtensor<[?],si64>, !torch.vtensor<[?],si64>) -> !torch.list<vtensor>
+  %put = torch.aten.index_put.hacked_twin %out, %rows_only, %values, %false : !torch.vtensor<[6,2],f32>, !torch.list<vtensor>, !torch.vtensor<[?,2],f32>, !torch.bool -> !torch.vtensor<[6,2],f32>
+  %added = torch.aten.index_put.hacked_twin %out, %rows_only, %values, %true : !torch.vtensor<[6,2],f32>, !torch.list<vtensor>, !torch.vtensor<[?,2],f32>, !torch.bool -> !torch.vtensor<[6,2],f32>
+  %pairs = torch.aten.index_put.hacked_twin %out, %both, %flat, %false : !torch.vtensor<[6,2],f32>, !torch.list<vtensor>, !torch.vtensor<[?],f32>, !torch.bool -> !torch.vtensor<[6,2],f32>
+  %n = torch.aten.size.int %rows, %int0 : !torch.vtensor<[?],si64>, !torch.int -> !torch.int
+  %at_least_one = torch.prim.max.int %n, %int1 : !torch.int, !torch.int -> !torch.int
+  %size = torch.prim.ListConstruct %at_least_one : (!torch.int) -> !torch.list<int>
+  %ones = torch.aten.ones %size, %none, %none, %none, %none : !torch.list<int>, !torch.none, !torch.none, !torch.none, !torch.none -> !torch.vtensor<[?],f32>
+  return %put, %added, %pairs, %ones : !torch.vtensor<[6,2],f32>, !torch.vtensor<[6,2],f32>, !torch.vtensor<[6,2],f32>, !torch.vtensor<[?],f32>
+}
+"""
+
+
+def test_index_put_with_a_run_time_index_count_down_to_zero():
+    """`out[idx] = v` (and `+=`, and `out[i, j] = v`) where the number of selected rows is
+    data-dependent and may be 0: torch-mlir broadcast an empty run-time index to one row
+    and scattered through a garbage index (a segmentation fault). The program's own
+    `prim.max.int` keeps its meaning."""
+    compiled = compile_subgraph(INDEX_PUT, "main", {})
+    out = torch.randn(6, 2)
+    for count in (0, 1, 4, 0, 6):
+        rows, cols = torch.randperm(6)[:count], torch.randint(0, 2, (count,))
+        values, flat = torch.randn(count, 2), torch.randn(count)
+        expected = [out.clone().index_put_((rows,), values),
+                    out.clone().index_put_((rows,), values, accumulate=True),
+                    out.clone().index_put_((rows, cols), flat), torch.ones(max(count, 1))]
+        for got, want in zip(compiled(out, rows, cols, values, flat), expected, strict=True):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_two_nonzeros_of_one_sub_graph_do_not_share_buffers():
+    """Each `nonzero` scatters into a zero-filled buffer; one-shot bufferisation used to
+    let the second one's `arange * mask` overwrite that buffer (tm-tensor-bufferize's
+    casts hid the later read), so the second result started from the first's values."""
+    def both(x):
+        return torch.nonzero(x > 0), torch.nonzero(x <= 0)
+
+    compiled = compile_function(both, [torch.randn(8)], dynamic=[{0: torch.export.Dim("n")}])
+    generator = torch.Generator().manual_seed(3)
+    for size in (8, 5, 16, 1):
+        x = torch.randn(size, generator=generator)
+        for got, want in zip(compiled(x), both(x), strict=True):
+            assert torch.equal(got, want)
