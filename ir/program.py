@@ -275,7 +275,7 @@ def verify_module(module: ModuleOp) -> None:
             op.verify(verify_nested_ops=False)
         except VerifyException as error:
             message = _first_line(error).removeprefix("Operation does not verify: ")
-            raise error_at(op, message) from None
+            raise error_at(op, message.removeprefix(f"'{op_name(op)}' ")) from None
 
 
 def _verify_dominance(region: Region, visible: list[set[SSAValue]]) -> None:
