@@ -327,9 +327,12 @@ def checked_text(stored: str) -> str | None:
     return text if stored == with_checksum(text) else None
 
 
-def print_module(module: Operation, *, generic: bool = False) -> str:
-    """Print a module; the generic form is the one that real MLIR parses."""
+def print_module(module: Operation, *, generic: bool = False, debuginfo: bool = False) -> str:
+    """Print a module; the generic form is the one that real MLIR parses. With `debuginfo`
+    every op's location follows it as `loc(...)`, which parsing reads back."""
     stream = StringIO()
-    Printer(stream=stream, print_generic_format=generic).print_op(module)
+    Printer(stream=stream, print_generic_format=generic, print_debuginfo=debuginfo).print_op(
+        module
+    )
     stream.write("\n")
     return stream.getvalue()

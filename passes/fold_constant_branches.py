@@ -11,6 +11,7 @@ run finds nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
@@ -38,6 +39,8 @@ class FoldConstantBranches(ModulePass):
     """Inlines the taken region of every `dy.if` / `dy.switch` on an `arith.constant`."""
 
     name = "fold-constant-branches"
+    idempotent: ClassVar[bool] = True
+    exercised_by: ClassVar[tuple[str, ...]] = ("constant condition",)
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         PatternRewriteWalker(branch_folding_patterns(), apply_recursively=True).rewrite_module(op)

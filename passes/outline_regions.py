@@ -12,6 +12,7 @@ passed in, so sub-graphs keep static, foldable operands.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, StringAttr
@@ -202,6 +203,7 @@ class OutlineRegions(ModulePass):
     """
 
     name = "outline-regions"
+    idempotent: ClassVar[bool] = True
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         outliner = _Outliner(op)
