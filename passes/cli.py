@@ -226,7 +226,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         failed |= bool(errors)
         if output is not None:
             outputs.append(output)
-    if args.time_passes:
+    if args.time_passes and not failed:
         sys.stderr.write(timer.report())
     if outputs or not failed:
         _write(args.output, SEPARATOR.join(outputs))

@@ -1,5 +1,6 @@
-"""Hypothesis profiles of the property tests: `fast` (the default run) and `thorough`
-(`pytest -m property --hypothesis-profile=thorough`). A property that does not state its
+"""Hypothesis profiles of the property tests: `fast` (the default run), `thorough`
+(`pytest -m property --hypothesis-profile=thorough`) and `smoke` (a few examples: does
+the property run at all, while writing a pass). A property that does not state its
 own example count runs `max_examples` programs; costly ones (LLVM compiles) scale it down
 with `scaled`."""
 
@@ -14,6 +15,7 @@ _COMMON = {
 
 settings.register_profile("fast", max_examples=25, **_COMMON)
 settings.register_profile("thorough", max_examples=600, **_COMMON)
+settings.register_profile("smoke", max_examples=5, **_COMMON)
 
 
 def scaled(fraction: float, minimum: int = 1) -> settings:

@@ -150,11 +150,7 @@ class StraightLine:
             b = self.pick("T")
             self.binary(out, choice, a, b, T)
         elif choice == "mm":
-            key = self.draw(st.sampled_from(PARAM_KEYS))
-            weight, mm = self.fresh(), self.fresh()
-            self.emit(f'{weight} = dy.param "{key}" : {WEIGHT}')
-            self.emit(f'{mm} = "torch.aten.mm"({a}, {weight}) : ({T}, {WEIGHT}) -> {T}')
-            self.emit(f'{out} = "torch.aten.tanh"({mm}) : ({T}) -> {T}')
+            self.dense_layers(out, a)
         elif choice == "sum_dim":
             dims, keep, none = self.int_list(1), self.torch_const("bool", "true"), self.torch_const("none", None)
             summed, row = self.fresh(), self.tensor_type("B,1")
@@ -176,6 +172,18 @@ class StraightLine:
         else:
             self.mix(out, a)
         return self.define("T", out)
+
+    def dense_layers(self, out: str, a: str) -> None:
+        """`tanh(a @ w)`, one or two layers deep, each reading its weight with `dy.param`."""
+        T, hidden = self.T, a
+        layers = self.draw(st.integers(1, 2))
+        for layer in range(layers):
+            key = self.draw(st.sampled_from(PARAM_KEYS))
+            weight, mm = self.fresh(), self.fresh()
+            self.emit(f'{weight} = dy.param "{key}" : {WEIGHT}')
+            self.emit(f'{mm} = "torch.aten.mm"({hidden}, {weight}) : ({T}, {WEIGHT}) -> {T}')
+            hidden = out if layer == layers - 1 else self.fresh()
+            self.emit(f'{hidden} = "torch.aten.tanh"({mm}) : ({T}) -> {T}')
 
     def binary(self, out: str, op: str, a: str, b: str, b_type: str) -> None:
         """`a <op> b` broadcast to `T`; `add` takes torch's `alpha` operand."""
