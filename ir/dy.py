@@ -39,6 +39,7 @@ from xdsl.dialects.builtin import (
     i64,
 )
 from xdsl.dialects.utils import parse_func_op_like, print_func_op_like
+from xdsl.interfaces import ConditionallySpeculatableInterface
 from xdsl.ir import (
     Attribute,
     Block,
@@ -67,7 +68,6 @@ from xdsl.irdl import (
 )
 from xdsl.parser import AttrParser, Parser
 from xdsl.printer import Printer
-from xdsl.interfaces import ConditionallySpeculatableInterface
 from xdsl.traits import (
     AlwaysSpeculatable,
     EffectInstance,
@@ -87,7 +87,6 @@ from ir.effects import (
     ExitAwareEffects,
     LeavesRegion,
     all_speculatable,
-    is_speculatable,
     is_torch_op,
     op_effects,
 )

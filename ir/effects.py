@@ -21,7 +21,7 @@ in-place ones) and by type (static shapes cannot mismatch at run time).
 from __future__ import annotations
 
 import abc
-from collections.abc import Set
+from collections.abc import Set as AbstractSet
 
 from xdsl.dialects import arith
 from xdsl.dialects.builtin import IntegerAttr, UnregisteredOp
@@ -63,7 +63,7 @@ class LeavesRegion(MemoryEffect, abc.ABC):
     `dy.break`, `dy.continue` (to a loop), `dy.return` (to the caller)."""
 
     @classmethod
-    def get_effects(cls, op: Operation) -> Set[EffectInstance]:
+    def get_effects(cls, op: Operation) -> AbstractSet[EffectInstance]:
         return frozenset((EXIT,))
 
     @classmethod
@@ -77,7 +77,7 @@ class ExitAwareEffects(MemoryEffect):
     counts only when it lands outside (`EXIT`); None (unknown) if a nested op's are."""
 
     @classmethod
-    def get_effects(cls, op: Operation) -> Set[EffectInstance] | None:
+    def get_effects(cls, op: Operation) -> AbstractSet[EffectInstance] | None:
         effects: set[EffectInstance] = set()
         for nested in op.walk():
             if nested is op or nested.has_trait(ExitAwareEffects, value_if_unregistered=False):
@@ -143,7 +143,7 @@ def _short_torch_name(op: Operation) -> str:
     return op.op_name.data.removeprefix("torch.")
 
 
-def torch_op_effects(op: Operation) -> Set[EffectInstance] | None:
+def torch_op_effects(op: Operation) -> AbstractSet[EffectInstance] | None:
     """torch-mlir's value-semantic ops have none; sampling ops advance the random state,
     in-place (`_`-suffixed) ops write their first operand, printing is an effect."""
     name = op.op_name.data if isinstance(op, UnregisteredOp) else op.name
@@ -223,7 +223,7 @@ def _arith_speculatable(op: Operation) -> bool | None:
 # --------------------------------------------------------------------------- queries
 
 
-def op_effects(op: Operation) -> Set[EffectInstance] | None:
+def op_effects(op: Operation) -> AbstractSet[EffectInstance] | None:
     """The op's effects (an empty set: none), or None when they are unknown."""
     if is_torch_op(op):
         return torch_op_effects(op)

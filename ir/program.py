@@ -331,8 +331,6 @@ def print_module(module: Operation, *, generic: bool = False, debuginfo: bool = 
     """Print a module; the generic form is the one that real MLIR parses. With `debuginfo`
     every op's location follows it as `loc(...)`, which parsing reads back."""
     stream = StringIO()
-    Printer(stream=stream, print_generic_format=generic, print_debuginfo=debuginfo).print_op(
-        module
-    )
+    Printer(stream=stream, print_generic_format=generic, print_debuginfo=debuginfo).print_op(module)
     stream.write("\n")
     return stream.getvalue()

@@ -32,7 +32,9 @@ def _argument_parser() -> argparse.ArgumentParser:
         description="Run passes over a program of the dy dialect.",
     )
     parser.add_argument("input", nargs="?", default="-", help="IR file ('-' or none: stdin)")
-    parser.add_argument("-o", "--output", default="-", help="where to write the IR (default: stdout)")
+    parser.add_argument(
+        "-o", "--output", default="-", help="where to write the IR (default: stdout)"
+    )
     parser.add_argument(
         "-p",
         "--passes",

@@ -98,7 +98,9 @@ def check_diagnostics(
         )
         if match is None:
             problems.append(
-                IRError(error.filename, error.line, error.column, f"unexpected error: {error.message}")
+                IRError(
+                    error.filename, error.line, error.column, f"unexpected error: {error.message}"
+                )
             )
         else:
             unmatched.remove(match)

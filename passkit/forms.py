@@ -54,9 +54,7 @@ def check_mlir_accepts_generic(program: GeneratedProgram, mlir_ir) -> None:
 def check_llvm_agrees(program: GeneratedProgram, inputs_list, cache_dir: pathlib.Path) -> None:
     """The program compiled with the LLVM backend has the interpreter's outcome (numbers
     within `LLVM_TOLERANCE`) on every input set of `inputs_list`."""
-    compiled = compile_program(
-        program.text, program.params, backend="llvm", cache_dir=cache_dir
-    )
+    compiled = compile_program(program.text, program.params, backend="llvm", cache_dir=cache_dir)
     reference = program.module()
     for inputs in inputs_list:
         expected = outcome(reference, program.params, inputs)

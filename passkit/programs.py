@@ -65,7 +65,8 @@ class ProgramWriter(StraightLine):
         if not self.shape.swarm:
             return dict(weights)
         return {
-            kind: weight * (1 if kind in KEPT_BY_SWARM else self.draw(st.sampled_from(SWARM_FACTORS)))
+            kind: weight
+            * (1 if kind in KEPT_BY_SWARM else self.draw(st.sampled_from(SWARM_FACTORS)))
             for kind, weight in weights.items()
         }
 
@@ -284,9 +285,7 @@ class ProgramWriter(StraightLine):
     def call(self, target: str | None = None) -> None:
         """Call an existing sub-graph or helper function, or write a new sub-graph."""
         options = (
-            ["new graph"]
-            + (["graph"] if self.graphs else [])
-            + (["func"] if self.helpers else [])
+            ["new graph"] + (["graph"] if self.graphs else []) + (["func"] if self.helpers else [])
         )
         if target == "graph":
             options = ["new graph"]
@@ -361,7 +360,6 @@ class ProgramWriter(StraightLine):
         finally:
             self.scopes.pop()
             self.indent -= 1
-
 
 
 @dataclass

@@ -30,7 +30,7 @@ from passes.pipeline import run_pipeline
 from passes.registry import build_pipeline, declarations
 from passkit.inputs import inputs_for
 from passkit.oracle import outcome, outcome_difference
-from passkit.programs import GENERATED_FILENAME, GeneratedProgram, programs
+from passkit.programs import GeneratedProgram, programs
 from passkit.shape import ProgramShape
 
 MIN_CHANGED_SHARE = 0.2
@@ -62,7 +62,9 @@ REPORTS: list[PassReport] = []
 def pass_instances(pass_class: type[ModulePass]) -> st.SearchStrategy[ModulePass]:
     """The pass configured with options sampled from its declared option space."""
     space = declarations(pass_class).option_space
-    options = st.fixed_dictionaries({name: st.sampled_from(values) for name, values in space.items()})
+    options = st.fixed_dictionaries(
+        {name: st.sampled_from(values) for name, values in space.items()}
+    )
     return options.map(lambda chosen: pass_class(**chosen))
 
 
@@ -225,4 +227,3 @@ def check_pass_gets_work(
             "must contain) or tune the distribution with `ProgramShape`"
         )
     return report
-

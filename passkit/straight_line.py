@@ -152,7 +152,11 @@ class StraightLine:
         elif choice == "mm":
             self.dense_layers(out, a)
         elif choice == "sum_dim":
-            dims, keep, none = self.int_list(1), self.torch_const("bool", "true"), self.torch_const("none", None)
+            dims, keep, none = (
+                self.int_list(1),
+                self.torch_const("bool", "true"),
+                self.torch_const("none", None),
+            )
             summed, row = self.fresh(), self.tensor_type("B,1")
             self.emit(
                 f'{summed} = "torch.aten.sum.dim_IntList"({a}, {dims}, {keep}, {none}) : '
@@ -194,7 +198,9 @@ class StraightLine:
                 f"({self.T}, {b_type}, !torch.int) -> {self.T}"
             )
         else:
-            self.emit(f'{out} = "torch.aten.mul.Tensor"({a}, {b}) : ({self.T}, {b_type}) -> {self.T}')
+            self.emit(
+                f'{out} = "torch.aten.mul.Tensor"({a}, {b}) : ({self.T}, {b_type}) -> {self.T}'
+            )
 
     def mask(self, a: str) -> str:
         threshold = self.torch_const("float", self.draw(st.sampled_from([0.0, 0.5, 1.0])))
@@ -218,7 +224,12 @@ class StraightLine:
     def integer_tensor(self) -> str:
         """`argmax(a, dim=1)`: a `[B]` si64 tensor of indices in 0..2."""
         self.features.add("integer tensor")
-        a, one, keep, out = self.pick("T"), self.torch_const("int", 1), self.torch_const("bool", "false"), self.fresh()
+        a, one, keep, out = (
+            self.pick("T"),
+            self.torch_const("int", 1),
+            self.torch_const("bool", "false"),
+            self.fresh(),
+        )
         self.emit(
             f'{out} = "torch.aten.argmax"({a}, {one}, {keep}) : '
             f"({self.T}, !torch.int, !torch.bool) -> {self.I}"

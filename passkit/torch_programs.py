@@ -91,7 +91,9 @@ class ModelWriter(PythonWriter):
         if "{n}" in template and not self.visible("f"):
             template = CONDITIONS[0]
         threshold = self.draw(st.sampled_from(["0.0", "0.2", "-0.3", "0.5", "1.0"]))
-        return template.format(a=self.pick("t"), n=self.pick("f") if "{n}" in template else "", c=threshold)
+        return template.format(
+            a=self.pick("t"), n=self.pick("f") if "{n}" in template else "", c=threshold
+        )
 
     # ------------------------------------------------------------ statements
 
@@ -124,7 +126,9 @@ class ModelWriter(PythonWriter):
         if self.visible("f") and self.draw(st.booleans()):
             a = self.pick("f")
             expression = self.draw(
-                st.sampled_from([f"{a} * 0.5 + 0.1", f"max({a}, 0.1)", f"abs({a}) - 0.2", f"min({a}, 1.0)"])
+                st.sampled_from(
+                    [f"{a} * 0.5 + 0.1", f"max({a}, 0.1)", f"abs({a}) - 0.2", f"min({a}, 1.0)"]
+                )
             )
         else:
             expression = f"{self.pick('t')}.mean().item()"
@@ -210,15 +214,18 @@ class ModelWriter(PythonWriter):
 
     def return_statement(self) -> str:
         t = self.pick("t")
-        return "return " + {
-            "tensor": t,
-            "tensor and count": f"{t}, {self.counter()}",
-            "tensor and number": f"{t}, {self.pick('f') if self.visible('f') else '0.0'}",
-            "dict": f'{{"out": {t}, "steps": {self.counter()}}}',
-            "list": f"[{t}, {self.pick('t')}]",
-            "stack": f"torch.stack({self.collection()}, dim=0)",
-            "flag": f"{t}, {self.counter()} > 1",
-        }[self.returns]
+        return (
+            "return "
+            + {
+                "tensor": t,
+                "tensor and count": f"{t}, {self.counter()}",
+                "tensor and number": f"{t}, {self.pick('f') if self.visible('f') else '0.0'}",
+                "dict": f'{{"out": {t}, "steps": {self.counter()}}}',
+                "list": f"[{t}, {self.pick('t')}]",
+                "stack": f"torch.stack({self.collection()}, dim=0)",
+                "flag": f"{t}, {self.counter()} > 1",
+            }[self.returns]
+        )
 
     def forward(self) -> list[str]:
         self.lines, self.indent = [], 1

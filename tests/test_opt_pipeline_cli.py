@@ -186,7 +186,8 @@ def test_split_input_file_keeps_line_numbers_and_goes_on_after_an_error():
 
 def test_verify_diagnostics_accepts_the_expected_errors_only():
     expecting = SPLIT.replace(
-        "  dy.return %f : f64", "  // expected-error@+1 {{values do not match}}\n  dy.return %f : f64"
+        "  dy.return %f : f64",
+        "  // expected-error@+1 {{values do not match}}\n  dy.return %f : f64",
     )
     code, out, err = cli(["-p", "", "--split-input-file", "--verify-diagnostics"], expecting)
     assert (code, err) == (0, "")
@@ -203,8 +204,15 @@ def test_time_passes_reports_every_pass():
     assert code == 0
     assert "Execution time report" in err
     names = re.findall(r"^\s+\d+\.\d+ \(\s*\d+\.\d%\)\s+(\S+)$", err, re.MULTILINE)
-    assert names == ["parser", "fold-constant-branches", "verifier", "dce", "outline-regions",
-                     "output", "Total"]
+    assert names == [
+        "parser",
+        "fold-constant-branches",
+        "verifier",
+        "dce",
+        "outline-regions",
+        "output",
+        "Total",
+    ]
 
 
 def test_print_debuginfo_locations_parse_back(tmp_path: Path):
@@ -213,7 +221,7 @@ def test_print_debuginfo_locations_parse_back(tmp_path: Path):
     code, located, _ = cli([str(source), "-p", "", "--print-debuginfo"])
     assert code == 0 and f'loc("{source}":5:7)' in located
     reparsed = cli(["-p", "dce", "--print-debuginfo"], located)[1]
-    assert f'%r = dy.if %t -> (i64) {{' in reparsed and f'loc("{source}":4:5)' in reparsed
+    assert "%r = dy.if %t -> (i64) {" in reparsed and f'loc("{source}":4:5)' in reparsed
     broken = located.replace("dy.yield %a : i64", "dy.yield %t : i1")
     code, _, err = cli(["-p", ""], broken)
     assert code == 1 and err.startswith(f"{source}:6:7: error: 'dy.yield' op")

@@ -20,7 +20,9 @@ KNOWN_FRONTEND_ERRORS = (
 """Internal errors of the bugs below, by message; `tests/frontend/test_generated_models.py`
 counts a generated model that fails with one of them as a known bug, not a new one."""
 
-BRANCH_LOCAL = "frontend bug: a name assigned in one arm only of a data-dependent if crashes the join"
+BRANCH_LOCAL = (
+    "frontend bug: a name assigned in one arm only of a data-dependent if crashes the join"
+)
 
 
 def _agrees(model: nn.Module, backend: str = "interpreter") -> None:
@@ -36,7 +38,7 @@ def _agrees(model: nn.Module, backend: str = "interpreter") -> None:
 class TemporaryInThenArm(nn.Module):
     def forward(self, x):
         if x.max() > 1.0:
-            t = torch.relu(x)
+            t = torch.relu(x)  # noqa: F841 (the dead temporary is the point)
         return x
 
 
@@ -45,7 +47,7 @@ class TemporaryInElseArm(nn.Module):
         if x.mean().item() > 0.5:
             x = torch.relu(x)
         else:
-            t = x.mean().item()
+            t = x.mean().item()  # noqa: F841 (the dead temporary is the point)
         return x
 
 
@@ -60,20 +62,26 @@ class TemporaryInUnrolledLoop(nn.Module):
             if x.mean().item() > 0.5:
                 x = block(x)
             else:
-                t = x.mean().item()
+                t = x.mean().item()  # noqa: F841 (the dead temporary is the point)
         return torch.stack(outs, dim=0)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=BRANCH_LOCAL + " (TypeError: ... is not iterable)")
+@pytest.mark.xfail(
+    strict=True, raises=TypeError, reason=BRANCH_LOCAL + " (TypeError: ... is not iterable)"
+)
 def test_temporary_assigned_in_the_then_arm_only():
     _agrees(TemporaryInThenArm())
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=BRANCH_LOCAL + " (TypeError: ... is not iterable)")
+@pytest.mark.xfail(
+    strict=True, raises=TypeError, reason=BRANCH_LOCAL + " (TypeError: ... is not iterable)"
+)
 def test_temporary_assigned_in_the_else_arm_only():
     _agrees(TemporaryInElseArm())
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=BRANCH_LOCAL + " (TypeError: ... item assignment)")
+@pytest.mark.xfail(
+    strict=True, raises=TypeError, reason=BRANCH_LOCAL + " (TypeError: ... item assignment)"
+)
 def test_temporary_assigned_in_one_arm_inside_an_unrolled_loop():
     _agrees(TemporaryInUnrolledLoop())

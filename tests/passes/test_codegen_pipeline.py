@@ -44,7 +44,9 @@ class Gate(nn.Module):
 
 def _with_mark(monkeypatch) -> None:
     monkeypatch.setitem(registry.PASSES, MarkModule.name, MarkModule)
-    monkeypatch.setattr(registry, "DEFAULT_PIPELINE", f"{MarkModule.name},{registry.DEFAULT_PIPELINE}")
+    monkeypatch.setattr(
+        registry, "DEFAULT_PIPELINE", f"{MarkModule.name},{registry.DEFAULT_PIPELINE}"
+    )
 
 
 def test_a_pass_added_to_the_default_pipeline_runs_under_compile(monkeypatch, tmp_path):

@@ -22,8 +22,8 @@ from xdsl.ir import Region
 from xdsl.passes import ModulePass
 
 from ir import dy
-from ir.dy import Dy
 from ir.canonicalization import constant_int
+from ir.dy import Dy
 from ir.program import parse_and_verify
 from passkit import (
     ProgramShape,
@@ -98,10 +98,10 @@ def test_a_pass_joining_the_registry_is_covered_without_editing_tests():
         timeout=600,
         check=False,
     )
-    outcomes = dict(
-        (test.split("::")[1], verdict)
+    outcomes = {
+        test.split("::")[1]: verdict
         for verdict, test in re.findall(r"^(PASSED|FAILED) (\S+)", result.stdout, re.MULTILINE)
-    )
+    }
     name = TrueConditionsFirst.name
     assert outcomes == {
         f"test_pass_preserves_semantics_verifies_and_is_idempotent[{name}]": "PASSED",
@@ -220,7 +220,7 @@ def test_the_worked_example_of_writing_a_pass_passes_the_kit():
     doc = REPOSITORY / "docs" / "writing-a-pass.md"
     code = compile(_python_block_defining(doc, "HoistParams"), str(doc), "exec", dont_inherit=True)
     namespace: dict = {"__name__": "writing_a_pass_example"}
-    exec(code, namespace)
+    exec(code, namespace)  # noqa: S102 (the docs' own code, to check it is correct)
     hoist_params = namespace["HoistParams"]
     check_pass_properties(hoist_params)
     check_pass_gets_work(hoist_params)
