@@ -66,6 +66,24 @@ class TemporaryInUnrolledLoop(nn.Module):
         return torch.stack(outs, dim=0)
 
 
+class TemporaryInElifChainInUnrolledLoop(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleList(nn.Linear(4, 4) for _ in range(3))
+
+    def forward(self, x):
+        count = 0
+        outs = [x]
+        for block in self.blocks:
+            if x.mean().item() > 0.5:
+                count += 1
+            elif bool(x.sum() < -0.3):
+                x = torch.relu(x)
+            else:
+                t = x.mean().item()  # noqa: F841 (the dead temporary is the point)
+        return torch.stack(outs, dim=0)
+
+
 @pytest.mark.xfail(
     strict=True, raises=TypeError, reason=BRANCH_LOCAL + " (TypeError: ... is not iterable)"
 )
@@ -85,3 +103,10 @@ def test_temporary_assigned_in_the_else_arm_only():
 )
 def test_temporary_assigned_in_one_arm_inside_an_unrolled_loop():
     _agrees(TemporaryInUnrolledLoop())
+
+
+@pytest.mark.xfail(
+    strict=True, raises=TypeError, reason=BRANCH_LOCAL + " ('Undefined' object is not iterable)"
+)
+def test_temporary_assigned_in_one_arm_of_an_elif_chain_inside_an_unrolled_loop():
+    _agrees(TemporaryInElifChainInUnrolledLoop())
