@@ -43,10 +43,15 @@ class Verdict:
         return f"{self.kind} ({self.backend}){place}{': ' + self.detail if self.detail else ''}"
 
 
+def module_name(case: GeneratedModel) -> str:
+    return "generated_" + hashlib.sha256(case.source.encode()).hexdigest()[:16]
+
+
 def load_model(case: GeneratedModel, directory: pathlib.Path) -> torch.nn.Module:
     """Write the source to a file in `directory`, import it (the frontend reads the class
-    source with `inspect`) and build the model with its weight seed, in eval mode."""
-    name = "generated_" + hashlib.sha256(case.source.encode()).hexdigest()[:16]
+    source with `inspect`; it stays in `sys.modules` until `differential` is done) and build
+    the model with its weight seed, in eval mode."""
+    name = module_name(case)
     path = directory / f"{name}.py"
     path.write_text(case.source, encoding="utf-8")
     spec = importlib.util.spec_from_file_location(name, path)
@@ -140,8 +145,11 @@ def differential(
     model = load_model(case, directory)
     inputs = sample_inputs(case.weight_seed)
     verdicts = []
-    for backend in backends:
-        verdicts.append(compare(model, inputs, backend, cache_dir))
-        if verdicts[-1].kind != "agree":
-            break
+    try:
+        for backend in backends:
+            verdicts.append(compare(model, inputs, backend, cache_dir))
+            if verdicts[-1].kind != "agree":
+                break
+    finally:
+        sys.modules.pop(module_name(case), None)
     return verdicts

@@ -32,12 +32,15 @@ def classify(verdict: Verdict) -> str:
     return verdict.kind
 
 
-def run_models(count: int, workdir: pathlib.Path, out: pathlib.Path, derandomize: bool):
-    """Differential of `count` generated models; (counts by class, unexpected failures)."""
+def run_models(
+    count: int, workdir: pathlib.Path, out: pathlib.Path, derandomize: bool, progress: int = 0
+):
+    """Differential of `count` generated models; (counts by class, unexpected failures).
+    With `progress`, the counts are printed every `progress` models."""
     counts: Counter = Counter()
     failures: list[str] = []
     cache = workdir / "cache"
-    seen = [0]
+    seen: set[str] = set()
 
     @settings(
         max_examples=count,
@@ -49,12 +52,17 @@ def run_models(count: int, workdir: pathlib.Path, out: pathlib.Path, derandomize
     )
     @given(case=torch_models())
     def one(case: GeneratedModel):
-        seen[0] += 1
-        backends = ("interpreter", "llvm") if seen[0] % LLVM_EVERY == 1 else ("interpreter",)
+        if case.source in seen:  # hypothesis may draw a model twice; count distinct ones
+            return
+        seen.add(case.source)
+        counts["models"] += 1
+        backends = ("interpreter", "llvm") if len(seen) % LLVM_EVERY == 1 else ("interpreter",)
         verdicts = differential(case, workdir, backends, cache)
         for verdict in verdicts:
             counts[(verdict.backend, classify(verdict))] += 1
         last = verdicts[-1]
+        if progress and counts["models"] % progress == 0:
+            print(_report(counts), flush=True)
         if classify(last) == "unsupported":
             (out / f"unsupported{counts[(last.backend, 'unsupported')]}.py").write_text(
                 f"# {last}\n{case.source}"
@@ -69,7 +77,9 @@ def run_models(count: int, workdir: pathlib.Path, out: pathlib.Path, derandomize
 
 
 def _report(counts: Counter) -> str:
-    return ", ".join(f"{backend} {kind}: {n}" for (backend, kind), n in sorted(counts.items()))
+    per_backend = sorted((key, n) for key, n in counts.items() if key != "models")
+    details = ", ".join(f"{backend} {kind}: {n}" for (backend, kind), n in per_backend)
+    return f"{counts['models']} distinct models; {details}"
 
 
 @pytest.mark.property
@@ -77,7 +87,7 @@ def test_generated_models_agree_with_eager(tmp_path: pathlib.Path):
     counts, failures = run_models(DEFAULT_RUN_MODELS, tmp_path, tmp_path, derandomize=True)
     print(_report(counts))
     assert not failures, "\n\n".join(failures)
-    assert counts[("interpreter", "agree")] >= DEFAULT_RUN_MODELS // 3, _report(counts)
+    assert counts[("interpreter", "agree")] >= counts["models"] // 3, _report(counts)
 
 
 @pytest.mark.fuzz
@@ -85,6 +95,6 @@ def test_many_generated_models_agree_with_eager(tmp_path: pathlib.Path):
     count = int(os.environ.get("PASSKIT_FUZZ_MODELS", "2000"))
     out = pathlib.Path(os.environ.get("PASSKIT_FUZZ_OUT", tmp_path / "failures"))
     out.mkdir(parents=True, exist_ok=True)
-    counts, failures = run_models(count, tmp_path, out, derandomize=False)
-    print(f"{count} generated models: {_report(counts)}; failing models in {out}")
+    counts, failures = run_models(count, tmp_path, out, derandomize=False, progress=100)
+    print(f"{_report(counts)}; failing and unsupported models in {out}")
     assert not failures, f"{len(failures)} failures in {out}; first:\n{failures[0]}"
