@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+from xdsl.dialects import arith
 from xdsl.dialects.builtin import (
     I64,
     DenseArrayBase,
@@ -38,6 +39,7 @@ from xdsl.dialects.builtin import (
     i64,
 )
 from xdsl.dialects.utils import parse_func_op_like, print_func_op_like
+from xdsl.interfaces import ConditionallySpeculatableInterface
 from xdsl.ir import (
     Attribute,
     Block,
@@ -67,14 +69,27 @@ from xdsl.irdl import (
 from xdsl.parser import AttrParser, Parser
 from xdsl.printer import Printer
 from xdsl.traits import (
+    AlwaysSpeculatable,
+    EffectInstance,
+    HasCanonicalizationPatternsTrait,
+    HasParent,
     IsolatedFromAbove,
     IsTerminator,
+    MemoryEffect,
+    NoMemoryEffect,
     Pure,
     SymbolOpInterface,
     SymbolTable,
 )
 from xdsl.utils.exceptions import VerifyException
 
+from ir.effects import (
+    ExitAwareEffects,
+    LeavesRegion,
+    all_speculatable,
+    is_torch_op,
+    op_effects,
+)
 from ir.torch import DYNAMIC_DIM, ValueTensorType, is_bool_dtype, is_integer_dtype
 
 PARAMS_FILE_ATTR = "dy.params"
@@ -284,7 +299,7 @@ class OutputOp(IRDLOperation):
 
     name = "dy.output"
     values = var_operand_def()
-    traits = traits_def(IsTerminator(), Pure())
+    traits = traits_def(IsTerminator(), Pure(), HasParent(GraphOp))
     assembly_format = "attr-dict ($values^ `:` type($values))?"
 
     def __init__(self, *values: SSAValue | Operation):
@@ -293,7 +308,7 @@ class OutputOp(IRDLOperation):
     def verify_(self) -> None:
         graph = self.parent_op()
         if not isinstance(graph, GraphOp):
-            raise VerifyException("must terminate a 'dy.graph'")
+            return  # detached; `HasParent` reports any other parent
         _check_types(
             "values do not match the graph's results",
             [v.type for v in self.values],
@@ -301,8 +316,37 @@ class OutputOp(IRDLOperation):
         )
 
 
+def _called_graph(call: Operation) -> GraphOp | None:
+    """The `dy.graph` a `dy.call` names, or None (a `dy.func`, or not found)."""
+    if call.parent_op() is None:
+        return None
+    try:
+        target = SymbolTable.lookup_symbol(call, call.callee)
+    except ValueError:  # not inside a module
+        return None
+    return target if isinstance(target, GraphOp) else None
+
+
+class CalleeEffects(MemoryEffect):
+    """A call of a `dy.graph` has the effects of the graph's ops; a call of a `dy.func`
+    is not analysed (functions may recurse), so its effects are unknown."""
+
+    @classmethod
+    def get_effects(cls, op: Operation) -> frozenset[EffectInstance] | None:
+        graph = _called_graph(op)
+        if graph is None:
+            return None
+        effects: set[EffectInstance] = set()
+        for nested in graph.body.block.ops:
+            nested_effects = op_effects(nested)
+            if nested_effects is None:
+                return None
+            effects.update(nested_effects)
+        return frozenset(effects)
+
+
 @irdl_op_definition
-class CallOp(IRDLOperation):
+class CallOp(IRDLOperation, ConditionallySpeculatableInterface):
     """Calls a `dy.graph` (a compiled kernel) or a `dy.func` by symbol.
 
     %y = dy.call @g0(%x) : (!torch.vtensor<[1,4],f32>) -> !torch.vtensor<[1,4],f32>
@@ -312,6 +356,7 @@ class CallOp(IRDLOperation):
     callee = prop_def(FlatSymbolRefAttrConstr)
     arguments = var_operand_def()
     res = var_result_def()
+    traits = traits_def(CalleeEffects())
     assembly_format = "$callee `(` $arguments `)` attr-dict `:` functional-type($arguments, $res)"
 
     def __init__(
@@ -325,6 +370,11 @@ class CallOp(IRDLOperation):
         super().__init__(
             operands=[arguments], result_types=[result_types], properties={"callee": callee}
         )
+
+    def is_speculatable(self) -> bool:
+        """A graph call cannot fail when no op of the graph can."""
+        graph = _called_graph(self)
+        return graph is not None and all_speculatable(graph)
 
     def verify_(self) -> None:
         target = SymbolTable.lookup_symbol(self, self.callee)
@@ -374,8 +424,32 @@ def _verify_region_exit(op: Operation, region: Region, what: str):
         )
 
 
+class _IfCanonicalization(HasCanonicalizationPatternsTrait):
+    @classmethod
+    def get_canonicalization_patterns(cls):
+        from ir.canonicalization import FoldConstantIf
+
+        return (FoldConstantIf(),)
+
+
+class _SwitchCanonicalization(HasCanonicalizationPatternsTrait):
+    @classmethod
+    def get_canonicalization_patterns(cls):
+        from ir.canonicalization import FoldConstantSwitch
+
+        return (FoldConstantSwitch(),)
+
+
+class _Branch(IRDLOperation, ConditionallySpeculatableInterface):
+    """What `dy.if` and `dy.switch` share: a branch cannot fail when nothing in its
+    regions can (effects: `ExitAwareEffects`)."""
+
+    def is_speculatable(self) -> bool:
+        return all_speculatable(self)
+
+
 @irdl_op_definition
-class IfOp(IRDLOperation):
+class IfOp(_Branch):
     """Two-way branch on a host `i1`. Each region ends with `dy.yield` (the op's results)
     or leaves with `dy.break` / `dy.continue` / `dy.return`.
 
@@ -391,6 +465,7 @@ class IfOp(IRDLOperation):
     res = var_result_def()
     then_region = region_def()
     else_region = region_def()
+    traits = traits_def(ExitAwareEffects(), _IfCanonicalization())
 
     def __init__(
         self,
@@ -431,7 +506,7 @@ class IfOp(IRDLOperation):
 
 
 @irdl_op_definition
-class SwitchOp(IRDLOperation):
+class SwitchOp(_Branch):
     """N-way branch on a host `i64`: the region of the matching case runs, else `default`.
     Routing between experts and rule decision lists lower to it.
 
@@ -448,6 +523,7 @@ class SwitchOp(IRDLOperation):
     res = var_result_def()
     default_region = region_def()
     case_regions = var_region_def()
+    traits = traits_def(ExitAwareEffects(), _SwitchCanonicalization())
 
     def __init__(
         self,
@@ -538,6 +614,8 @@ class WhileOp(IRDLOperation):
     res = var_result_def()
     before_region = region_def("single_block")
     after_region = region_def("single_block")
+    traits = traits_def(ExitAwareEffects())
+    """Not speculatable: its trip count, and so whether it ends, depends on the data."""
 
     def __init__(
         self,
@@ -622,7 +700,7 @@ def _print_assignment(printer: Printer, arg: BlockArgument, value: SSAValue):
 
 
 @irdl_op_definition
-class ForOp(IRDLOperation):
+class ForOp(IRDLOperation, ConditionallySpeculatableInterface):
     """Counted loop over `i64` from `lb` (inclusive) to `ub` (exclusive) by `step` > 0,
     with loop-carried values. Data-dependent trip counts and early exits use `dy.break`.
 
@@ -639,6 +717,7 @@ class ForOp(IRDLOperation):
     inits = var_operand_def()
     res = var_result_def()
     body = region_def("single_block")
+    traits = traits_def(ExitAwareEffects())
 
     def __init__(
         self,
@@ -657,6 +736,17 @@ class ForOp(IRDLOperation):
     @property
     def carried_types(self) -> tuple[Attribute, ...]:
         return tuple(v.type for v in self.inits)
+
+    def is_speculatable(self) -> bool:
+        """A counted loop cannot fail when its step is a positive constant (the
+        interpreter rejects other steps) and nothing in its body can fail."""
+        step = self.step.owner
+        return (
+            isinstance(step, arith.ConstantOp)
+            and isinstance(step.value, IntegerAttr)
+            and step.value.value.data > 0
+            and all_speculatable(self)
+        )
 
     def verify_(self) -> None:
         arg_types = self.body.block.arg_types
@@ -753,11 +843,22 @@ def _enclosing_function(op: Operation) -> FuncOp | None:
     return parent if isinstance(parent, FuncOp) else None
 
 
+class _LandsInEnclosingLoop(LeavesRegion):
+    @classmethod
+    def landing_op(cls, op: Operation) -> Operation | None:
+        return _enclosing_loop(op)
+
+
+class _LandsInEnclosingFunction(LeavesRegion):
+    @classmethod
+    def landing_op(cls, op: Operation) -> Operation | None:
+        return _enclosing_function(op)
+
+
 class _ExitOp(IRDLOperation):
     """Shared definition of the region terminators that carry values."""
 
     values = var_operand_def()
-    traits = traits_def(IsTerminator())
     assembly_format = "attr-dict ($values^ `:` type($values))?"
 
     def __init__(self, *values: SSAValue | Operation):
@@ -774,18 +875,22 @@ class YieldOp(_ExitOp):
     become the next iteration's carried values)."""
 
     name = "dy.yield"
+    traits = traits_def(IsTerminator(), Pure(), HasParent(IfOp, SwitchOp, WhileOp, ForOp))
 
     def verify_(self) -> None:
         parent = self.parent_op()
         if isinstance(parent, IfOp | SwitchOp):
             expected = parent.result_types
-        elif (
-            isinstance(parent, WhileOp) and self.parent_region() is parent.after_region
-        ) or isinstance(parent, ForOp):
+        elif isinstance(parent, ForOp):
+            expected = parent.carried_types
+        elif isinstance(parent, WhileOp):
+            if self.parent_region() is not parent.after_region:
+                raise VerifyException(
+                    "cannot terminate the before region of 'dy.while' (use 'dy.condition')"
+                )
             expected = parent.carried_types
         else:
-            where = "the top level" if parent is None else f"'{op_name(parent)}'"
-            raise VerifyException(f"cannot terminate a region of {where}")
+            return  # detached; `HasParent` reports any other parent
         _check_types(
             f"values do not match what '{parent.name}' expects", self.value_types, expected
         )
@@ -798,7 +903,7 @@ class ConditionOp(IRDLOperation):
     name = "dy.condition"
     cond = operand_def(i1)
     values = var_operand_def()
-    traits = traits_def(IsTerminator())
+    traits = traits_def(IsTerminator(), Pure(), HasParent(WhileOp))
     assembly_format = "`(` $cond `)` attr-dict ($values^ `:` type($values))?"
 
     def __init__(self, cond: SSAValue | Operation, *values: SSAValue | Operation):
@@ -806,7 +911,9 @@ class ConditionOp(IRDLOperation):
 
     def verify_(self) -> None:
         parent = self.parent_op()
-        if not isinstance(parent, WhileOp) or self.parent_region() is not parent.before_region:
+        if not isinstance(parent, WhileOp):
+            return  # detached; `HasParent` reports any other parent
+        if self.parent_region() is not parent.before_region:
             raise VerifyException("must terminate the before region of 'dy.while'")
         _check_types(
             "forwarded values do not match the 'dy.while' results",
@@ -820,6 +927,7 @@ class BreakOp(_ExitOp):
     """Leaves the innermost enclosing loop; its values become the loop's results."""
 
     name = "dy.break"
+    traits = traits_def(IsTerminator(), _LandsInEnclosingLoop(), AlwaysSpeculatable())
 
     def verify_(self) -> None:
         loop = _enclosing_loop(self)
@@ -833,6 +941,7 @@ class ContinueOp(_ExitOp):
     """Starts the next iteration of the innermost enclosing loop with new carried values."""
 
     name = "dy.continue"
+    traits = traits_def(IsTerminator(), _LandsInEnclosingLoop(), AlwaysSpeculatable())
 
     def verify_(self) -> None:
         loop = _enclosing_loop(self)
@@ -850,6 +959,7 @@ class ReturnOp(_ExitOp):
     """Returns from the enclosing `dy.func`, from any depth of branches and loops."""
 
     name = "dy.return"
+    traits = traits_def(IsTerminator(), _LandsInEnclosingFunction(), AlwaysSpeculatable())
 
     def verify_(self) -> None:
         func = _enclosing_function(self)
@@ -919,7 +1029,7 @@ class ParamOp(IRDLOperation):
 
 
 @irdl_op_definition
-class ItemOp(IRDLOperation):
+class ItemOp(IRDLOperation, ConditionallySpeculatableInterface):
     """Reads the single element of a tensor as a host scalar (Python's `.item()`):
     `f64` for floating dtypes, `i64` for integers, `i1` for bool.
 
@@ -929,11 +1039,17 @@ class ItemOp(IRDLOperation):
     name = "dy.item"
     tensor = operand_def(ValueTensorType)
     result = result_def()
-    traits = traits_def(Pure())
+    traits = traits_def(NoMemoryEffect())
     assembly_format = "$tensor attr-dict `:` type($tensor) `->` type($result)"
 
     def __init__(self, tensor: SSAValue | Operation, result_type: Attribute):
         super().__init__(operands=[tensor], result_types=[result_type])
+
+    def is_speculatable(self) -> bool:
+        """Fails at run time unless the tensor has one element, which only a static
+        shape guarantees."""
+        tensor_type = self.tensor.type
+        return isinstance(tensor_type, ValueTensorType) and tensor_type.numel == 1
 
     def verify_(self) -> None:
         tensor_type = self.tensor.type
@@ -1098,7 +1214,7 @@ class ListLenOp(IRDLOperation):
 
 
 @irdl_op_definition
-class ListGetOp(IRDLOperation):
+class ListGetOp(IRDLOperation):  # not speculatable: the index may be out of range
     """The item at `index` (negative counts from the end, as in Python).
 
     %t = dy.list_get %l[%i] : !dy.list<!torch.vtensor<[1],si64>> -> !torch.vtensor<[1],si64>
@@ -1108,7 +1224,7 @@ class ListGetOp(IRDLOperation):
     list = operand_def(ListType)
     index = operand_def(i64)
     result = result_def(ValueTensorType)
-    traits = traits_def(Pure())
+    traits = traits_def(NoMemoryEffect())
     assembly_format = "$list `[` $index `]` attr-dict `:` type($list) `->` type($result)"
 
     def __init__(self, list_value: SSAValue | Operation, index: SSAValue | Operation):
@@ -1121,13 +1237,13 @@ class ListGetOp(IRDLOperation):
             raise VerifyException("result type must be the list element type")
 
 
-class _ListJoinOp(IRDLOperation):
+class _ListJoinOp(IRDLOperation, ConditionallySpeculatableInterface):
     """Shared definition of `dy.list_stack` and `dy.list_cat`."""
 
     list = operand_def(ListType)
     dim = prop_def(IntegerAttr[I64])
     result = result_def(ValueTensorType)
-    traits = traits_def(Pure())
+    traits = traits_def(NoMemoryEffect())
     assembly_format = "$list `dim` $dim attr-dict `:` type($list) `->` type($result)"
     RANK_INCREASE: ClassVar[int]
 
@@ -1136,6 +1252,17 @@ class _ListJoinOp(IRDLOperation):
             operands=[list_value],
             result_types=[result_type],
             properties={"dim": IntegerAttr(dim, i64)},
+        )
+
+    def is_speculatable(self) -> bool:
+        """Joining fails on an empty list and on items of different sizes: it cannot fail
+        only for a list that just had an item appended and whose items have one static
+        shape."""
+        element = _list_element(self.list)
+        return (
+            isinstance(self.list.owner, ListAppendOp)
+            and element.has_static_shape
+            and element.element_type is not None
         )
 
     def verify_(self) -> None:
@@ -1180,11 +1307,6 @@ class ListCatOp(_ListJoinOp):
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def is_torch_op(op: Operation) -> bool:
-    """Whether `op` is one of torch-mlir's `torch` dialect ops (carried unregistered)."""
-    return isinstance(op, UnregisteredOp) and op.op_name.data.startswith("torch.")
 
 
 def op_name(op: Operation) -> str:

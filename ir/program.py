@@ -275,7 +275,7 @@ def verify_module(module: ModuleOp) -> None:
             op.verify(verify_nested_ops=False)
         except VerifyException as error:
             message = _first_line(error).removeprefix("Operation does not verify: ")
-            raise error_at(op, message) from None
+            raise error_at(op, message.removeprefix(f"'{op_name(op)}' ")) from None
 
 
 def _verify_dominance(region: Region, visible: list[set[SSAValue]]) -> None:
@@ -327,9 +327,10 @@ def checked_text(stored: str) -> str | None:
     return text if stored == with_checksum(text) else None
 
 
-def print_module(module: Operation, *, generic: bool = False) -> str:
-    """Print a module; the generic form is the one that real MLIR parses."""
+def print_module(module: Operation, *, generic: bool = False, debuginfo: bool = False) -> str:
+    """Print a module; the generic form is the one that real MLIR parses. With `debuginfo`
+    every op's location follows it as `loc(...)`, which parsing reads back."""
     stream = StringIO()
-    Printer(stream=stream, print_generic_format=generic).print_op(module)
+    Printer(stream=stream, print_generic_format=generic, print_debuginfo=debuginfo).print_op(module)
     stream.write("\n")
     return stream.getvalue()

@@ -1,31 +1,26 @@
-"""Which ops may be removed, reordered or duplicated: the side-effect facts passes share."""
+"""The side-effect facts every pass asks: may this op be removed, moved or duplicated?
+
+Passes ask here and nowhere else. The facts themselves are the dialects' (`ir/effects.py`:
+xDSL's effect and speculatability traits on `dy` ops, and what torch-mlir's and `arith`'s
+ops do as this project runs them); this module names the questions passes ask.
+"""
 
 from __future__ import annotations
 
-from xdsl.dialects import arith
 from xdsl.ir import Operation
-from xdsl.traits import Pure
+from xdsl.traits import IsTerminator, SymbolOpInterface
 
-from ir import dy
+from ir.effects import is_effect_free, is_pure, is_speculatable, may_exit
 
-_NONDETERMINISTIC_TORCH_OPS = ("rand", "dropout", "bernoulli", "normal", "uniform", "multinomial")
+__all__ = ["is_effect_free", "is_pure", "is_removable_if_unused", "is_speculatable", "may_exit"]
 
 
-def is_torch_op_pure(name: str) -> bool:
-    """torch-mlir's value-semantic ops are pure, except those that draw random numbers and
-    the in-place (`_`-suffixed) ones."""
-    short = name.removeprefix("torch.")
-    return not short.endswith("_") and not any(
-        word in short for word in _NONDETERMINISTIC_TORCH_OPS
+def is_removable_if_unused(op: Operation) -> bool:
+    """Whether erasing `op` changes nothing when no op uses its results: it is pure (no
+    effects, no exit that lands outside it, cannot fail) and is neither a terminator nor a
+    symbol. Unregistered (torch) ops are neither; xDSL would assume they are."""
+    return (
+        not op.has_trait(IsTerminator, value_if_unregistered=False)
+        and not op.has_trait(SymbolOpInterface, value_if_unregistered=False)
+        and is_pure(op)
     )
-
-
-def is_pure(op: Operation) -> bool:
-    """An op without side effects and without regions: removable when its results are unused."""
-    if op.regions:
-        return False
-    if dy.is_torch_op(op):
-        return is_torch_op_pure(dy.op_name(op))
-    if op.dialect_name() == arith.Arith.name:
-        return True
-    return op.has_trait(Pure)

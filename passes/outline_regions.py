@@ -12,6 +12,7 @@ passed in, so sub-graphs keep static, foldable operands.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, StringAttr
@@ -21,7 +22,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 
 from ir import dy
 from ir.program import error_at, print_module
-from passes.effects import is_torch_op_pure
+from passes.effects import is_effect_free
 
 _REMATERIALIZED_TORCH_OPS = ("torch.constant.", "torch.vtensor.literal")
 
@@ -98,7 +99,7 @@ class _Outliner:
             if any(use.operation not in in_run for use in result.uses)
         ]
         for value in outputs:
-            if isinstance(value.owner, Operation) and not _is_pure_compute(value.owner):
+            if isinstance(value.owner, Operation) and not is_effect_free(value.owner):
                 raise error_at(value.owner, "cannot be outlined: it has side effects")
         graph = dy.GraphOp(
             "pending",
@@ -133,10 +134,6 @@ class _Outliner:
         self.module.body.block.insert_op_before(graph, func)
         self.graphs_by_body[key] = name
         return name
-
-
-def _is_pure_compute(op: Operation) -> bool:
-    return isinstance(op, dy.ParamOp) or is_torch_op_pure(dy.op_name(op))
 
 
 def _external_inputs(run: list[Operation], in_run: set[Operation]) -> list[SSAValue]:
@@ -206,6 +203,7 @@ class OutlineRegions(ModulePass):
     """
 
     name = "outline-regions"
+    idempotent: ClassVar[bool] = True
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         outliner = _Outliner(op)

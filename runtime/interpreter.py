@@ -541,18 +541,27 @@ class Interpreter:
         return run
 
 
+def _wrap_i64(value: int) -> int:
+    """Two's complement wrap-around, as `arith` defines i64 arithmetic."""
+    return (value + 2**63) % 2**64 - 2**63
+
+
+_SCALAR_FAILURES = (ZeroDivisionError, ValueError, OverflowError)
+"""What host arithmetic raises where `arith` has undefined behaviour: integer division by
+zero, `fptosi` of NaN or an infinity."""
+
+
 def _scalar_step(op: Operation, function: Callable[..., Any]) -> Step:
     operands = tuple(op.operands)
     (result,) = op.results
-    if str(result.type) == "i1":
-
-        def run_bool(env: Environment) -> None:
-            env[result] = bool(function(*[env[v] for v in operands]))
-
-        return run_bool
+    convert = {"i1": bool, "i64": _wrap_i64}.get(str(result.type))
 
     def run(env: Environment) -> None:
-        env[result] = function(*[env[v] for v in operands])
+        try:
+            value = function(*[env[v] for v in operands])
+        except _SCALAR_FAILURES as error:
+            raise _located(op, f"failed: {type(error).__name__}: {error}") from None
+        env[result] = value if convert is None else convert(value)
 
     return run
 

@@ -1,8 +1,9 @@
 """Loading a program for execution: the host interpreter plus one executor per sub-graph.
 
 `compile_program` is what `frontends.torch.compile` and `python -m runtime` call. With the
-reference backend every sub-graph runs eagerly; with the LLVM backend the program is first
-outlined (if it is not already; cached by program text, see `outlined_program`), each
+reference backend the program runs as given, every sub-graph eagerly; with the LLVM backend
+the program first goes through the codegen pipeline (`passes.registry.DEFAULT_PIPELINE`,
+ending with outlining; cached by program text, see `outlined_program`), each
 `dy.graph` is converted to a torch-mlir function whose parameters are bound once, here, and
 JIT-compiled. A sub-graph torch-mlir cannot lower runs eagerly instead, with a warning naming
 the op; `CompiledProgram.stats` counts both kinds.
@@ -32,16 +33,16 @@ from xdsl.ir import Block, Region, SSAValue
 from ir import dy
 from ir.program import (
     IRError,
-    ProgramContext,
     checked_text,
     location_of,
     parse_and_verify,
     parse_module,
     print_module,
-    verify_module,
     with_checksum,
 )
-from passes.outline_regions import OutlineRegions
+from passes import registry
+from passes.outline_regions import verify_outlined
+from passes.pipeline import run_pipeline
 from runtime.interpreter import Interpreter
 from runtime import segments
 from runtime.llvm import CompiledSubgraph, LoweringError, SubgraphAssertionError, compile_subgraph
@@ -322,29 +323,33 @@ def _pipeline_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def _outline(module: ModuleOp) -> None:
-    OutlineRegions().apply(ProgramContext(), module)
-    verify_module(module)
+def _run_codegen_pipeline(module: ModuleOp, pipeline: str) -> None:
+    """The registry's codegen pipeline, verified after every pass; what the LLVM backend
+    compiles must be outlined, whatever the pipeline was edited to."""
+    run_pipeline(module, registry.build_pipeline(pipeline))
+    verify_outlined(module)
 
 
 def outlined_program(
     program: ModuleOp | str, cache_dir: pathlib.Path | None, filename: str = "<stdin>"
 ) -> ModuleOp:
-    """The verified, outlined module of `program` (a verified module, or its printed text).
+    """The verified module of `program` (a verified module, or its printed text) after the
+    codegen pipeline (`passes.registry.DEFAULT_PIPELINE`, read when called).
 
-    Outlining is cached by content in `cache_dir / "outlined"`: an entry is keyed by the
-    SHA-256 of the pipeline's code and the program text, and holds the outlined text behind
-    its checksum (`ir.program.with_checksum`). Given text, a hit is parsed and not verified
-    again (it was verified when stored, and the checksum says it is intact); a damaged entry
-    is a miss and is written again. Given a module, it is outlined in place and the result
-    stored for later lookups by text: looking it up would print and parse it, which costs
-    as much as outlining.
+    The result is cached by content in `cache_dir / "outlined"`: an entry is keyed by the
+    SHA-256 of the code of the dialects and passes, the pipeline text and the program text,
+    and holds the outlined text behind its checksum (`ir.program.with_checksum`). Given
+    text, a hit is parsed and not verified again (it was verified when stored, and the
+    checksum says it is intact); a damaged entry is a miss and is written again. Given a
+    module, it is transformed in place and the result stored for later lookups by text:
+    looking it up would print and parse it, which costs as much as the pipeline.
     """
+    pipeline = registry.DEFAULT_PIPELINE
     text = program if isinstance(program, str) else None
     entry = None
     if cache_dir is not None:
         key_text = text if text is not None else print_module(program)
-        digest = hashlib.sha256(f"{_pipeline_fingerprint()}\0{key_text}".encode())
+        digest = hashlib.sha256(f"{_pipeline_fingerprint()}\0{pipeline}\0{key_text}".encode())
         entry = pathlib.Path(cache_dir) / OUTLINED_SUBDIR / f"{digest.hexdigest()}.mlir"
     if text is not None and entry is not None:
         try:
@@ -357,7 +362,7 @@ def outlined_program(
             except IRError:
                 pass  # intact but unreadable (written by other code): written again below
     module = parse_and_verify(text, filename) if text is not None else program
-    _outline(module)
+    _run_codegen_pipeline(module, pipeline)
     if entry is not None:
         _store(entry, print_module(module))
     return module
@@ -390,10 +395,10 @@ def compile_program(
     progress: bool | None = None,
 ) -> CompiledProgram:
     """Load a verified program (a module, or its text, named `filename` in diagnostics) for
-    execution with the chosen backend. With the LLVM backend a module is outlined in place;
-    `CompiledProgram.module` is the module that runs either way. `cache_dir` defaults to
-    `default_cache_dir()` (`$DYNN_CACHE_DIR`); None: no cache. `progress`: a progress bar
-    for compiles longer than `PROGRESS_DELAY_S` (default: only on a terminal, and not with
-    `DYNN_PROGRESS=0`)."""
+    execution with the chosen backend. With the LLVM backend a module goes through the
+    codegen pipeline in place; `CompiledProgram.module` is the module that runs either way.
+    `cache_dir` defaults to `default_cache_dir()` (`$DYNN_CACHE_DIR`); None: no cache.
+    `progress`: a progress bar for compiles longer than `PROGRESS_DELAY_S` (default: only on
+    a terminal, and not with `DYNN_PROGRESS=0`)."""
     return CompiledProgram(program, params, backend=backend, cache_dir=cache_dir,
                            filename=filename, progress=progress)

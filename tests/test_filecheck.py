@@ -1,53 +1,31 @@
-"""Runs every FileCheck test under tests/filecheck as one pytest test per file.
-
-Each `// RUN:` line (continued with a trailing `\\`) runs in bash with `set -o pipefail`,
-`%s` replaced by the file's path, and `tests/filecheck/tools` (the `not` helper) plus the
-virtualenv's scripts on PATH: the same contract as `lit tests/filecheck`.
-"""
+"""Runs every FileCheck test under tests/filecheck through lit, one pytest test per file,
+with the virtualenv's scripts (`opt-pipeline`, `filecheck`, `lit`) off PATH: lit.cfg.py
+must find them itself. Every registered pass has a FileCheck test (`passkit.filecheck`)."""
 
 from __future__ import annotations
 
 import os
-import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from passes.registry import PASSES
+from passkit.filecheck import filecheck_problem, run_commands
+
 FILECHECK_DIR = Path(__file__).parent / "filecheck"
-TOOLS_DIR = FILECHECK_DIR / "tools"
-RUN_LINE = re.compile(r"^\s*//\s*RUN:\s?(.*)$")
+TEST_FILES = sorted(FILECHECK_DIR.rglob("*.mlir"))
+VENV_BIN = Path(sys.executable).parent
 
 
-def run_commands(path: Path) -> list[str]:
-    """The file's RUN commands, continuation lines joined, `%s` substituted."""
-    commands: list[str] = []
-    pending = ""
-    for line in path.read_text(encoding="utf-8").splitlines():
-        match = RUN_LINE.match(line)
-        if not match:
-            continue
-        text = match.group(1).rstrip()
-        if text.endswith("\\"):
-            pending += text[:-1] + " "
-            continue
-        commands.append((pending + text).replace("%s", shlex.quote(str(path))))
-        pending = ""
-    return commands
-
-
-def _environment() -> dict[str, str]:
+def _environment_without_venv() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join(
-        [str(TOOLS_DIR), str(Path(sys.executable).parent), env.get("PATH", "")]
+        p for p in env.get("PATH", "").split(os.pathsep) if p and Path(p) != VENV_BIN
     )
-    env.pop("OPT_PIPELINE_TRACEBACK", None)
+    env.pop("VIRTUAL_ENV", None)
     return env
-
-
-TEST_FILES = sorted(p for p in FILECHECK_DIR.rglob("*.mlir") if TOOLS_DIR not in p.parents)
 
 
 def test_every_file_has_run_lines():
@@ -60,17 +38,17 @@ def test_every_file_has_run_lines():
     "path", TEST_FILES, ids=[str(p.relative_to(FILECHECK_DIR)) for p in TEST_FILES]
 )
 def test_filecheck(path: Path):
-    for command in run_commands(path):
-        result = subprocess.run(
-            ["bash", "-c", f"set -o pipefail; {command}"],
-            check=False,
-            capture_output=True,
-            text=True,
-            env=_environment(),
-            cwd=FILECHECK_DIR,
-            timeout=120,
-        )
-        assert result.returncode == 0, (
-            f"RUN: {command}\nexit {result.returncode}\n"
-            f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
-        )
+    result = subprocess.run(
+        [str(VENV_BIN / "lit"), "-v", str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=_environment_without_venv(),
+        timeout=300,
+    )
+    assert result.returncode == 0, f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+
+
+@pytest.mark.parametrize("pass_name", sorted(PASSES))
+def test_every_registered_pass_has_a_filecheck_test(pass_name: str):
+    assert filecheck_problem(pass_name, FILECHECK_DIR / "passes") is None

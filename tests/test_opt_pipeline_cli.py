@@ -132,6 +132,112 @@ def test_error_names_the_file(tmp_path: Path):
     assert err.startswith(f"{source}:2:13: error: operand is used with type f64")
 
 
+def test_pipeline_errors_are_located_in_the_pipeline_text():
+    for argv, expected in [
+        (["-p", "dce{bogus=1}"], "<pipeline>:1:1: error: bad options for pass 'dce'"),
+        (["-p", "dce{"], "<pipeline>:1:"),
+        (["-p", "dce,"], "<pipeline>:1:4: error: expected a pass name after ','"),
+        (["-p", "dce,,fold-constant-branches"], "<pipeline>:1:5: error:"),
+        (["--pass-pipeline", "dce"], "<pipeline>:1:1: error: expected 'builtin.module(...)'"),
+        (["--pass-pipeline", "builtin.module(dce,nope)"], "<pipeline>:1:20: error: unknown pass"),
+        (["-p", "dce", "--pass-pipeline", "builtin.module(dce)"], "<pipeline>:1:1: error: give"),
+    ]:
+        code, out, err = cli(argv, PROGRAM)
+        assert (code, out) == (1, ""), argv
+        assert err.startswith(expected), (argv, err)
+        assert_clean_outcome(code, err)
+
+
+def test_pass_pipeline_is_the_mlir_spelling_of_p():
+    assert cli(["--pass-pipeline", "builtin.module(fold-constant-branches,dce)"], PROGRAM) == cli(
+        ["-p", "fold-constant-branches,dce"], PROGRAM
+    )
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "// only a comment\n"])
+def test_an_empty_input_is_an_empty_module(text: str):
+    assert cli(["-p", ""], text) == (0, "builtin.module {\n}\n", "")
+
+
+SPLIT = f"""{PROGRAM}
+// -----
+dy.func @forward(%x: i64) -> (i64) {{
+  %f = arith.constant 1.0 : f64
+  dy.return %f : f64
+}}
+// -----
+builtin.module {{
+}}
+"""
+
+
+def test_split_input_file_keeps_line_numbers_and_goes_on_after_an_error():
+    code, out, err = cli(["-p", "dce", "--split-input-file"], SPLIT)
+    assert code == 1
+    error_line = SPLIT.splitlines().index("  dy.return %f : f64") + 1
+    assert err == (
+        f"<stdin>:{error_line}:3: error: 'dy.return' op values do not match the results of "
+        "@forward: got 1 value(s) of types (f64), expected 1 of types (i64)\n"
+    )
+    first, second = out.split("// -----\n")
+    assert "%dead" not in first and "dy.if" in first
+    assert second == "builtin.module {\n}\n"
+
+
+def test_verify_diagnostics_accepts_the_expected_errors_only():
+    expecting = SPLIT.replace(
+        "  dy.return %f : f64",
+        "  // expected-error@+1 {{values do not match}}\n  dy.return %f : f64",
+    )
+    code, out, err = cli(["-p", "", "--split-input-file", "--verify-diagnostics"], expecting)
+    assert (code, err) == (0, "")
+    assert out.count("builtin.module") == 2
+    wrong = expecting.replace("values do not match", "values match")
+    code, _, err = cli(["-p", "", "--split-input-file", "--verify-diagnostics"], wrong)
+    assert code == 1
+    assert "error: unexpected error: 'dy.return' op values do not match" in err
+    assert 'error: expected error "values match" was not produced' in err
+
+
+def test_time_passes_reports_every_pass():
+    code, _, err = cli(["--time-passes"], PROGRAM)
+    assert code == 0
+    assert "Execution time report" in err
+    names = re.findall(r"^\s+\d+\.\d+ \(\s*\d+\.\d%\)\s+(\S+)$", err, re.MULTILINE)
+    assert names == [
+        "parser",
+        "fold-constant-branches",
+        "verifier",
+        "dce",
+        "outline-regions",
+        "output",
+        "Total",
+    ]
+
+
+def test_print_debuginfo_locations_parse_back(tmp_path: Path):
+    source = tmp_path / "prog.mlir"
+    source.write_text(PROGRAM)
+    code, located, _ = cli([str(source), "-p", "", "--print-debuginfo"])
+    assert code == 0 and f'loc("{source}":5:7)' in located
+    reparsed = cli(["-p", "dce", "--print-debuginfo"], located)[1]
+    assert "%r = dy.if %t -> (i64) {" in reparsed and f'loc("{source}":4:5)' in reparsed
+    broken = located.replace("dy.yield %a : i64", "dy.yield %t : i1")
+    code, _, err = cli(["-p", ""], broken)
+    assert code == 1 and err.startswith(f"{source}:6:7: error: 'dy.yield' op")
+
+
+def test_print_ir_before_all_and_after_change():
+    code, _, err = cli(["-p", "dce,dce", "--print-ir-before-all"], PROGRAM)
+    assert code == 0
+    assert re.findall(r"IR Dump (\w+) (\S+)", err) == [("Before", "dce"), ("Before", "dce")]
+    code, _, err = cli(["-p", "dce,dce,fold-constant-branches", "--print-ir-after-change"], PROGRAM)
+    assert re.findall(r"IR Dump (\w+) (\S+)", err) == [
+        ("After", "dce"),
+        ("After", "fold-constant-branches"),
+    ]
+
+
 # ------------------------------------------------------------------------- fuzzing
 
 SEEDS = [PROGRAM, *dict.fromkeys(SNIPPETS.values())]
@@ -210,13 +316,25 @@ def mutated_programs(draw) -> str:
     return text
 
 
-PIPELINES = [[], ["-p", ""], ["-p", "dce"], ["-p", "fold-constant-branches"], ["--generic"]]
+PIPELINES = [
+    [],
+    ["-p", ""],
+    ["-p", "dce"],
+    ["-p", "fold-constant-branches"],
+    ["--generic"],
+    ["--split-input-file", "--verify-diagnostics"],
+    ["--print-debuginfo", "--time-passes"],
+]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=mutated_programs(), options=st.sampled_from(PIPELINES))
 def test_mutated_programs_never_crash(text: str, options: list[str]):
     code, _, err = cli(options, text)
+    if "--verify-diagnostics" in options:  # one line per mismatch
+        for line in err.splitlines(keepends=True):
+            assert_clean_outcome(code, line)
+        return
     assert_clean_outcome(code, err)
 
 

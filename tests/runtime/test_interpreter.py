@@ -453,14 +453,41 @@ def test_failing_torch_op_is_reported_at_the_op():
             [torch.zeros(3), 2],
             "prog.mlir:4:3: error: 'dy.for' op step must be positive, got 0",
         ),
+        (
+            "  %q = arith.floordivsi %n, %n : i64\n  dy.return %q : i64",
+            [torch.zeros(3), 0],
+            "prog.mlir:3:3: error: 'arith.floordivsi' op failed: ZeroDivisionError: "
+            "integer division or modulo by zero",
+        ),
+        (
+            (
+                "  %nan = arith.constant 0x7FF8000000000000 : f64\n"
+                "  %i = arith.fptosi %nan : f64 to i64\n  dy.return %i : i64"
+            ),
+            [torch.zeros(3), 0],
+            "prog.mlir:4:3: error: 'arith.fptosi' op failed: ValueError: "
+            "cannot convert float NaN to integer",
+        ),
     ],
-    ids=["item-of-many", "list-index", "empty-join", "zero-step"],
+    ids=["item-of-many", "list-index", "empty-join", "zero-step", "divide-by-zero", "nan-to-int"],
 )
 def test_runtime_errors_name_the_op(body: str, inputs, message: str):
     text = f"dy.func @forward(%x: !torch.vtensor<[?],f32>, %n: i64) -> (i64) {{\n{body}\n}}\n"
     with pytest.raises(ExecutionError) as caught:
         run("\n" + text, inputs)
     assert str(caught.value) == message
+
+
+def test_i64_arithmetic_wraps_around_as_arith_defines_it():
+    text = """
+dy.func @forward(%n: i64) -> (i64, i64) {
+  %max = arith.constant 9223372036854775807 : i64
+  %sum = arith.addi %max, %n : i64
+  %product = arith.muli %max, %max : i64
+  dy.return %sum, %product : i64, i64
+}
+"""
+    assert run(text, [1]) == [-(2**63), 1]
 
 
 def test_unknown_torch_op_is_rejected_when_the_program_loads():

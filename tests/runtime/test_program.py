@@ -103,10 +103,10 @@ def _agrees_with_python(program, weight) -> None:
 
 
 def _no_outlining(monkeypatch) -> None:
-    def fail(module):
+    def fail(module, pipeline):
         raise AssertionError("a hit must not outline")
 
-    monkeypatch.setattr(runtime.program, "_outline", fail)
+    monkeypatch.setattr(runtime.program, "_run_codegen_pipeline", fail)
 
 
 def test_outlining_is_cached_by_program_text(weight, tmp_path, monkeypatch):

@@ -1,0 +1,155 @@
+"""Generated PyTorch programs, differential against eager: each model runs eagerly and
+through `frontends.torch.compile` (public API only) on inputs that take different paths,
+and the outcomes are compared.
+
+A verdict is `agree`, `unsupported` (an `UnsupportedError`: a bug only if docs/frontend.md
+lists the construct as supported, which a person decides), `mismatch` (a wrong result) or
+`crash` (any other exception: an internal error of the compiler).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+import pathlib
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+import frontends.torch as ft
+from passkit.torch_programs import GeneratedModel
+
+INPUT_SCALES = (0.2, 0.6, 1.0, 1.6, 2.5, -1.0)
+"""Inputs `randn(2, 4) * scale`: small, large and negated values take different paths."""
+TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: str
+    """`agree`, `unsupported`, `mismatch` or `crash`."""
+    backend: str
+    detail: str = ""
+    """The error (`TypeError: ...`) or the difference; where an exception came from is in
+    `where` (`evaluator.py:295`), kept apart so a known error is recognised by its text."""
+    where: str = ""
+
+    def __str__(self) -> str:
+        place = f" at {self.where}" if self.where else ""
+        return f"{self.kind} ({self.backend}){place}{': ' + self.detail if self.detail else ''}"
+
+
+def module_name(case: GeneratedModel) -> str:
+    return "generated_" + hashlib.sha256(case.source.encode()).hexdigest()[:16]
+
+
+def load_model(case: GeneratedModel, directory: pathlib.Path) -> torch.nn.Module:
+    """Write the source to a file in `directory`, import it (the frontend reads the class
+    source with `inspect`; it stays in `sys.modules` until `differential` is done) and build
+    the model with its weight seed, in eval mode."""
+    name = module_name(case)
+    path = directory / f"{name}.py"
+    path.write_text(case.source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    torch.manual_seed(case.weight_seed)
+    return module.Generated().eval()
+
+
+def sample_inputs(seed: int) -> list[tuple[torch.Tensor]]:
+    generator = torch.Generator().manual_seed(seed)
+    return [(torch.randn(2, 4, generator=generator) * scale,) for scale in INPUT_SCALES]
+
+
+def difference(actual: Any, expected: Any, path: str = "result") -> str | None:
+    """Where `actual` differs from eager's `expected` (types, nesting, shapes, dtypes,
+    values within `TOLERANCE`), or None."""
+    if type(actual) is not type(expected):
+        return f"{path}: {type(actual).__name__} instead of {type(expected).__name__}"
+    if isinstance(expected, torch.Tensor):
+        if actual.shape != expected.shape or actual.dtype != expected.dtype:
+            return f"{path}: {actual.dtype}{list(actual.shape)} instead of {expected.dtype}{list(expected.shape)}"
+        if not torch.allclose(actual, expected, equal_nan=True, **TOLERANCE):
+            return f"{path}: {actual.tolist()} instead of {expected.tolist()}"
+        return None
+    if isinstance(expected, tuple | list):
+        if len(actual) != len(expected):
+            return f"{path}: {len(actual)} items instead of {len(expected)}"
+        for index, (a, e) in enumerate(zip(actual, expected)):
+            if (found := difference(a, e, f"{path}[{index}]")) is not None:
+                return found
+        return None
+    if isinstance(expected, dict):
+        if actual.keys() != expected.keys():
+            return f"{path}: keys {sorted(actual)} instead of {sorted(expected)}"
+        for key in expected:
+            if (found := difference(actual[key], expected[key], f"{path}[{key!r}]")) is not None:
+                return found
+        return None
+    if isinstance(expected, float):
+        same = math.isclose(actual, expected, rel_tol=TOLERANCE["rtol"], abs_tol=TOLERANCE["atol"])
+        return None if same else f"{path}: {actual} instead of {expected}"
+    return None if actual == expected else f"{path}: {actual!r} instead of {expected!r}"
+
+
+def compare(
+    model: torch.nn.Module,
+    inputs: list[tuple[torch.Tensor]],
+    backend: str,
+    cache_dir: pathlib.Path | None,
+) -> Verdict:
+    """Compile `model` on the first inputs with `backend`, run every input both ways."""
+    try:
+        program = ft.compile(model, inputs[0], backend=backend, cache_dir=cache_dir)
+    except ft.UnsupportedError as error:
+        return Verdict("unsupported", backend, str(error))
+    except Exception as error:  # noqa: BLE001 - any other exception is a compiler bug
+        return Verdict("crash", backend, _describe(error), _origin(error))
+    for index, sample in enumerate(inputs):
+        with torch.no_grad():
+            expected = model(*[t.clone() for t in sample])
+        try:
+            actual = program(*[t.clone() for t in sample])
+        except Exception as error:  # noqa: BLE001
+            return Verdict("crash", backend, _describe(error), f"input #{index}, {_origin(error)}")
+        found = difference(actual, expected)
+        if found is not None:
+            return Verdict("mismatch", backend, f"input #{index}: {found}")
+    return Verdict("agree", backend)
+
+
+def _describe(error: Exception) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def _origin(error: Exception) -> str:
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    return f"{pathlib.Path(frame.filename).name}:{frame.lineno}"
+
+
+def differential(
+    case: GeneratedModel,
+    directory: pathlib.Path,
+    backends: tuple[str, ...] = ("interpreter", "llvm"),
+    cache_dir: pathlib.Path | None = None,
+) -> list[Verdict]:
+    """The verdict of each backend on one generated model; stops at the first that does
+    not agree (a later backend would only repeat it)."""
+    model = load_model(case, directory)
+    inputs = sample_inputs(case.weight_seed)
+    verdicts = []
+    try:
+        for backend in backends:
+            verdicts.append(compare(model, inputs, backend, cache_dir))
+            if verdicts[-1].kind != "agree":
+                break
+    finally:
+        sys.modules.pop(module_name(case), None)
+    return verdicts

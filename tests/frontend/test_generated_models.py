@@ -1,0 +1,100 @@
+"""Generated PyTorch models, differential against eager (`passkit.differential`): each
+runs eagerly and through `frontends.torch.compile` on inputs that take different paths.
+
+The default run compiles a fixed sample (derandomized, about a minute); `-m slow` runs the
+long one (`PASSKIT_FUZZ_MODELS`, default 2000; the LLVM backend on every fourth model) and
+writes every failing model to `PASSKIT_FUZZ_OUT` (default: a pytest temporary directory).
+A model that fails with a known frontend bug (`KNOWN_FRONTEND_ERRORS`) is counted, not
+failed; an `UnsupportedError` is counted too (a person decides whether docs/frontend.md
+promised the construct); any other crash or wrong result fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+
+from passkit.differential import Verdict, differential
+from passkit.torch_programs import GeneratedModel, torch_models
+from tests.frontend.test_generated_regressions import KNOWN_FRONTEND_ERRORS
+
+DEFAULT_RUN_MODELS = 12
+LLVM_EVERY = 4
+
+
+def classify(verdict: Verdict) -> str:
+    if verdict.kind == "crash" and verdict.detail in KNOWN_FRONTEND_ERRORS:
+        return "known bug"
+    return verdict.kind
+
+
+def run_models(
+    count: int, workdir: pathlib.Path, out: pathlib.Path, derandomize: bool, progress: int = 0
+):
+    """Differential of `count` generated models; (counts by class, unexpected failures).
+    With `progress`, the counts are printed every `progress` models."""
+    counts: Counter = Counter()
+    failures: list[str] = []
+    cache = workdir / "cache"
+    seen: set[str] = set()
+
+    @settings(
+        max_examples=count,
+        derandomize=derandomize,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=torch_models())
+    def one(case: GeneratedModel):
+        if case.source in seen:  # hypothesis may draw a model twice; count distinct ones
+            return
+        seen.add(case.source)
+        counts["models"] += 1
+        backends = ("interpreter", "llvm") if len(seen) % LLVM_EVERY == 1 else ("interpreter",)
+        verdicts = differential(case, workdir, backends, cache)
+        for verdict in verdicts:
+            counts[(verdict.backend, classify(verdict))] += 1
+        last = verdicts[-1]
+        if progress and counts["models"] % progress == 0:
+            print(_report(counts), flush=True)
+        if classify(last) == "unsupported":
+            (out / f"unsupported{counts[(last.backend, 'unsupported')]}.py").write_text(
+                f"# {last}\n{case.source}"
+            )
+        if classify(last) in ("crash", "mismatch"):
+            path = out / f"failure{len(failures)}.py"
+            path.write_text(f"# {last}\n# weight seed {case.weight_seed}\n{case.source}")
+            failures.append(f"{last}\n{case.source}")
+
+    one()
+    return counts, failures
+
+
+def _report(counts: Counter) -> str:
+    per_backend = sorted((key, n) for key, n in counts.items() if key != "models")
+    details = ", ".join(f"{backend} {kind}: {n}" for (backend, kind), n in per_backend)
+    return f"{counts['models']} distinct models; {details}"
+
+
+@pytest.mark.property
+def test_generated_models_agree_with_eager(tmp_path: pathlib.Path):
+    counts, failures = run_models(DEFAULT_RUN_MODELS, tmp_path, tmp_path, derandomize=True)
+    print(_report(counts))
+    assert not failures, "\n\n".join(failures)
+    assert counts[("interpreter", "agree")] >= counts["models"] // 3, _report(counts)
+
+
+@pytest.mark.slow
+def test_many_generated_models_agree_with_eager(tmp_path: pathlib.Path):
+    count = int(os.environ.get("PASSKIT_FUZZ_MODELS", "2000"))
+    out = pathlib.Path(os.environ.get("PASSKIT_FUZZ_OUT", tmp_path / "failures"))
+    out.mkdir(parents=True, exist_ok=True)
+    counts, failures = run_models(count, tmp_path, out, derandomize=False, progress=100)
+    print(f"{_report(counts)}; failing and unsupported models in {out}")
+    assert not failures, f"{len(failures)} failures in {out}; first:\n{failures[0]}"
