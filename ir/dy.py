@@ -855,6 +855,14 @@ class _LandsInEnclosingFunction(LeavesRegion):
         return _enclosing_function(op)
 
 
+class _LandsNowhere(LeavesRegion):
+    """A trap ends the whole run: it lands in no op."""
+
+    @classmethod
+    def landing_op(cls, op: Operation) -> Operation | None:
+        return None
+
+
 class _ExitOp(IRDLOperation):
     """Shared definition of the region terminators that carry values."""
 
@@ -983,7 +991,7 @@ class TrapOp(IRDLOperation):
 
     name = "dy.trap"
     message = prop_def(StringAttr)
-    traits = traits_def(IsTerminator())
+    traits = traits_def(IsTerminator(), _LandsNowhere())  # not speculatable: it fails
     assembly_format = "$message attr-dict"
 
     def __init__(self, message: str):
@@ -1177,7 +1185,7 @@ class ListAppendOp(IRDLOperation):
 
 
 @irdl_op_definition
-class ListRemoveOp(IRDLOperation):
+class ListRemoveOp(IRDLOperation):  # not speculatable: the index may be out of range
     """The list without the item at `index` (negative counts from the end, as Python's
     `del l[i]` / `l.pop(i)`); fails at run time when `index` is out of range.
 
@@ -1189,6 +1197,7 @@ class ListRemoveOp(IRDLOperation):
     list = operand_def(LIST)
     index = operand_def(i64)
     result = result_def(LIST)
+    traits = traits_def(NoMemoryEffect())
     assembly_format = "$list `[` $index `]` attr-dict `:` type($list)"
 
     def __init__(self, list_value: SSAValue | Operation, index: SSAValue | Operation):

@@ -32,6 +32,7 @@ Three rewrites, in this order, to a fixpoint:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
@@ -52,6 +53,15 @@ class IfConvert(ModulePass):
     Options: ``max-elements`` (int >= 1), ``conjunctions`` (chain, gemm or reduce)."""
 
     name = "if-convert"
+    option_space: ClassVar[dict[str, tuple]] = {
+        "max_elements": (4096, 1),
+        "conjunctions": CONJUNCTION_STRATEGIES,
+    }
+    exercised_by: ClassVar[tuple[str, ...]] = ("dy.if", "early dy.return")
+    exercised_weights: ClassVar[dict[str, int]] = {
+        "for_": 0, "while_": 0, "switch": 0, "call": 0, "list": 0, "return_": 3
+    }
+    """Decision lists: branches of cheap straight-line arms that return early."""
 
     max_elements: int = 4096
     """The largest tensor (in elements) a speculated torch op may produce."""

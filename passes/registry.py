@@ -10,6 +10,9 @@ What the kit checks about it comes from declarations on the class, read by `decl
 * `exercised_by: ClassVar[tuple[str, ...]]`: constructs (op names such as `"dy.switch"`)
   that a program must contain to give the pass work; the kit generates programs that
   contain them.
+* `exercised_weights: ClassVar[dict[str, int]]`: statement and exit weights (as
+  `passkit.ProgramShape.weighted` takes them) under which generated programs have the
+  shape of code the pass rewrites, e.g. `{"while_": 0}`.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ class PassDeclarations:
     that is neither `bool` nor `Literal` is sampled at its default only."""
     undeclared_options: tuple[str, ...]
     exercised_by: tuple[str, ...]
+    exercised_weights: Mapping[str, int]
 
 
 def _default_of(option: dataclasses.Field) -> tuple[object, ...]:
@@ -120,4 +124,5 @@ def declarations(pass_class: type[ModulePass]) -> PassDeclarations:
         option_space=space,
         undeclared_options=tuple(undeclared),
         exercised_by=tuple(getattr(pass_class, "exercised_by", ())),
+        exercised_weights=dict(getattr(pass_class, "exercised_weights", {})),
     )

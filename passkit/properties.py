@@ -69,7 +69,8 @@ def pass_instances(pass_class: type[ModulePass]) -> st.SearchStrategy[ModulePass
 
 
 def shape_for(pass_class: type[ModulePass]) -> ProgramShape:
-    return ProgramShape().containing(*declarations(pass_class).exercised_by)
+    declared = declarations(pass_class)
+    return ProgramShape().containing(*declared.exercised_by).weighted(**declared.exercised_weights)
 
 
 class PropertyFailure(AssertionError):

@@ -20,7 +20,7 @@ from xdsl.rewriter import Rewriter
 from ir import dy
 from ir.torch import ValueTensorType
 from ir.torch_build import SI64, TorchBuilder, dtype_of, shape_of, tensor_type
-from passes.fold_constant_branches import constant_int
+from ir.canonicalization import constant_int
 from passes.if_conversion.conjunctions import rewrite_conjunctions
 from passes.effects import is_pure
 from passes.if_conversion.speculation import (

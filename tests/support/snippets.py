@@ -111,7 +111,27 @@ _LISTS = _forward(
   dy.return %first : {T}""",
 )
 
+_DYNAMIC = "!torch.vtensor<[?,4],f32>"
+_DIM_AND_TRAP = _forward(
+    f"""  %c1 = arith.constant 1 : i64
+  %n = dy.dim %x[0] : {_DYNAMIC}
+  %l = dy.list_empty : !dy.list<{_DYNAMIC}>
+  %l2 = dy.list_append %l, %x : !dy.list<{_DYNAMIC}>, {_DYNAMIC}
+  %l3 = dy.list_remove %l2[%c1] : !dy.list<{_DYNAMIC}>
+  %r = dy.switch %n : i64 -> (i64) case 1 {{
+    dy.yield %n : i64
+  }} default {{
+    dy.trap "index out of range for a ModuleList of 1"
+  }}
+  dy.return %r : i64""",
+    args=f"%x: {_DYNAMIC}",
+    results="i64",
+)
+
 SNIPPETS: dict[str, str] = {
+    "dy.dim": _DIM_AND_TRAP,
+    "dy.trap": _DIM_AND_TRAP,
+    "dy.list_remove": _DIM_AND_TRAP,
     "dy.func": _forward(f"  dy.return %x : {T}"),
     "dy.graph": _CALL,
     "dy.output": _CALL,
