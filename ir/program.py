@@ -18,6 +18,7 @@ from io import StringIO
 from xdsl.context import Context
 from xdsl.dialects.arith import Arith
 from xdsl.dialects.builtin import (
+    AnyFloat,
     Builtin,
     FileLineColLoc,
     FunctionType,
@@ -28,7 +29,7 @@ from xdsl.dialects.builtin import (
     UnregisteredOp,
 )
 from xdsl.ir import Attribute, Operation, Region, SSAValue, TypeAttribute
-from xdsl.parser import Parser
+from xdsl.parser import AttrParser, Parser
 from xdsl.parser.generic_parser import ParserState
 from xdsl.printer import Printer
 from xdsl.traits import IsolatedFromAbove
@@ -107,16 +108,51 @@ class _LinearTimeLexer(MLIRLexer):
     _unescaped_characters_regex = re.compile(r'"(?:[^"\\\n\v\f]|\\(?:["nt\\]|[0-9A-Fa-f]{2}))*"')
 
 
-class _LocatingParser(Parser):
-    """Records where each op starts in the text, as its location."""
+@dataclass
+class _FloatBitsElement(AttrParser._TensorLiteralElement):
+    """A hexadecimal integer in a dense literal. MLIR reads it as the bit pattern of the
+    element when the element type is a float (`dense<0xFF800000> : tensor<f32>` is -inf,
+    the only spelling MLIR prints for infinities and NaNs), and as an integer otherwise."""
 
-    def __init__(self, ctx: Context, text: str, filename: str, lines: _LineIndex):
+    def to_type(self, parser: AttrParser, type: Attribute):
+        if not isinstance(type, AnyFloat):
+            return super().to_type(parser, type)
+        if self.is_negative:
+            parser.raise_error(
+                "hexadecimal float literal should not have a leading minus sign", self.span
+            )
+        if self.value >= 1 << type.bitwidth:
+            parser.raise_error(f"hexadecimal float constant out of range for {type}", self.span)
+        return next(type.iter_unpack(self.value.to_bytes(type.compile_time_size, "little")))
+
+
+class MLIRParser(Parser):
+    """xDSL's parser where it differs from MLIR's reading of the same text: hexadecimal
+    elements of float dense literals are bit patterns (see `_FloatBitsElement`), and string
+    literals are lexed in linear time (see `_LinearTimeLexer`). Everything that reads IR
+    text, ours or torch-mlir's, goes through it."""
+
+    def __init__(self, ctx: Context, text: str, filename: str = "<unknown>"):
         # What `Parser.__init__` does, with the linear-time lexer.
         super(Parser, self).__init__(ParserState(_LinearTimeLexer(Input(text, filename))), ctx)
         self.ssa_values = {}
         self.blocks = {}
         self.forward_block_references = defaultdict(list)
         self.forward_ssa_references = {}
+
+    def _parse_tensor_literal_element(self) -> AttrParser._TensorLiteralElement:
+        element = super()._parse_tensor_literal_element()
+        digits = element.span.text.lstrip("-").lstrip()
+        if type(element.value) is int and digits[:2] in ("0x", "0X"):
+            return _FloatBitsElement(element.is_negative, element.value, element.span)
+        return element
+
+
+class _LocatingParser(MLIRParser):
+    """Records where each op starts in the text, as its location."""
+
+    def __init__(self, ctx: Context, text: str, filename: str, lines: _LineIndex):
+        super().__init__(ctx, text, filename)
         self._filename = StringAttr(filename)
         self._text = text
         self._lines = lines

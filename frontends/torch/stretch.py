@@ -32,12 +32,11 @@ from torch.nn.utils.stateless import _reparametrize_module
 from xdsl.dialects import func
 from xdsl.dialects.builtin import FileLineColLoc, ModuleOp
 from xdsl.ir import Block, SSAValue
-from xdsl.parser import Parser
 from xdsl.utils.exceptions import ParseError, VerifyException
 
 from frontends.torch.cache import Unfingerprintable, describe_value
 from frontends.torch.decompositions import BACKEND_LEGAL_OPS, decomposition_table
-from ir.program import ProgramContext
+from ir.program import MLIRParser, ProgramContext
 
 Ref = tuple
 """A replay-local name of a tensor: `("in", k)` for live-in k, `("out", op, path)` for a
@@ -227,7 +226,7 @@ def import_stretch(stretch: Stretch, outputs: list[Ref]) -> func.FuncOp:
     context = ProgramContext()
     context.load_dialect(func.Func)
     try:
-        module = Parser(context, text).parse_module()
+        module = MLIRParser(context, text).parse_module()
     except (ParseError, VerifyException) as error:
         raise ImportFailure(f"its torch-mlir output does not parse: {_first_line(error)}") from None
     assert isinstance(module, ModuleOp)
