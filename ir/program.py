@@ -340,27 +340,31 @@ def parse_and_verify(text: str, filename: str = "<stdin>") -> ModuleOp:
 CHECKSUM_PREFIX = "// sha256 "
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+def _sha256(key: str, text: str) -> str:
+    return hashlib.sha256(f"{len(key)}\0{key}\0{text}".encode()).hexdigest()
 
 
-def with_checksum(text: str) -> str:
-    """`text` followed by a comment that holds its SHA-256: how the caches store programs.
+def with_checksum(text: str, key: str = "") -> str:
+    """`text` followed by a comment that holds the SHA-256 of `key` and `text`: how the
+    caches store programs.
 
     A damaged or truncated entry is then recognised without parsing it, and an intact one,
-    whose text was verified before it was stored, need not be verified again. The comment
-    comes last, so the stored file parses as it is, with the lines of `text`.
+    whose text was verified before it was stored, need not be verified again; the key an
+    entry is stored under is part of the digest, so an intact entry copied under another
+    key is recognised too. The comment comes last, so the stored file parses as it is,
+    with the lines of `text`.
     """
-    return f"{text}{CHECKSUM_PREFIX}{_sha256(text)}\n"
+    return f"{text}{CHECKSUM_PREFIX}{_sha256(key, text)}\n"
 
 
-def checked_text(stored: str) -> str | None:
-    """The text `with_checksum` stored, or None when `stored` has changed since."""
+def checked_text(stored: str, key: str = "") -> str | None:
+    """The text `with_checksum` stored under `key`, or None when `stored` has changed
+    since or was stored under another key."""
     cut = stored.rfind(CHECKSUM_PREFIX)
     if cut < 0:
         return None
     text = stored[:cut]
-    return text if stored == with_checksum(text) else None
+    return text if stored == with_checksum(text, key) else None
 
 
 def print_module(module: Operation, *, generic: bool = False) -> str:

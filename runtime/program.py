@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import os
 import pathlib
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -40,6 +38,7 @@ from ir.program import (
     with_checksum,
 )
 from passes.outline_regions import OutlineRegions
+from runtime.files import private_directory, read_private_file, write_private_file
 from runtime.interpreter import Interpreter
 from runtime.llvm import LoweringError, compile_subgraph
 
@@ -47,6 +46,7 @@ BACKENDS = ("llvm", "interpreter")
 
 DEFAULT_CACHE_DIR = pathlib.Path.home() / ".cache" / "dynn-compiler"
 OUTLINED_SUBDIR = "outlined"
+MAX_CACHED_PROGRAM_BYTES = 1 << 32
 
 _PIPELINE_DIRS = (
     pathlib.Path(__file__).resolve().parents[1] / "ir",
@@ -215,23 +215,22 @@ def outlined_program(
 
     Outlining is cached by content in `cache_dir / "outlined"`: an entry is keyed by the
     SHA-256 of the pipeline's code and the program text, and holds the outlined text behind
-    its checksum (`ir.program.with_checksum`). Given text, a hit is parsed and not verified
-    again (it was verified when stored, and the checksum says it is intact); a damaged entry
-    is a miss and is written again. Given a module, it is outlined in place and the result
+    its checksum, which binds it to the key (`ir.program.with_checksum`; the file is
+    user-only, see `runtime.files`). Given text, a hit is parsed and not verified again (it
+    was verified when stored, and the checksum says it is intact and this key's); a damaged
+    or foreign entry is a miss and is written again. Given a module, it is outlined in place and the result
     stored for later lookups by text: looking it up would print and parse it, which costs
     as much as outlining.
     """
     text = program if isinstance(program, str) else None
-    entry = None
-    if cache_dir is not None:
+    entry = key = None
+    directory = private_directory(pathlib.Path(cache_dir) / OUTLINED_SUBDIR) if cache_dir else None
+    if directory is not None:
         key_text = text if text is not None else print_module(program)
-        digest = hashlib.sha256(f"{_pipeline_fingerprint()}\0{key_text}".encode())
-        entry = pathlib.Path(cache_dir) / OUTLINED_SUBDIR / f"{digest.hexdigest()}.mlir"
+        key = hashlib.sha256(f"{_pipeline_fingerprint()}\0{key_text}".encode()).hexdigest()
+        entry = directory / f"{key}.mlir"
     if text is not None and entry is not None:
-        try:
-            outlined = checked_text(entry.read_text())
-        except (OSError, ValueError):
-            outlined = None
+        outlined = _cached_text(entry, key)
         if outlined is not None:
             try:
                 return parse_module(outlined, str(entry))
@@ -240,25 +239,18 @@ def outlined_program(
     module = parse_and_verify(text, filename) if text is not None else program
     _outline(module)
     if entry is not None:
-        _store(entry, print_module(module))
+        write_private_file(entry, with_checksum(print_module(module), key).encode())
     return module
 
 
-def _store(entry: pathlib.Path, text: str) -> None:
-    """Write an entry atomically (readers see a whole entry or none); a cache that cannot
-    be written only costs time."""
-    staging = None
+def _cached_text(entry: pathlib.Path, key: str) -> str | None:
+    """The outlined text stored under `key`, or None when the entry is missing, is not a
+    private file of this user, or is not intact and stored under this key."""
+    stored = read_private_file(entry, MAX_CACHED_PROGRAM_BYTES)
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "w", dir=entry.parent, prefix=f".{entry.name}.", delete=False
-        ) as file:
-            staging = pathlib.Path(file.name)
-            file.write(with_checksum(text))
-        os.replace(staging, entry)
-    except OSError:
-        if staging is not None:
-            staging.unlink(missing_ok=True)
+        return checked_text(stored.decode(), key) if stored is not None else None
+    except UnicodeDecodeError:
+        return None
 
 
 def compile_program(
