@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.ir import Block, Region, SSAValue
@@ -30,7 +31,7 @@ from ir.program import (
     IRError,
     ProgramContext,
     checked_text,
-    location_of,
+    error_at,
     parse_and_verify,
     parse_module,
     print_module,
@@ -38,8 +39,16 @@ from ir.program import (
     with_checksum,
 )
 from passes.outline_regions import OutlineRegions
-from runtime.files import private_directory, read_private_file, write_private_file
+from runtime.files import (
+    FileRefused,
+    private_directory,
+    read_private_file,
+    read_regular_file,
+    write_private_file,
+)
+from ir.torch import ValueTensorType
 from runtime.interpreter import Interpreter
+from runtime.torch_ops import torch_dtype_of
 from runtime.llvm import LoweringError, compile_subgraph
 
 BACKENDS = ("llvm", "interpreter")
@@ -47,6 +56,7 @@ BACKENDS = ("llvm", "interpreter")
 DEFAULT_CACHE_DIR = pathlib.Path.home() / ".cache" / "dynn-compiler"
 OUTLINED_SUBDIR = "outlined"
 MAX_CACHED_PROGRAM_BYTES = 1 << 32
+MAX_PARAMS_BYTES = 1 << 36
 
 _PIPELINE_DIRS = (
     pathlib.Path(__file__).resolve().parents[1] / "ir",
@@ -76,11 +86,20 @@ class ProgramStats:
 
 
 def load_params(path: str | pathlib.Path) -> dict[str, torch.Tensor]:
-    """Read a side-car parameter file; a missing or corrupt file is an `IRError` at line 0."""
+    """Read a side-car parameter file (safetensors); a missing, unreadable or malformed
+    file, or anything but a regular file, is an `IRError` at line 0."""
     try:
-        return load_file(str(path))
-    except (OSError, ValueError, RuntimeError) as error:
+        data = read_regular_file(path, MAX_PARAMS_BYTES)
+        return load_safetensors(data)
+    except FileRefused as error:
         raise IRError(str(path), 0, 0, f"cannot read parameters: {error}") from None
+    except (SafetensorError, ValueError, RuntimeError, TypeError, OverflowError) as error:
+        problem = _first_line(str(error)) or type(error).__name__
+        raise IRError(str(path), 0, 0, f"not a safetensors parameter file: {problem}") from None
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
 
 
 def params_path(module: ModuleOp, program_path: pathlib.Path | None = None) -> pathlib.Path | None:
@@ -167,12 +186,11 @@ class CompiledProgram:
         return self._interpreter.run(*inputs)
 
     def _compiled_graph(self, graph: dy.GraphOp) -> Callable[..., Sequence[Any]]:
+        _check_static_signature(graph)
+        for op in graph.body.block.ops:
+            if isinstance(op, dy.ParamOp):
+                _check_param(op, self.params)
         function = graph_as_torch_function(graph)
-        missing = [key for key in function.param_keys if key not in self.params]
-        if missing:
-            raise IRError(
-                *location_of(graph), f"parameter '{missing[0]}' is not in the parameter file"
-            )
         bound = {
             function.first_param_index + i: self.params[key]
             for i, key in enumerate(function.param_keys)
@@ -190,6 +208,41 @@ class CompiledProgram:
             return self._interpreter.eager_graph(graph)
         self.stats.compiled += 1
         return kernel
+
+
+def _check_static_signature(graph: dy.GraphOp) -> None:
+    """The LLVM backend compiles sub-graphs of static shapes: a `?` at the boundary is a
+    located error here, at load time, rather than a failure inside the engine."""
+    boundary = [("operand", t) for t in graph.arg_types]
+    boundary += [("result", t) for t in graph.result_types_declared]
+    for index, (kind, value_type) in enumerate(boundary):
+        if isinstance(value_type, ValueTensorType) and not value_type.has_static_shape:
+            number = index if kind == "operand" else index - len(graph.arg_types)
+            raise error_at(
+                graph,
+                f"{kind} #{number} has a dynamic shape ({value_type}): the LLVM backend "
+                "compiles static shapes only (backend='interpreter' runs it)",
+            )
+
+
+def _check_param(op: dy.ParamOp, params: Mapping[str, torch.Tensor]) -> None:
+    """A parameter is bound into the code as a constant: it must be there, of the shape
+    and dtype its `dy.param` declares."""
+    key = op.key.data
+    if key not in params:
+        raise error_at(op, f"parameter '{key}' is not in the parameter file")
+    tensor, declared = params[key], op.result.type
+    if not isinstance(declared, ValueTensorType):
+        return
+    dtype = torch_dtype_of(declared)
+    if (dtype is not None and tensor.dtype != dtype) or (
+        declared.shape is not None and tuple(tensor.shape) != declared.shape
+    ):
+        raise error_at(
+            op,
+            f"parameter '{key}': expected {declared}, the parameter file holds "
+            f"{tensor.dtype} {list(tensor.shape)}",
+        )
 
 
 def _pipeline_fingerprint() -> str:
