@@ -26,7 +26,6 @@ from xdsl.dialects.builtin import (
     ModuleOp,
     StringAttr,
     UnregisteredAttr,
-    UnregisteredOp,
 )
 from xdsl.ir import Attribute, Operation, Region, SSAValue, TypeAttribute
 from xdsl.parser import AttrParser, Parser
@@ -39,6 +38,7 @@ from xdsl.utils.mlir_lexer import MLIRLexer, MLIRTokenKind
 
 from ir.dy import Dy, op_name
 from ir.torch import Torch
+from ir.torch_verify import torch_op_class
 
 CARRIED_NAMESPACE = "torch."
 """Ops and types of this namespace are carried as they are, without being registered."""
@@ -59,7 +59,8 @@ class IRError(Exception):
 
 class ProgramContext(Context):
     """An xDSL context for programs: builtin, arith, torch types and dy are registered;
-    unknown `torch.*` ops and types are carried opaquely, anything else unknown is an error.
+    `torch.*` ops are carried unregistered but verified (`ir.torch_verify`), unknown
+    `torch.*` types are carried opaquely, anything else unknown is an error.
     """
 
     def __init__(self):
@@ -70,7 +71,7 @@ class ProgramContext(Context):
     def get_optional_op(self, name: str, *, dialect_stack=()):
         found = super().get_optional_op(name, dialect_stack=dialect_stack)
         if found is None and name.startswith(CARRIED_NAMESPACE):
-            found = UnregisteredOp.with_name(name)
+            found = torch_op_class(name)
             self._loaded_ops[name] = found
         return found
 
