@@ -36,7 +36,8 @@ from xdsl.utils.exceptions import ParseError, VerifyException
 
 from frontends.torch.cache import Unfingerprintable, describe_value
 from frontends.torch.decompositions import BACKEND_LEGAL_OPS, decomposition_table
-from ir.program import MLIRParser, ProgramContext
+from ir.parser import MLIRParser
+from ir.program import ProgramContext
 
 Ref = tuple
 """A replay-local name of a tensor: `("in", k)` for live-in k, `("out", op, path)` for a
