@@ -14,6 +14,7 @@ import re
 from array import array
 from bisect import bisect_right
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -26,6 +27,15 @@ from xdsl.utils.lexer import Input, Span
 from xdsl.utils.mlir_lexer import MLIRLexer, MLIRTokenKind
 
 from ir import dy
+from ir.torch import MAX_TYPE_NESTING
+
+
+MAX_ATTRIBUTE_NESTING = MAX_TYPE_NESTING
+"""How deep types and attributes may nest (`!torch.list<list<...>>`, `[[[...]]]`)."""
+MAX_REGION_NESTING = 1_000
+"""How deep regions may nest (`dy.if` in `dy.for` in ...). Both limits are far beyond any
+program a model gives, and low enough that every later stage (verification, passes,
+printing, the interpreter) runs within `DEEP_RECURSION_LIMIT` (see `ir.program`)."""
 
 
 class LineIndex:
@@ -79,6 +89,36 @@ class MLIRParser(Parser):
         self.blocks = {}
         self.forward_block_references = defaultdict(list)
         self.forward_ssa_references = {}
+        self._depth: dict[str, int] = {}
+
+    def parse_optional_type(self):
+        with self.nesting("types and attributes", MAX_ATTRIBUTE_NESTING):
+            return super().parse_optional_type()
+
+    def parse_optional_attribute(self):
+        with self.nesting("types and attributes", MAX_ATTRIBUTE_NESTING):
+            return super().parse_optional_attribute()
+
+    def _parse_tensor_literal(self):
+        with self.nesting("types and attributes", MAX_ATTRIBUTE_NESTING):
+            return super()._parse_tensor_literal()
+
+    def parse_optional_region(self, arguments=None):
+        with self.nesting("regions", MAX_REGION_NESTING):
+            return super().parse_optional_region(arguments)
+
+    @contextmanager
+    def nesting(self, kind: str, limit: int):
+        """Count how deep `kind` nests here: past `limit`, a located error instead of a
+        `RecursionError` from wherever the stack happens to run out."""
+        depth = self._depth.get(kind, 0) + 1
+        if depth > limit:
+            self.raise_error(f"{kind} nest deeper than {limit} levels")
+        self._depth[kind] = depth
+        try:
+            yield
+        finally:
+            self._depth[kind] = depth - 1
 
     def _parse_tensor_literal_element(self) -> AttrParser._TensorLiteralElement:
         element = super()._parse_tensor_literal_element()
@@ -128,6 +168,7 @@ class LocatingParser(MLIRParser):
         self._symbols: dict[tuple[bool, str, str], Attribute] = {}
         self._signatures: dict[str, FunctionType] = {}
         self._tails: dict[tuple[str, str], _ParsedTail] = {}
+        self._in_symbol_body = False
         self._columns: dict[int, IntAttr] = {}
 
     def _get_op_by_name(self, name: str) -> type[Operation]:
@@ -161,7 +202,9 @@ class LocatingParser(MLIRParser):
         in the name), bodies the scan rejects, and parses that do not end where the scan
         did (a dialect parser off the grammar) take xDSL's path and are not remembered.
         """
-        if "." not in attr_or_dialect_name:
+        if "." not in attr_or_dialect_name or self._in_symbol_body:
+            # Nested symbols are inside a body being looked up or parsed already: scanning
+            # each of them again would make deep nesting quadratic.
             return super()._parse_extended_type_or_attribute(attr_or_dialect_name, is_type)
         start = end = self.pos
         found = None
@@ -185,7 +228,11 @@ class LocatingParser(MLIRParser):
             if end != start:
                 self._resume_from(end)
             return found
-        parsed = super()._parse_extended_type_or_attribute(attr_or_dialect_name, is_type)
+        self._in_symbol_body = True
+        try:
+            parsed = super()._parse_extended_type_or_attribute(attr_or_dialect_name, is_type)
+        finally:
+            self._in_symbol_body = False
         if self._ends_at(start, end):
             self._symbols[key] = parsed
         return parsed

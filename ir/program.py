@@ -9,7 +9,11 @@ after any number of passes still points at the line the op came from.
 from __future__ import annotations
 
 import hashlib
+import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 from io import StringIO
 
 from xdsl.context import Context
@@ -29,6 +33,8 @@ from ir.dy import Dy, op_name
 from ir.parser import LineIndex, LocatingParser
 from ir.torch import Torch
 from ir.torch_verify import torch_op_class
+
+T = TypeVar("T")
 
 CARRIED_NAMESPACE = "torch."
 """Ops and types of this namespace are carried as they are, without being registered."""
@@ -98,6 +104,44 @@ def parse_module(text: str, filename: str = "<stdin>") -> ModuleOp:
     except VerifyException as error:
         line, column = lines.line_column(parser.pos if parser is not None else 0)
         raise IRError(filename, line, column, _first_line(error)) from None
+    except RecursionError:
+        line, column = lines.line_column(parser.pos if parser is not None else 0)
+        raise IRError(filename, line, column, "nesting too deep for the stack") from None
+
+
+DEEP_RECURSION_LIMIT = 200_000
+DEEP_STACK_BYTES = 1 << 30
+
+
+def call_with_deep_stack(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` on a thread with a 1 GiB stack and a recursion limit to match: how
+    the command-line tools run, so that a program nested as deep as the parser admits
+    (`ir.parser.MAX_REGION_NESTING`) is verified, transformed, printed and run instead of
+    ending in a `RecursionError`. The limit is raised only while the thread runs; its
+    exceptions are raised here."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = function(*args)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = error
+
+    previous_limit, previous_size = sys.getrecursionlimit(), threading.stack_size()
+    sys.setrecursionlimit(max(previous_limit, DEEP_RECURSION_LIMIT))
+    try:
+        threading.stack_size(DEEP_STACK_BYTES)
+        worker = threading.Thread(target=run, name="deep-stack", daemon=True)
+        worker.start()
+    finally:
+        threading.stack_size(previous_size)
+    try:
+        worker.join()
+    finally:
+        sys.setrecursionlimit(previous_limit)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _first_line(error: Exception | str) -> str:

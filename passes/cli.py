@@ -11,7 +11,14 @@ from pathlib import Path
 
 from xdsl.dialects.builtin import ModuleOp
 
-from ir.program import IRError, ProgramContext, parse_and_verify, print_module, verify_module
+from ir.program import (
+    IRError,
+    ProgramContext,
+    call_with_deep_stack,
+    parse_and_verify,
+    print_module,
+    verify_module,
+)
 from passes.registry import DEFAULT_PIPELINE, PASSES, PipelineError, build_pipeline
 
 PIPELINE_SOURCE = "<pipeline>"
@@ -99,9 +106,10 @@ def _apply(passes, module: ModuleOp, print_after_all: bool) -> None:
 
 def main() -> None:
     """Console entry point; an unexpected failure is reported as an internal error, not a
-    traceback, unless OPT_PIPELINE_TRACEBACK=1 asks for one."""
+    traceback, unless OPT_PIPELINE_TRACEBACK=1 asks for one. Runs on a deep stack, so deeply
+    nested programs are handled rather than ending in RecursionError."""
     try:
-        code = run()
+        code = call_with_deep_stack(run)
     except KeyboardInterrupt:
         code = 1
     except Exception as error:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ir.program import IRError, parse_and_verify
+from ir.program import IRError, call_with_deep_stack, parse_and_verify
 from runtime.files import FileRefused, read_regular_file
 from runtime.program import BACKENDS, compile_program, load_params, params_path
 
@@ -143,9 +143,10 @@ def run(argv: list[str] | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`run`, with an unexpected failure reported as one internal-error line instead of a
-    traceback (DYNN_TRACEBACK=1 asks for the traceback), and Ctrl-C as exit status 1."""
+    traceback (DYNN_TRACEBACK=1 asks for the traceback), and Ctrl-C as exit status 1; on a
+    deep stack, so deeply nested programs are handled rather than ending in RecursionError."""
     try:
-        return run(argv)
+        return call_with_deep_stack(run, argv)
     except KeyboardInterrupt:
         return 1
     except Exception as error:  # noqa: BLE001 - the last line of defence of a CLI
