@@ -116,7 +116,9 @@ def _parse_module(text: str, filename: str) -> ModuleOp:
             raise IRError(filename, line, column, f"use of undefined value '%{name}'") from None
         line, column = lines.line_column(error.span.start)
         raise IRError(filename, line, column, _first_line(error.msg)) from None
-    except VerifyException as error:
+    except (VerifyException, ValueError, OverflowError) as error:
+        # xDSL's attribute constructors check values (an integer out of its type's range)
+        # with these while the parser builds them: errors in the text all the same.
         line, column = lines.line_column(parser.pos if parser is not None else 0)
         raise IRError(filename, line, column, _first_line(error)) from None
     except RecursionError:
