@@ -44,6 +44,7 @@ from xdsl.dialects.builtin import (
     FloatAttr,
     IntegerAttr,
     IntegerType,
+    NoneAttr,
     Signedness,
     StringAttr,
     TensorType,
@@ -234,14 +235,15 @@ def _signature(name: str, op: Operation) -> tuple | None:
 
 def _describe(value: SSAValue, depth: int = 0) -> tuple | None:
     value_type = value.type
-    if isinstance(value_type, ValueTensorType):
-        if value_type.shape is None or value_type.element_type is None:
+    kind = type(value_type)  # `type(...) is`, not `isinstance`: this runs for every operand
+    if kind is ValueTensorType:
+        if type(value_type.sizes) is NoneAttr or type(value_type.dtype) is NoneAttr:
             return None
-        return ("tensor", value_type.shape, str(value_type.element_type))
-    if isinstance(value_type, NoneType):
+        return ("tensor", value_type)  # the type itself: hashable, no printing
+    if kind is NoneType:
         return ("value", None)
     owner = value.owner
-    owner_name = owner.op_name.data if isinstance(owner, UnregisteredOp) else None
+    owner_name = owner.attributes["op_name__"].data if isinstance(owner, UnregisteredOp) else None
     if owner_name in _CONSTANT_KINDS or owner_name == "torch.constant.none":
         constant = _constant_value(owner)
         if constant is not None:
@@ -260,13 +262,14 @@ def _constant_value(op: Operation) -> tuple | None:
     attr = _value_attr(op)
     if attr is None:
         return ("value", None)
-    if isinstance(attr, IntegerAttr):
+    kind = type(attr)
+    if kind is IntegerAttr:
         value = attr.value.data
         return ("value", bool(value) if attr.type == i1 else value)
-    if isinstance(attr, FloatAttr):
+    if kind is FloatAttr:
         value = attr.value.data
         return ("float", repr(value))  # repr: -0.0 and nan are keys of their own
-    if isinstance(attr, StringAttr):
+    if kind is StringAttr:
         return ("value", attr.data)
     return None
 
@@ -332,7 +335,7 @@ def _has_unknowns(described: Any) -> bool:
     if described == _UNKNOWN_INT or described == _UNKNOWN_FLOAT:
         return True
     if isinstance(described, tuple) and described and described[0] == "tensor":
-        return DYNAMIC_DIM in described[1]
+        return DYNAMIC_DIM in described[1].shape
     if isinstance(described, tuple) and described and described[0] == "list":
         return any(_has_unknowns(item) for item in described[1])
     return isinstance(described, tuple) and any(_has_unknowns(item) for item in described)
@@ -373,10 +376,11 @@ def _stand_in(described: tuple, variant: int) -> Any:
 
     kind = described[0]
     if kind == "tensor":
-        shape = [STAND_IN_SIZES[variant] if d == DYNAMIC_DIM else d for d in described[1]]
-        dtype = torch_dtypes().get(described[2])
+        tensor_type = described[1]
+        shape = [STAND_IN_SIZES[variant] if d == DYNAMIC_DIM else d for d in tensor_type.shape]
+        dtype = torch_dtypes().get(str(tensor_type.element_type))
         if dtype is None:
-            raise _NotInferable(described[2])
+            raise _NotInferable(str(tensor_type.element_type))
         return torch.empty(shape, dtype=dtype, device="meta")
     if kind == "value":
         return described[1]
