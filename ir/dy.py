@@ -1290,6 +1290,23 @@ class _ListJoinOp(IRDLOperation, ConditionallySpeculatableInterface):
             raise VerifyException(f"result must have rank {rank}, got {result_type}")
         if not -rank <= self.dim.value.data < rank:
             raise VerifyException(f"dim {self.dim.value.data} is out of range for rank {rank}")
+        joined = self.dim.value.data % rank
+        result_dims = list(result_type.shape)
+        if self.RANK_INCREASE:
+            del result_dims[joined]  # the list length: known at run time only
+        else:
+            item, total = element.shape[joined], result_dims[joined]
+            if DYNAMIC_DIM not in (item, total) and (total % item if item else total):
+                raise VerifyException(
+                    f"result {result_type} cannot join items of type {element} at dim "
+                    f"{self.dim.value.data}: {total} is not a multiple of {item}"
+                )
+            result_dims[joined] = item
+        if not all(DYNAMIC_DIM in (i, r) or i == r for i, r in zip(element.shape, result_dims)):
+            raise VerifyException(
+                f"result {result_type} does not fit items of type {element} joined at dim "
+                f"{self.dim.value.data}"
+            )
 
 
 @irdl_op_definition

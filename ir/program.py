@@ -8,36 +8,34 @@ after any number of passes still points at the line the op came from.
 
 from __future__ import annotations
 
+import gc
 import hashlib
-import re
-from bisect import bisect_right
-from collections import defaultdict
+import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from io import StringIO
+from typing import Any, TypeVar
 
 from xdsl.context import Context
 from xdsl.dialects.arith import Arith
 from xdsl.dialects.builtin import (
     Builtin,
     FileLineColLoc,
-    FunctionType,
-    IntAttr,
     ModuleOp,
-    StringAttr,
     UnregisteredAttr,
-    UnregisteredOp,
 )
-from xdsl.ir import Attribute, Operation, Region, SSAValue, TypeAttribute
-from xdsl.parser import Parser
-from xdsl.parser.generic_parser import ParserState
+from xdsl.ir import Operation, Region, SSAValue, TypeAttribute
 from xdsl.printer import Printer
 from xdsl.traits import IsolatedFromAbove
 from xdsl.utils.exceptions import ParseError, VerifyException
-from xdsl.utils.lexer import Input
-from xdsl.utils.mlir_lexer import MLIRLexer, MLIRTokenKind
 
 from ir.dy import Dy, op_name
+from ir.parser import LineIndex, LocatingParser
 from ir.torch import Torch
+from ir.torch_verify import torch_op_class
+
+T = TypeVar("T")
 
 CARRIED_NAMESPACE = "torch."
 """Ops and types of this namespace are carried as they are, without being registered."""
@@ -58,7 +56,8 @@ class IRError(Exception):
 
 class ProgramContext(Context):
     """An xDSL context for programs: builtin, arith, torch types and dy are registered;
-    unknown `torch.*` ops and types are carried opaquely, anything else unknown is an error.
+    `torch.*` ops are carried unregistered but verified (`ir.torch_verify`), unknown
+    `torch.*` types are carried opaquely, anything else unknown is an error.
     """
 
     def __init__(self):
@@ -69,7 +68,7 @@ class ProgramContext(Context):
     def get_optional_op(self, name: str, *, dialect_stack=()):
         found = super().get_optional_op(name, dialect_stack=dialect_stack)
         if found is None and name.startswith(CARRIED_NAMESPACE):
-            found = UnregisteredOp.with_name(name)
+            found = torch_op_class(name)
             self._loaded_ops[name] = found
         return found
 
@@ -88,140 +87,27 @@ class ProgramContext(Context):
         return found
 
 
-class _LineIndex:
-    """Turns offsets in a text into 1-based (line, column) pairs."""
-
-    def __init__(self, text: str):
-        self._line_starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
-
-    def line_column(self, offset: int) -> tuple[int, int]:
-        line = bisect_right(self._line_starts, offset)
-        return line, offset - self._line_starts[line - 1] + 1
-
-
-class _LinearTimeLexer(MLIRLexer):
-    """xDSL's string literal pattern, `"(?:[^"...]+|escape)*"`, nests `+` in `*` and so
-    backtracks exponentially on an unterminated literal (a hang for a long line). Matching
-    one character per repetition accepts the same literals in linear time."""
-
-    _unescaped_characters_regex = re.compile(r'"(?:[^"\\\n\v\f]|\\(?:["nt\\]|[0-9A-Fa-f]{2}))*"')
-
-
-class _LocatingParser(Parser):
-    """Records where each op starts in the text, as its location."""
-
-    def __init__(self, ctx: Context, text: str, filename: str, lines: _LineIndex):
-        # What `Parser.__init__` does, with the linear-time lexer.
-        super(Parser, self).__init__(ParserState(_LinearTimeLexer(Input(text, filename))), ctx)
-        self.ssa_values = {}
-        self.blocks = {}
-        self.forward_block_references = defaultdict(list)
-        self.forward_ssa_references = {}
-        self._filename = StringAttr(filename)
-        self._text = text
-        self._lines = lines
-        self._symbols: dict[tuple[bool, str, str], Attribute] = {}
-        self._signatures: dict[str, FunctionType] = {}
-
-    def _get_op_by_name(self, name: str) -> type[Operation]:
-        """Report an unknown op at its name, not at the token after it."""
-        if self.ctx.get_optional_op(name, dialect_stack=self._parser_state.dialect_stack) is None:
-            at = self._text.rfind(name, 0, self.pos)
-            self.raise_error(f"unknown operation '{name}'", at, at + len(name))
-        return super()._get_op_by_name(name)
-
-    def first_undefined_use(self) -> tuple[int, int, str] | None:
-        """(line, column, name) of the earliest op using a value that is never defined in
-        its scope; xDSL itself only reports such values at the end of the input."""
-        uses = []
-        for name, references in self.forward_ssa_references.items():
-            for value in references.values():
-                for use in value.uses:
-                    location = use.operation.location
-                    if isinstance(location, FileLineColLoc):
-                        uses.append((location.line.data, location.column.data, name))
-        return min(uses, default=None)
-
-    def _parse_extended_type_or_attribute(self, attr_or_dialect_name: str, is_type: bool):
-        """Parse each distinct dialect type or attribute once per text.
-
-        A program names a few hundred distinct types thousands of times (every generic op
-        spells out its operand and result types), and parsing them token by token was most
-        of the cost of reading a large program. The MLIR grammar delimits a dialect
-        symbol's body by balanced brackets alone, so a raw scan finds its text, and a text
-        seen before is looked up instead of parsed; attributes are immutable values, so
-        sharing one instance is sound. Aliases and the opaque `!dialect<...>` syntax (no dot
-        in the name), bodies the scan rejects, and parses that do not end where the scan
-        did (a dialect parser off the grammar) take xDSL's path and are not remembered.
-        """
-        if "." not in attr_or_dialect_name:
-            return super()._parse_extended_type_or_attribute(attr_or_dialect_name, is_type)
-        start = end = self.pos
-        if self._current_token.kind == MLIRTokenKind.LESS:
-            try:
-                end = self._raw_scan_balanced(start + 1) + 1
-            except ParseError:
-                return super()._parse_extended_type_or_attribute(attr_or_dialect_name, is_type)
-        key = (is_type, attr_or_dialect_name, self._text[start:end])
-        found = self._symbols.get(key)
-        if found is not None:
-            if end != start:
-                self._resume_from(end)
-            return found
-        parsed = super()._parse_extended_type_or_attribute(attr_or_dialect_name, is_type)
-        if self._ends_at(start, end):
-            self._symbols[key] = parsed
-        return parsed
-
-    def parse_optional_function_type(self) -> FunctionType | None:
-        """Parse each distinct signature that ends its line once per text.
-
-        A generic op's `(operand types) -> result types` closes its line, and a program
-        repeats a few hundred signatures thousands of times: like dialect types (see
-        `_parse_extended_type_or_attribute`), a line's rest that was parsed as a function
-        type before is looked up. Only a parse that ended at the line's end is remembered,
-        and a hit is not taken where the next line opens with `<`, which a type at the end
-        of the line could still take as its body.
-        """
-        if self._current_token.kind != MLIRTokenKind.L_PAREN:
-            return None
-        start = self.pos
-        end = self._text.find("\n", start)
-        if end < 0:
-            return super().parse_optional_function_type()
-        found = self._signatures.get(self._text[start:end])
-        if found is not None:
-            self._resume_from(end)
-            if self._current_token.kind != MLIRTokenKind.LESS:
-                return found
-            self._resume_from(start)
-        parsed = super().parse_optional_function_type()
-        if parsed is not None and self._ends_at(start, end):
-            self._signatures[self._text[start:end]] = parsed
-        return parsed
-
-    def _ends_at(self, start: int, end: int) -> bool:
-        """Whether what was parsed since `start` is exactly `text[start:end]`."""
-        if end == start:
-            return self.pos == start
-        return self.pos >= end and not self._text[end : self.pos].strip()
-
-    def parse_operation(self) -> Operation:
-        start = self._current_token.span.start
-        op = super().parse_operation()
-        if not isinstance(op.location, FileLineColLoc):
-            line, column = self._lines.line_column(start)
-            op.location = FileLineColLoc(self._filename, IntAttr(line), IntAttr(column))
-        return op
-
-
 def parse_module(text: str, filename: str = "<stdin>") -> ModuleOp:
-    """Parse program text (custom or generic form) into a module; does not verify."""
-    lines = _LineIndex(text)
-    parser: _LocatingParser | None = None
+    """Parse program text (custom or generic form) into a module; does not verify.
+
+    The cyclic garbage collector is paused meanwhile: parsing allocates hundreds of
+    thousands of objects that all stay alive, and the collections their count triggers
+    would traverse all of them again and again, which made parsing time superlinear."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse_module(text, filename)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _parse_module(text: str, filename: str) -> ModuleOp:
+    lines = LineIndex(text)
+    parser: LocatingParser | None = None
     try:
         # The lexer reads the first token already when the parser is made: inside the try.
-        parser = _LocatingParser(ProgramContext(), text, filename, lines)
+        parser = LocatingParser(ProgramContext(), text, filename, lines)
         return parser.parse_module()
     except ParseError as error:
         undefined = parser.first_undefined_use() if parser is not None else None
@@ -230,9 +116,49 @@ def parse_module(text: str, filename: str = "<stdin>") -> ModuleOp:
             raise IRError(filename, line, column, f"use of undefined value '%{name}'") from None
         line, column = lines.line_column(error.span.start)
         raise IRError(filename, line, column, _first_line(error.msg)) from None
-    except VerifyException as error:
+    except (VerifyException, ValueError, OverflowError) as error:
+        # xDSL's attribute constructors check values (an integer out of its type's range)
+        # with these while the parser builds them: errors in the text all the same.
         line, column = lines.line_column(parser.pos if parser is not None else 0)
         raise IRError(filename, line, column, _first_line(error)) from None
+    except RecursionError:
+        line, column = lines.line_column(parser.pos if parser is not None else 0)
+        raise IRError(filename, line, column, "nesting too deep for the stack") from None
+
+
+DEEP_RECURSION_LIMIT = 200_000
+DEEP_STACK_BYTES = 1 << 30
+
+
+def call_with_deep_stack(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` on a thread with a 1 GiB stack and a recursion limit to match: how
+    the command-line tools run, so that a program nested as deep as the parser admits
+    (`ir.parser.MAX_REGION_NESTING`) is verified, transformed, printed and run instead of
+    ending in a `RecursionError`. The limit is raised only while the thread runs; its
+    exceptions are raised here."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = function(*args)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = error
+
+    previous_limit, previous_size = sys.getrecursionlimit(), threading.stack_size()
+    sys.setrecursionlimit(max(previous_limit, DEEP_RECURSION_LIMIT))
+    try:
+        threading.stack_size(DEEP_STACK_BYTES)
+        worker = threading.Thread(target=run, name="deep-stack", daemon=True)
+        worker.start()
+    finally:
+        threading.stack_size(previous_size)
+    try:
+        worker.join()
+    finally:
+        sys.setrecursionlimit(previous_limit)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _first_line(error: Exception | str) -> str:
@@ -304,27 +230,31 @@ def parse_and_verify(text: str, filename: str = "<stdin>") -> ModuleOp:
 CHECKSUM_PREFIX = "// sha256 "
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+def _sha256(key: str, text: str) -> str:
+    return hashlib.sha256(f"{len(key)}\0{key}\0{text}".encode()).hexdigest()
 
 
-def with_checksum(text: str) -> str:
-    """`text` followed by a comment that holds its SHA-256: how the caches store programs.
+def with_checksum(text: str, key: str = "") -> str:
+    """`text` followed by a comment that holds the SHA-256 of `key` and `text`: how the
+    caches store programs.
 
     A damaged or truncated entry is then recognised without parsing it, and an intact one,
-    whose text was verified before it was stored, need not be verified again. The comment
-    comes last, so the stored file parses as it is, with the lines of `text`.
+    whose text was verified before it was stored, need not be verified again; the key an
+    entry is stored under is part of the digest, so an intact entry copied under another
+    key is recognised too. The comment comes last, so the stored file parses as it is,
+    with the lines of `text`.
     """
-    return f"{text}{CHECKSUM_PREFIX}{_sha256(text)}\n"
+    return f"{text}{CHECKSUM_PREFIX}{_sha256(key, text)}\n"
 
 
-def checked_text(stored: str) -> str | None:
-    """The text `with_checksum` stored, or None when `stored` has changed since."""
+def checked_text(stored: str, key: str = "") -> str | None:
+    """The text `with_checksum` stored under `key`, or None when `stored` has changed
+    since or was stored under another key."""
     cut = stored.rfind(CHECKSUM_PREFIX)
     if cut < 0:
         return None
     text = stored[:cut]
-    return text if stored == with_checksum(text) else None
+    return text if stored == with_checksum(text, key) else None
 
 
 def print_module(module: Operation, *, generic: bool = False, debuginfo: bool = False) -> str:

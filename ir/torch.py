@@ -12,6 +12,7 @@ still parse, as opaque types, and print back unchanged.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 from xdsl.dialects.builtin import (
     ArrayAttr,
@@ -27,6 +28,8 @@ from xdsl.printer import Printer
 from xdsl.utils.mlir_lexer import MLIRTokenKind
 
 DYNAMIC_DIM = -1
+MAX_TYPE_NESTING = 10_000
+"""How deep types and attributes may nest when parsed (`ir.parser` enforces it)."""
 
 
 @irdl_attr_definition
@@ -174,8 +177,12 @@ class _ShortSpelledElement:
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
-        with parser.in_angle_brackets():
-            return (_parse_short_torch_type(parser),)
+        # Nested element types are parsed here, not by `parse_type`: count their depth
+        # where the parser counts it (`ir.parser.MLIRParser.nesting`).
+        nesting = getattr(parser, "nesting", None)
+        with nesting("types and attributes", MAX_TYPE_NESTING) if nesting else nullcontext():
+            with parser.in_angle_brackets():
+                return (_parse_short_torch_type(parser),)
 
 
 @irdl_attr_definition

@@ -18,6 +18,7 @@ from xdsl.dialects.builtin import (
     FloatAttr,
     IntegerAttr,
     IntegerType,
+    LocationAttr,
     Signedness,
     TensorType,
     UnregisteredOp,
@@ -26,7 +27,6 @@ from xdsl.dialects.builtin import (
     i1,
     i64,
 )
-from xdsl.dialects.builtin import LocationAttr
 from xdsl.ir import Attribute, Operation, SSAValue
 
 from ir.torch import BoolType, FloatType, IntType, ListType, NoneType, ValueTensorType

@@ -16,7 +16,12 @@ from pathlib import Path
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
-from ir.program import IRError, parse_and_verify, print_module
+from ir.program import (
+    IRError,
+    call_with_deep_stack,
+    parse_and_verify,
+    print_module,
+)
 from passes.diagnostics import SEPARATOR, Chunk, check_diagnostics, expectations, split_input
 from passes.pipeline import PassInstrumentation, run_pipeline
 from passes.registry import DEFAULT_PIPELINE, PASSES, PipelineError, build_pipeline
@@ -245,9 +250,10 @@ def _write(target: str, text: str) -> None:
 
 def main() -> None:
     """Console entry point; an unexpected failure is reported as an internal error, not a
-    traceback, unless OPT_PIPELINE_TRACEBACK=1 asks for one."""
+    traceback, unless OPT_PIPELINE_TRACEBACK=1 asks for one. Runs on a deep stack, so deeply
+    nested programs are handled rather than ending in RecursionError."""
     try:
-        code = run()
+        code = call_with_deep_stack(run)
     except KeyboardInterrupt:
         code = 1
     except Exception as error:

@@ -16,7 +16,6 @@ import importlib.metadata
 import os
 import pathlib
 import re
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -24,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
 from tqdm import tqdm
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, StringAttr
@@ -34,18 +34,27 @@ from ir import dy
 from ir.program import (
     IRError,
     checked_text,
-    location_of,
+    error_at,
     parse_and_verify,
     parse_module,
     print_module,
     with_checksum,
 )
+from ir.torch import ValueTensorType
 from passes import registry
 from passes.outline_regions import verify_outlined
 from passes.pipeline import run_pipeline
-from runtime.interpreter import Interpreter
 from runtime import segments
+from runtime.files import (
+    FileRefused,
+    private_directory,
+    read_private_file,
+    read_regular_file,
+    write_private_file,
+)
+from runtime.interpreter import Interpreter
 from runtime.llvm import CompiledSubgraph, LoweringError, SubgraphAssertionError, compile_subgraph
+from runtime.torch_ops import torch_dtype_of
 
 BACKENDS = ("llvm", "interpreter")
 
@@ -56,6 +65,8 @@ PROGRESS_VARIABLE = "DYNN_PROGRESS"
 PROGRESS_DELAY_S = 2.0
 """A compile shows its progress bar once it has taken this long."""
 OUTLINED_SUBDIR = "outlined"
+MAX_CACHED_PROGRAM_BYTES = 1 << 32
+MAX_PARAMS_BYTES = 1 << 36
 
 _PIPELINE_DIRS = (
     pathlib.Path(__file__).resolve().parents[1] / "ir",
@@ -106,11 +117,20 @@ class ProgramStats:
 
 
 def load_params(path: str | pathlib.Path) -> dict[str, torch.Tensor]:
-    """Read a side-car parameter file; a missing or corrupt file is an `IRError` at line 0."""
+    """Read a side-car parameter file (safetensors); a missing, unreadable or malformed
+    file, or anything but a regular file, is an `IRError` at line 0."""
     try:
-        return load_file(str(path))
-    except (OSError, ValueError, RuntimeError) as error:
+        data = read_regular_file(path, MAX_PARAMS_BYTES)
+        return load_safetensors(data)
+    except FileRefused as error:
         raise IRError(str(path), 0, 0, f"cannot read parameters: {error}") from None
+    except (SafetensorError, ValueError, RuntimeError, TypeError, OverflowError) as error:
+        problem = _first_line(str(error)) or type(error).__name__
+        raise IRError(str(path), 0, 0, f"not a safetensors parameter file: {problem}") from None
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
 
 
 def params_path(module: ModuleOp, program_path: pathlib.Path | None = None) -> pathlib.Path | None:
@@ -242,12 +262,10 @@ class CompiledProgram:
             return segments.run_pieces(graph, runners, pieces)
 
     def _compile(self, graph: dy.GraphOp) -> Callable[..., Sequence[Any]]:
+        for op in graph.body.block.ops:
+            if isinstance(op, dy.ParamOp):
+                _check_param(op, self.params)
         function = graph_as_torch_function(graph)
-        missing = [key for key in function.param_keys if key not in self.params]
-        if missing:
-            raise IRError(
-                *location_of(graph), f"parameter '{missing[0]}' is not in the parameter file"
-            )
         bound = {
             function.first_param_index + i: self.params[key]
             for i, key in enumerate(function.param_keys)
@@ -312,6 +330,26 @@ def _eager_when_assertions_fail(kernel: CompiledSubgraph, graph: dy.GraphOp,
     return call
 
 
+def _check_param(op: dy.ParamOp, params: Mapping[str, torch.Tensor]) -> None:
+    """A parameter is bound into the code as a constant: it must be there, of the shape
+    and dtype its `dy.param` declares."""
+    key = op.key.data
+    if key not in params:
+        raise error_at(op, f"parameter '{key}' is not in the parameter file")
+    tensor, declared = params[key], op.result.type
+    if not isinstance(declared, ValueTensorType):
+        return
+    dtype = torch_dtype_of(declared)
+    if (dtype is not None and tensor.dtype != dtype) or (
+        declared.shape is not None and tuple(tensor.shape) != declared.shape
+    ):
+        raise error_at(
+            op,
+            f"parameter '{key}': expected {declared}, the parameter file holds "
+            f"{tensor.dtype} {list(tensor.shape)}",
+        )
+
+
 def _pipeline_fingerprint() -> str:
     """Identifies the code that outlines a program: what an outlined-program entry depends
     on besides the program text."""
@@ -338,24 +376,25 @@ def outlined_program(
 
     The result is cached by content in `cache_dir / "outlined"`: an entry is keyed by the
     SHA-256 of the code of the dialects and passes, the pipeline text and the program text,
-    and holds the outlined text behind its checksum (`ir.program.with_checksum`). Given
-    text, a hit is parsed and not verified again (it was verified when stored, and the
-    checksum says it is intact); a damaged entry is a miss and is written again. Given a
-    module, it is transformed in place and the result stored for later lookups by text:
-    looking it up would print and parse it, which costs as much as the pipeline.
+    and holds the outlined text behind its checksum, which binds it to the key
+    (`ir.program.with_checksum`; the file is user-only, see `runtime.files`). Given text, a
+    hit is parsed and not verified again (it was verified when stored, and the checksum says
+    it is intact and this key's); a damaged or foreign entry is a miss and is written again.
+    Given a module, it is transformed in place and the result stored for later lookups by
+    text: looking it up would print and parse it, which costs as much as the pipeline.
     """
     pipeline = registry.DEFAULT_PIPELINE
     text = program if isinstance(program, str) else None
-    entry = None
-    if cache_dir is not None:
+    entry = key = None
+    directory = private_directory(pathlib.Path(cache_dir) / OUTLINED_SUBDIR) if cache_dir else None
+    if directory is not None:
         key_text = text if text is not None else print_module(program)
-        digest = hashlib.sha256(f"{_pipeline_fingerprint()}\0{pipeline}\0{key_text}".encode())
-        entry = pathlib.Path(cache_dir) / OUTLINED_SUBDIR / f"{digest.hexdigest()}.mlir"
+        key = hashlib.sha256(
+            f"{_pipeline_fingerprint()}\0{pipeline}\0{key_text}".encode()
+        ).hexdigest()
+        entry = directory / f"{key}.mlir"
     if text is not None and entry is not None:
-        try:
-            outlined = checked_text(entry.read_text())
-        except (OSError, ValueError):
-            outlined = None
+        outlined = _cached_text(entry, key)
         if outlined is not None:
             try:
                 return parse_module(outlined, str(entry))
@@ -364,25 +403,18 @@ def outlined_program(
     module = parse_and_verify(text, filename) if text is not None else program
     _run_codegen_pipeline(module, pipeline)
     if entry is not None:
-        _store(entry, print_module(module))
+        write_private_file(entry, with_checksum(print_module(module), key).encode())
     return module
 
 
-def _store(entry: pathlib.Path, text: str) -> None:
-    """Write an entry atomically (readers see a whole entry or none); a cache that cannot
-    be written only costs time."""
-    staging = None
+def _cached_text(entry: pathlib.Path, key: str) -> str | None:
+    """The outlined text stored under `key`, or None when the entry is missing, is not a
+    private file of this user, or is not intact and stored under this key."""
+    stored = read_private_file(entry, MAX_CACHED_PROGRAM_BYTES)
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "w", dir=entry.parent, prefix=f".{entry.name}.", delete=False
-        ) as file:
-            staging = pathlib.Path(file.name)
-            file.write(with_checksum(text))
-        os.replace(staging, entry)
-    except OSError:
-        if staging is not None:
-            staging.unlink(missing_ok=True)
+        return checked_text(stored.decode(), key) if stored is not None else None
+    except UnicodeDecodeError:
+        return None
 
 
 def compile_program(

@@ -15,13 +15,13 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from frontends import rules
 from frontends.nesy.data import load_dataset
 from frontends.nesy.errors import NesyError
 from frontends.nesy.foldsem import DEFAULT_EXCEPTION_RATIO, DEFAULT_TAIL
-from frontends.nesy.pipeline import RuleConfig, default_epochs, default_sparse_epochs, run
-from frontends import rules
 from frontends.nesy.model import BINARIZATIONS
 from frontends.nesy.names import read_filter_names
+from frontends.nesy.pipeline import RuleConfig, default_epochs, default_sparse_epochs, run
 from frontends.nesy.sparsity import (
     DEFAULT_FILTERS_PER_CLASS,
     DEFAULT_MARGIN_WEIGHT,

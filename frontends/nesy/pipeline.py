@@ -31,8 +31,8 @@ from frontends.nesy.foldrm_baseline import learn_foldrm
 from frontends.nesy.foldsem import DEFAULT_EXCEPTION_RATIO, DEFAULT_TAIL, learn_rule_set
 from frontends.nesy.model import VggCnn
 from frontends.nesy.rulesets import filter_use, predict_labels, used_filters
-from frontends.rules import RuleSet
 from frontends.nesy.train import TrainConfig, TrainedCnn, infer, train_cnn
+from frontends.rules import RuleSet
 
 DEFAULT_EPOCHS = {"digits": 20, "mnist5k": 16}
 DEFAULT_SPARSE_EPOCHS = {"mnist5k": 24}

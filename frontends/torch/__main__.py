@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import inspect
 import os
 import pathlib
 import sys
+import traceback
 import warnings
 from typing import Any
 
@@ -112,10 +114,33 @@ def load_model_file(path: pathlib.Path) -> Any:
         raise ModelFileError(
             f"{path}:{error.lineno}: error: not valid Python: {error.msg}"
         ) from None
-    except Exception as error:  # noqa: BLE001 - whatever the model file's top level raises
-        raise ModelFileError(
-            f"{path}: error: importing it failed: {type(error).__name__}: {_first_line(error)}"
-        ) from None
+    except BaseException as error:  # noqa: BLE001 - also sys.exit() and Ctrl-C at import
+        raise _user_code_error(path, "importing it", error) from None
+
+
+def _call_user_function(path: pathlib.Path, name: str, function: Any) -> Any:
+    """`function()` of the model file; whatever it raises (sys.exit() and Ctrl-C included)
+    is the user's error, reported at the line of the model file it came from."""
+    try:
+        return function()
+    except BaseException as error:  # noqa: BLE001 - the user's code may raise anything
+        raise _user_code_error(path, f"{name}()", error) from None
+
+
+def _user_code_error(path: pathlib.Path, what: str, error: BaseException) -> ModelFileError:
+    """`PATH:LINE: error: WHAT raised ...`, at the innermost frame of the traceback that is
+    in the model file (the line of the user's code that failed or called what failed)."""
+    line = None
+    resolved = str(path.resolve())
+    for frame, line_number in traceback.walk_tb(error.__traceback__):
+        if frame.f_code.co_filename == resolved:
+            line = line_number
+    place = f"{path}:{line}" if line is not None else str(path)
+    if isinstance(error, KeyboardInterrupt):
+        return ModelFileError(f"{place}: error: {what} was interrupted")
+    if isinstance(error, SystemExit):
+        return ModelFileError(f"{place}: error: {what} called sys.exit({error.code!r})")
+    return ModelFileError(f"{place}: error: {what} raised {type(error).__name__}: {_first_line(error)}")
 
 
 def _import(path: pathlib.Path) -> Any:
@@ -168,18 +193,37 @@ def model_and_inputs(
     else:
         if not callable(getattr(module, "make_model", None)):
             raise ModelFileError(f"{path}: error: defines no make_model() (or pass --class)")
-        model = module.make_model()
+        model = _call_user_function(path, "make_model", module.make_model)
     if input_shapes:
         inputs = tuple(parse_input_shape(text) for text in input_shapes)
     elif callable(getattr(module, "make_inputs", None)):
-        inputs = tuple(module.make_inputs())
+        inputs = _call_user_function(path, "make_inputs", lambda: tuple(module.make_inputs()))
     else:
         raise ModelFileError(f"{path}: error: defines no make_inputs() (or pass --input-shape)")
     if not isinstance(model, torch.nn.Module):
         raise ModelFileError(
             f"{path}: error: make_model() returned a {type(model).__name__}, not an nn.Module"
         )
+    _check_own_forward(path, module, model)
     return model.eval(), inputs
+
+
+def _check_own_forward(path: pathlib.Path, module: Any, model: torch.nn.Module) -> None:
+    """The frontend compiles the Python source of the model's own `forward`: a model that is
+    a library module (a bare `nn.Sequential`, `nn.Linear`) has none to read."""
+    model_class = type(model)
+    if model_class.__module__.split(".")[0] != "torch":
+        return
+    maker = getattr(module, "make_model", None)
+    try:
+        line = f":{inspect.getsourcelines(maker)[1]}" if maker is not None else ""
+    except (OSError, TypeError):
+        line = ""
+    raise ModelFileError(
+        f"{path}{line}: error: the model is a {model_class.__module__}.{model_class.__qualname__}"
+        ", a library module with no forward of the model's own to compile: wrap it in an "
+        "nn.Module subclass whose forward calls it"
+    )
 
 
 def _default_params_path(model_path: pathlib.Path, output: str | None) -> pathlib.Path:
@@ -215,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except ValueError as error:  # a --dynamic-dim naming no dimension of the inputs
         print(f"{path}: error: {_first_line(error)}", file=sys.stderr)
+        return 1
+    except (SystemExit, KeyboardInterrupt) as error:  # raised by the model's code meanwhile
+        print(_user_code_error(path, "converting the model", error), file=sys.stderr)
         return 1
     except Exception as error:  # noqa: BLE001 - a frontend bug: one line, never a traceback
         print(

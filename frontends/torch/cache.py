@@ -3,10 +3,12 @@
 Converting a large model replays and imports every stretch through torch.export and
 torch-mlir (tens of seconds), while the backend already caches what it compiles; without this
 cache a warm `compile` would still pay the whole conversion. An entry lives in
-`cache_dir / "frontend" / <key>` and holds the printed IR behind its checksum (`program.mlir`,
-see `ir.program.with_checksum`), the parameters (`params.safetensors`) and the source files
-the conversion read (`sources.json`). A hit is not parsed here: `compile` hands the text to
-the runtime, whose own cache maps it to the outlined program.
+`cache_dir / "frontend" / <key>` and holds the printed IR (`program.mlir`), the parameters
+(`params.safetensors`), the source files the conversion read (`sources.json`) and a
+manifest of their SHA-256 digests sealed with the key (`manifest.json`): an entry is used
+only when every file is the one written for this key, as the user's private file (see
+`runtime.files`). A hit is not parsed here: `compile` hands the text to the runtime, whose
+own cache maps it to the outlined program.
 
 The key is conservative: it is the hash of everything a conversion depends on that can be
 seen before converting — the source files of the frontend and of `ir/`, the torch /
@@ -35,16 +37,22 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save as safetensors_save
 from torch import nn
 from xdsl.dialects.builtin import ModuleOp
 
-from ir.program import checked_text, print_module, with_checksum
+from ir.program import print_module
+from runtime.files import entry_digest, private_directory, read_private_file, write_private_file
 
 CACHE_SUBDIR = "frontend"
 PROGRAM_FILE = "program.mlir"
 PARAMS_FILE = "params.safetensors"
 SOURCES_FILE = "sources.json"
+MANIFEST_FILE = "manifest.json"
+ENTRY_FILES = (PROGRAM_FILE, PARAMS_FILE, SOURCES_FILE)
+MAX_ENTRY_FILE_BYTES = 1 << 34
+MAX_MANIFEST_BYTES = 1 << 16
 
 _FRONTEND_DIRS = (
     pathlib.Path(__file__).resolve().parent,
@@ -205,7 +213,7 @@ def cache_key(
 @dataclass(frozen=True)
 class Entry:
     """A cached conversion: the program text (verified before it was stored, intact by its
-    checksum, not parsed yet), the file it was read from, and the parameters."""
+    manifest, not parsed yet), the file it was read from, and the parameters."""
 
     text: str
     filename: str
@@ -213,21 +221,45 @@ class Entry:
 
 
 def load(cache_dir: pathlib.Path, key: str) -> Entry | None:
-    """The cached conversion under `key`, or None when there is none, it is damaged (its
-    program fails its checksum, its parameters do not read), or the source files it read
-    have changed since."""
+    """The cached conversion under `key`, or None when there is none, it is not this key's
+    or is damaged (a file fails the digest its manifest records, see `_manifest`), or the
+    source files it read have changed since."""
     entry = cache_dir / CACHE_SUBDIR / key
+    contents = _verified_files(entry, key)
+    if contents is None:
+        return None
     try:
-        sources = json.loads((entry / SOURCES_FILE).read_text())
+        sources = json.loads(contents[SOURCES_FILE])
         if any(_file_hash(path) != digest for path, digest in sources.items()):
             return None
-        text = checked_text((entry / PROGRAM_FILE).read_text())
-        if text is None:
-            return None
-        params = load_file(str(entry / PARAMS_FILE))
-    except (OSError, ValueError, SafetensorError):
+        text = contents[PROGRAM_FILE].decode()
+        params = safetensors_load(contents[PARAMS_FILE])
+    except (ValueError, AttributeError, SafetensorError):
         return None
     return Entry(text, str(entry / PROGRAM_FILE), params)
+
+
+def _manifest(key: str, contents: dict[str, bytes]) -> bytes:
+    """What binds an entry's files to its key: the SHA-256 of each file, sealed with a
+    digest of the key and those hashes."""
+    hashes = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(contents.items())}
+    body = json.dumps(hashes, sort_keys=True)
+    return json.dumps({"files": hashes, "digest": entry_digest(key, [body.encode()])}).encode()
+
+
+def _verified_files(entry: pathlib.Path, key: str) -> dict[str, bytes] | None:
+    """The files of an entry, read only as the user's private files and only when every
+    one is the file the manifest records for `key`."""
+    stored = read_private_file(entry / MANIFEST_FILE, MAX_MANIFEST_BYTES)
+    if stored is None:
+        return None
+    contents = {}
+    for name in ENTRY_FILES:
+        data = read_private_file(entry / name, MAX_ENTRY_FILE_BYTES)
+        if data is None:
+            return None
+        contents[name] = data
+    return contents if _manifest(key, contents) == stored else None
 
 
 def store(
@@ -237,18 +269,26 @@ def store(
     params: dict[str, torch.Tensor],
     source_files: Iterable[str],
 ) -> None:
-    """Write an entry (atomically: readers see a whole entry or none)."""
-    root = cache_dir / CACHE_SUBDIR
-    root.mkdir(parents=True, exist_ok=True)
+    """Write an entry (atomically: readers see a whole entry or none; user-only files in
+    a user-only directory, see `runtime.files`)."""
+    root = private_directory(cache_dir / CACHE_SUBDIR)
+    if root is None:
+        return
     sources = {path: _file_hash(path) for path in sorted(set(source_files))}
+    contents = {
+        PROGRAM_FILE: print_module(module).encode(),
+        PARAMS_FILE: safetensors_save(
+            {name: tensor.contiguous() for name, tensor in params.items()}
+        ),
+        SOURCES_FILE: json.dumps(sources, indent=1).encode(),
+    }
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
     try:
-        (staging / PROGRAM_FILE).write_text(with_checksum(print_module(module)))
-        save_file(
-            {name: tensor.contiguous() for name, tensor in params.items()},
-            str(staging / PARAMS_FILE),
-        )
-        (staging / SOURCES_FILE).write_text(json.dumps(sources, indent=1))
+        for name, data in contents.items():
+            if not write_private_file(staging / name, data):
+                raise OSError(f"cannot write {name}")
+        if not write_private_file(staging / MANIFEST_FILE, _manifest(key, contents)):
+            raise OSError(f"cannot write {MANIFEST_FILE}")
         entry = root / key
         if entry.exists():
             shutil.rmtree(entry, ignore_errors=True)

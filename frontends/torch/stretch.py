@@ -35,13 +35,13 @@ from torch.nn.utils.stateless import _reparametrize_module
 from xdsl.dialects import func
 from xdsl.dialects.builtin import FileLineColLoc, ModuleOp
 from xdsl.ir import Block, SSAValue
-from xdsl.parser import Parser
 from xdsl.utils.exceptions import ParseError, VerifyException
 
 from frontends.torch.cache import Unfingerprintable, describe_value
 from frontends.torch.decompositions import BACKEND_LEGAL_OPS, decomposition_table
 from frontends.torch.errors import first_line
 from frontends.torch.values import StagedTensor
+from ir.parser import MLIRParser
 from ir.program import ProgramContext
 from ir.torch import DYNAMIC_DIM, ValueTensorType
 
@@ -289,7 +289,7 @@ def import_stretch(stretch: Stretch, outputs: list[Ref]) -> func.FuncOp:
     context = ProgramContext()
     context.load_dialect(func.Func)
     try:
-        module = Parser(context, text).parse_module()
+        module = MLIRParser(context, text).parse_module()
     except (ParseError, VerifyException) as error:
         raise ImportFailure(f"its torch-mlir output does not parse: {first_line(error)}") from None
     assert isinstance(module, ModuleOp)

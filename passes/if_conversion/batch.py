@@ -18,11 +18,11 @@ from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 from xdsl.rewriter import Rewriter
 
 from ir import dy
+from ir.canonicalization import constant_int
 from ir.torch import ValueTensorType
 from ir.torch_build import SI64, TorchBuilder, dtype_of, shape_of, tensor_type
-from ir.canonicalization import constant_int
-from passes.if_conversion.conjunctions import rewrite_conjunctions
 from passes.effects import is_pure
+from passes.if_conversion.conjunctions import rewrite_conjunctions
 from passes.if_conversion.speculation import (
     ELEMENTWISE_TORCH_OPS,
     constant_torch_int,

@@ -22,6 +22,14 @@ import torch
 from torch_mlir import ir
 from torch_mlir.execution_engine import ExecutionEngine
 
+from runtime.files import (
+    USER_ONLY_FILE,
+    entry_digest,
+    private_directory,
+    read_private_file,
+    write_private_file,
+)
+
 from . import lowering, native
 from .engine import ENTRY_PREFIX, CompiledSubgraph, Signature
 from .errors import LoweringError
@@ -61,13 +69,61 @@ def cache_key(module_text: str, func_name: str, bound_args: Mapping[int, torch.T
 @functools.cache
 def _scratch_directory() -> pathlib.Path:
     """Holds kernels when the caller gives no cache directory; removed at exit."""
-    directory = pathlib.Path(tempfile.mkdtemp(prefix="dynn-llvm-"))
+    directory = pathlib.Path(tempfile.mkdtemp(prefix="dynn-llvm-"))  # user-only
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
     return directory
 
 
-def _load(library: pathlib.Path, metadata: pathlib.Path) -> CompiledSubgraph:
-    return CompiledSubgraph(library, Signature.from_json(json.loads(metadata.read_text())))
+MAX_LIBRARY_BYTES = 1 << 32
+MAX_METADATA_BYTES = 1 << 20
+
+
+def _sealed_metadata(key: str, signature: dict, library: bytes) -> bytes:
+    """The `.json` of an entry: its signature, the SHA-256 of its shared object, and a
+    digest binding both to the key, so that a swapped, edited or truncated file of either
+    kind is found out before anything is loaded."""
+    fields = {**signature, "key": key, "library_sha256": hashlib.sha256(library).hexdigest()}
+    body = json.dumps(fields, sort_keys=True)
+    sealed = {**fields, "digest": entry_digest(key, [body.encode()])}
+    return json.dumps(sealed, sort_keys=True).encode()
+
+
+def _verified_signature(key: str, metadata: bytes | None, library: bytes | None) -> dict | None:
+    """The signature recorded for `key`, or None unless the entry is intact and is the
+    one written for this key (see `_sealed_metadata`)."""
+    if metadata is None or library is None:
+        return None
+    try:
+        sealed = json.loads(metadata)
+        fields = {name: value for name, value in sealed.items() if name != "digest"}
+        body = json.dumps(fields, sort_keys=True)
+    except (ValueError, TypeError, AttributeError):
+        return None
+    if (
+        sealed.get("digest") != entry_digest(key, [body.encode()])
+        or fields.get("key") != key
+        or fields.get("library_sha256") != hashlib.sha256(library).hexdigest()
+    ):
+        return None
+    return fields
+
+
+def _load(library: pathlib.Path, signature: dict) -> CompiledSubgraph:
+    return CompiledSubgraph(library, Signature.from_json(signature))
+
+
+def _load_verified(directory: pathlib.Path, key: str, func_name: str) -> CompiledSubgraph | None:
+    """The cached kernel of `key`, or None when there is none or it fails verification:
+    only a shared object whose bytes are the ones recorded for this key is loaded."""
+    library = directory / f"{key}.so"
+    signature = _verified_signature(
+        key,
+        read_private_file(directory / f"{key}.json", MAX_METADATA_BYTES),
+        read_private_file(library, MAX_LIBRARY_BYTES),
+    )
+    if signature is None or signature.get("func_name") != func_name:
+        return None
+    return _load(library, signature)
 
 
 def _create_engine(module: ir.Module, context: ir.Context) -> ExecutionEngine:
@@ -95,9 +151,10 @@ def _build(
     bound_args: Mapping[int, torch.Tensor],
     directory: pathlib.Path,
     key: str,
-) -> None:
-    """Compiles into `<key>.so` and `<key>.json`; the metadata file is written last,
-    so a reader that sees it also sees the complete shared object."""
+) -> CompiledSubgraph:
+    """Compiles into `<key>.so` and `<key>.json` (user-only files, each written
+    atomically; the metadata last, sealed with the library's digest) and loads the
+    library just built."""
     with tempfile.TemporaryDirectory(dir=directory) as scratch:
         obj = pathlib.Path(scratch) / "kernel.o"
         staged_library = pathlib.Path(scratch) / "kernel.so"
@@ -108,10 +165,13 @@ def _build(
                 raise LoweringError(f"LLVM code generation produced no entry @{func_name}")
             engine.dump_to_object_file(str(obj))
         native.link_shared_object(obj, staged_library)
-        os.replace(staged_library, directory / f"{key}.so")
-        staged_metadata = pathlib.Path(scratch) / "kernel.json"
-        staged_metadata.write_text(json.dumps(lowered.signature.to_json()))
-        os.replace(staged_metadata, directory / f"{key}.json")
+        os.chmod(staged_library, USER_ONLY_FILE)
+        signature = lowered.signature.to_json()
+        metadata = _sealed_metadata(key, signature, staged_library.read_bytes())
+        library = directory / f"{key}.so"
+        os.replace(staged_library, library)
+        write_private_file(directory / f"{key}.json", metadata)
+        return _load(library, signature)
 
 
 def compile_subgraph(
@@ -125,13 +185,16 @@ def compile_subgraph(
     `bound_args` maps argument indices to tensors compiled into the code as
     constants; the returned callable takes the remaining arguments in order.
     With `cache_dir`, the result is stored there under a content key and later
-    calls with the same text and bound tensors only load it. Raises
-    LoweringError when the sub-graph cannot be compiled.
+    calls with the same text and bound tensors only load it, once its bytes are
+    verified to be the ones recorded for that key (anything else is compiled
+    again; see `runtime.files` for what is trusted). Raises LoweringError when
+    the sub-graph cannot be compiled.
     """
-    directory = pathlib.Path(cache_dir) if cache_dir is not None else _scratch_directory()
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = private_directory(cache_dir) if cache_dir is not None else None
+    if directory is None:
+        directory = _scratch_directory()
     key = cache_key(module_text, func_name, bound_args)
-    library, metadata = directory / f"{key}.so", directory / f"{key}.json"
-    if not (library.exists() and metadata.exists()):
-        _build(module_text, func_name, bound_args, directory, key)
-    return _load(library, metadata)
+    cached = _load_verified(directory, key, func_name)
+    if cached is not None:
+        return cached
+    return _build(module_text, func_name, bound_args, directory, key)

@@ -23,8 +23,7 @@ import torch
 from torch_mlir import ir
 from torch_mlir.dialects import torch as torch_dialect
 
-from . import (broadcast_sizes, prelude, schedule, special_values, tm_tensor_buffers,
-               unsupported)
+from . import broadcast_sizes, prelude, schedule, special_values, tm_tensor_buffers, unsupported
 from .engine import Signature, TensorSpec
 from .errors import LoweringError, lowering_error, run_pipeline
 

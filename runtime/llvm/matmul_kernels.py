@@ -16,6 +16,8 @@ import dataclasses
 import numpy as np
 
 from .kernels import (  # the shared emitter of kernel text
+    MAX_ACCUMULATORS,
+    VECTOR_LANES,
     _block_terms,
     _close_loop,
     _close_reduction,
@@ -27,9 +29,7 @@ from .kernels import (  # the shared emitter of kernel text
     _open_reduction,
     _tensor,
     _VectorTile,
-    MAX_ACCUMULATORS,
     reduction_block,
-    VECTOR_LANES,
 )
 
 

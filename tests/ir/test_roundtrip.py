@@ -116,6 +116,10 @@ def test_a_checksum_recognises_any_change():
     assert checked_text(stored[:-10]) is None  # truncated
     assert checked_text(stored.replace("[4,1]", "[4,2]")) is None  # edited
     assert checked_text(text) is None  # never had one
+    keyed = with_checksum(text, "key-a")
+    assert checked_text(keyed, "key-a") == text
+    assert checked_text(keyed, "key-b") is None  # an intact entry stored under another key
+    assert checked_text(keyed) is None
 
 
 FUNC = "dy.func @forward(%x: i64) -> (i64) {\n"
