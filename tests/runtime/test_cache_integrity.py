@@ -22,7 +22,7 @@ from torch import nn
 
 from benchmarks.subgraph_bench import export_torch_dialect
 from frontends.torch import cache as conversion_cache
-from frontends.torch import convert, evaluator
+from frontends.torch import convert, converter
 from ir.program import parse_and_verify, print_module
 from runtime import program as runtime_program
 from runtime.llvm import compile_subgraph
@@ -214,9 +214,9 @@ def test_a_conversion_entry_is_only_used_when_it_is_this_keys(tmp_path, monkeypa
     else:
         os.chmod(entry / conversion_cache.PROGRAM_FILE, 0o666)
     converted = []
-    original = evaluator.Converter.convert
+    original = converter.Converter.convert
     monkeypatch.setattr(
-        evaluator.Converter,
+        converter.Converter,
         "convert",
         lambda self, *a: converted.append(1) or original(self, *a),
     )
