@@ -24,6 +24,8 @@ ZOO: dict[str, str] = {
     "deebert": "deebert.py",
     "cond_router": "cond_router.py",
     "while_loop_fixed_point": "while_loop_fixed_point.py",
+    "sdn_resnet56_early_exit": "sdn_resnet56_early_exit.py",
+    "caption_attention": "caption_attention.py",
 }
 
 
