@@ -26,6 +26,7 @@ ZOO: dict[str, str] = {
     "while_loop_fixed_point": "while_loop_fixed_point.py",
     "sdn_resnet56_early_exit": "sdn_resnet56_early_exit.py",
     "caption_attention": "caption_attention.py",
+    "ranet_anytime": "ranet_anytime.py",
 }
 
 
