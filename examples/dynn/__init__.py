@@ -27,6 +27,7 @@ ZOO: dict[str, str] = {
     "sdn_resnet56_early_exit": "sdn_resnet56_early_exit.py",
     "caption_attention": "caption_attention.py",
     "ranet_anytime": "ranet_anytime.py",
+    "skipnet_ffgate_masks": "skipnet_ffgate_masks.py",
 }
 
 
