@@ -28,6 +28,8 @@ ZOO: dict[str, str] = {
     "caption_attention": "caption_attention.py",
     "ranet_anytime": "ranet_anytime.py",
     "skipnet_ffgate_masks": "skipnet_ffgate_masks.py",
+    "transformer_nmt": "transformer_nmt.py",
+    "dynamicvit_tiny": "dynamicvit_tiny.py",
 }
 
 
