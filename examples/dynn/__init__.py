@@ -24,6 +24,12 @@ ZOO: dict[str, str] = {
     "deebert": "deebert.py",
     "cond_router": "cond_router.py",
     "while_loop_fixed_point": "while_loop_fixed_point.py",
+    "sdn_resnet56_early_exit": "sdn_resnet56_early_exit.py",
+    "caption_attention": "caption_attention.py",
+    "ranet_anytime": "ranet_anytime.py",
+    "skipnet_ffgate_masks": "skipnet_ffgate_masks.py",
+    "transformer_nmt": "transformer_nmt.py",
+    "dynamicvit_tiny": "dynamicvit_tiny.py",
 }
 
 
