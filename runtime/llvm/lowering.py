@@ -21,6 +21,7 @@ from collections.abc import Mapping
 
 import torch
 from torch_mlir import ir
+from torch_mlir.dialects import bufferization
 from torch_mlir.dialects import torch as torch_dialect
 
 from . import broadcast_sizes, prelude, schedule, special_values, tm_tensor_buffers, unsupported
@@ -219,6 +220,22 @@ def allow_reassociation_in_reductions(module: ir.Module) -> None:
         combiner.attributes["fastmath"] = reassoc
 
 
+def copy_repeated_results(function) -> None:
+    """Returns a fresh copy of every value the function already returns at an earlier
+    position. CSE merges equal results (two `torch.zeros(b, h)` of a loop's state), and
+    `buffer-results-to-out-params` crashes the process on `return %a, %a`; each result
+    position must own its buffer anyway, since the caller passes one per position."""
+    block = function.regions[0].blocks[0]
+    terminator = block.operations[len(block.operations) - 1].operation
+    seen: set = set()
+    with ir.InsertionPoint(terminator), terminator.location:
+        for position, value in enumerate(list(terminator.operands)):
+            if value in seen:
+                copy = bufferization.AllocTensorOp(value.type, [], copy=value).result
+                terminator.operands[position] = copy
+            seen.add(value)
+
+
 def check_fully_converted(module: ir.Module) -> None:
     """Raises LoweringError if an op outside the LLVM dialect survived conversion."""
     leftovers = []
@@ -288,6 +305,7 @@ def lower_to_llvm(
     allow_reassociation_in_reductions(module)
     if schedule.has_dynamic_kernels(module):
         run_pipeline(module, INLINE_KERNELS, "kernel inlining")
+    copy_repeated_results(find_function(module, func_name))
     run_pipeline(module, TM_TENSOR_BUFFERIZATION, "bufferization")
     tm_tensor_buffers.prepare_for_one_shot(module)
     run_pipeline(module, BUFFERIZATION, "bufferization")

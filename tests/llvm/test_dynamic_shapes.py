@@ -101,6 +101,21 @@ def test_dynamic_inputs_with_static_results_need_no_prelude():
                 [1, 3, 8, 32])
 
 
+@pytest.mark.parametrize("dynamic", [None, [{0: torch.export.Dim("b")}]])
+def test_a_value_returned_at_two_positions_gets_one_buffer_each(dynamic):
+    """CSE makes `zeros(b, 4)` twice one value returned twice (an ACT loop's state); this
+    crashed the process inside MLIR's buffer-results-to-out-params."""
+
+    def state(x):
+        return torch.zeros_like(x) + 1, torch.zeros_like(x) + 1, x * 2
+
+    compiled = compile_function(state, [torch.randn(3, 4)], dynamic=dynamic)
+    sizes = [1, 3, 8] if dynamic else [3]
+    check_sizes(compiled, state, [], lambda b: [torch.randn(b, 4)], sizes)
+    first, second, _ = compiled(torch.randn(3, 4))
+    assert first.data_ptr() != second.data_ptr()
+
+
 def test_dynamic_batch_convolutions():
     """The conv kernels loop over a run-time number of images (full, depthwise)."""
     torch.manual_seed(1)
