@@ -307,8 +307,10 @@ def _verdict(name: str, operands: tuple, results: tuple) -> str | None:
     inferred = [_infer(overload, operands, variant) for variant in (0, 1)[: 1 + unknown]]
     if any(outcome is None for outcome in inferred):
         return None
+    by_value = _has_unknown_scalars(operands)
     for index, (declared, returned) in enumerate(zip(results, returns)):
-        problem = _compare(declared, str(returned.type), [outcome[index] for outcome in inferred])
+        outcomes = [outcome[index] for outcome in inferred]
+        problem = _compare(declared, str(returned.type), outcomes, by_value)
         if problem:
             return f"result #{index}: {problem}"
     return None
@@ -339,6 +341,19 @@ def _has_unknowns(described: Any) -> bool:
     if isinstance(described, tuple) and described and described[0] == "list":
         return any(_has_unknowns(item) for item in described[1])
     return isinstance(described, tuple) and any(_has_unknowns(item) for item in described)
+
+
+def _has_unknown_scalars(described: Any) -> bool:
+    """Whether a run-time int or float is among the operands: stand-ins cannot say what
+    sizes it gives, since equal stand-ins may stand for different values (`x[i:i + 1]`
+    has `i` and `i + 1`, both unknown)."""
+    if described == _UNKNOWN_INT or described == _UNKNOWN_FLOAT:
+        return True
+    if isinstance(described, tuple) and described and described[0] == "tensor":
+        return False
+    if isinstance(described, tuple) and described and described[0] == "list":
+        return any(_has_unknown_scalars(item) for item in described[1])
+    return isinstance(described, tuple) and any(_has_unknown_scalars(i) for i in described)
 
 
 def _infer(overload, operands: tuple, variant: int) -> tuple | None:
@@ -393,9 +408,12 @@ def _stand_in(described: tuple, variant: int) -> Any:
     return STAND_IN_FLOATS[variant]
 
 
-def _compare(declared: Attribute, returned: str, inferred: list[Any]) -> str | None:
+def _compare(
+    declared: Attribute, returned: str, inferred: list[Any], by_value: bool = False
+) -> str | None:
     """Why `declared` cannot be the type of a result PyTorch infers as `inferred` (one
-    value per inference), or None."""
+    value per inference), or None. `by_value`: sizes may depend on run-time values, so
+    only the rank is compared."""
     import torch
 
     if returned == "Tensor":
@@ -403,14 +421,16 @@ def _compare(declared: Attribute, returned: str, inferred: list[Any]) -> str | N
             return None
         if not isinstance(declared, ValueTensorType):
             return f"declared {declared}, but the op returns a tensor"
-        return _compare_tensor(declared, inferred)
+        return _compare_tensor(declared, inferred, by_value)
     expected = _SCALAR_RETURNS.get(returned)
     if expected is not None and not isinstance(declared, expected):
         return f"declared {declared}, but the op returns a {returned}"
     return None
 
 
-def _compare_tensor(declared: ValueTensorType, inferred: list[Any]) -> str | None:
+def _compare_tensor(
+    declared: ValueTensorType, inferred: list[Any], by_value: bool = False
+) -> str | None:
     dtypes = {value.dtype for value in inferred}
     shapes = [tuple(value.shape) for value in inferred]
     ranks = {len(shape) for shape in shapes}
@@ -421,7 +441,9 @@ def _compare_tensor(declared: ValueTensorType, inferred: list[Any]) -> str | Non
             return f"declared {declared}, but the op computes {_spellings().get(dtype, dtype)} elements"
     if declared.shape is None or len(ranks) != 1:
         return None
-    stable = [dims[0] if len(set(dims)) == 1 else DYNAMIC_DIM for dims in zip(*shapes)]
+    stable = [
+        dims[0] if len(set(dims)) == 1 and not by_value else DYNAMIC_DIM for dims in zip(*shapes)
+    ]
     if len(stable) != len(declared.shape) or not all(
         DYNAMIC_DIM in (d, s) or d == s for d, s in zip(declared.shape, stable)
     ):

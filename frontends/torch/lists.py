@@ -71,7 +71,23 @@ def list_get(cx: Converter, items: StagedList, index: Any, node: ast.AST) -> Sta
     """`items[index]` (`dy.list_get`; out of range is a run-time error)."""
     from_index = scalars.scalar_value(cx, index, int, node)
     op = cx.emit(dy.ListGetOp(items.value, from_index), node)
-    return StagedTensor(op.result, items.example_item)
+    example = items.example_item
+    if example is None:  # appended to only in a staged loop: an item of the element type
+        example = _stand_in_item(cx, items, node, "indexing")
+    return StagedTensor(op.result, example)
+
+
+STAND_IN_SIZE = 2
+"""The size of a `?` dimension in a stand-in example item (not 0 or 1, which tracing
+specialises)."""
+
+
+def _stand_in_item(cx: Converter, items: StagedList, node: ast.AST, what: str) -> torch.Tensor:
+    element = items.element_type
+    if element.shape is None or element.element_type is None:
+        raise cx.unsupported(node, what, f"the list's item type {element} is not known")
+    shape = [STAND_IN_SIZE if size < 0 else size for size in element.shape]
+    return torch.zeros(shape, dtype=torch_dtype(element.element_type))
 
 
 def list_remove(cx: Converter, target: StagedList, index: Any, node: ast.AST) -> None:

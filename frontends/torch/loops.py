@@ -1,7 +1,8 @@
 """Loops: `for` over static iterables is unrolled; `while` on staged conditions is staged.
 
 `for` over anything whose length is known at compile time (`range`, module lists, zips,
-lists, a tensor's first dimension) is unrolled; a data-dependent `break` in it becomes a
+lists, a tensor's first dimension) is unrolled (a run-time length makes it a counted
+`while`, `counted_loops`); a data-dependent `break` in it becomes a
 branch that skips the remaining iterations. `while` is unrolled while its condition is
 static; from the first iteration whose condition depends on data the rest of the loop
 becomes one `dy.while` whose carried values are the names the body updates (a `while`
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from xdsl.ir import Block, Operation, Region, SSAValue
 
-from frontends.torch import recording, scalars, sizes, staging
+from frontends.torch import counted_loops, recording, scalars, sizes, staging
 from frontends.torch.assignment import assign
 from frontends.torch.ast_facts import assigned_names, exits
 from frontends.torch.errors import UnsupportedError
@@ -55,8 +56,11 @@ attempts settle them."""
 def exec_for(cx: Converter, statement: ast.For, rest: Callable[[], None]) -> None:
     if statement.orelse:
         raise cx.unsupported(statement, "for ... else", "not supported")
-    iterable = cx.eval(statement.iter)
-    items = static_items(cx, iterable, statement.iter)
+    how = counted_loops.iteration(cx, statement)
+    if how.loop is not None:
+        exec_while(cx, how.loop, rest)
+        return
+    items = static_items(cx, how.iterable, statement.iter)
 
     def next_item(index: int) -> tuple[bool, Any]:
         if index < len(items):

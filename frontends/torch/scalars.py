@@ -9,6 +9,7 @@ can take, so that a comparison with one possible outcome folds at compile time.
 from __future__ import annotations
 
 import ast
+import operator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -311,6 +312,8 @@ def scalar_arith(
         lhs, rhs = (scalar_value(cx, v, bool, node) for v in (left, right))
         return HostScalar(cx.emit(_BOOL_ARITH[type(op)](lhs, rhs), node).result, example)
     kind = float if float in kinds or isinstance(op, ast.Div) else int
+    if kind is int and isinstance(op, ast.Mod):
+        return _python_int_modulo(cx, left, right, example, node)
     table = _FLOAT_ARITH if kind is float else _INT_ARITH
     if type(op) not in table:
         raise cx.unsupported(
@@ -321,6 +324,16 @@ def scalar_arith(
     lhs, rhs = (scalar_value(cx, v, kind, node) for v in (left, right))
     possible = combine_possible(ast_facts.BINARY[type(op)], left, right) if kind is int else None
     return HostScalar(cx.emit(table[type(op)](lhs, rhs), node).result, example, possible)
+
+
+def _python_int_modulo(cx: Converter, left: Any, right: Any, example: int, node: ast.AST):
+    """Python's `a % b` takes the sign of `b`: `a - b * (a // b)` with flooring division
+    (`arith.remsi` truncates, as C does)."""
+    lhs, rhs = (scalar_value(cx, v, int, node) for v in (left, right))
+    quotient = cx.emit(arith.FloorDivSIOp(lhs, rhs), node).result
+    product = cx.emit(arith.MuliOp(rhs, quotient), node).result
+    possible = combine_possible(operator.mod, left, right)
+    return HostScalar(cx.emit(arith.SubiOp(lhs, product), node).result, example, possible)
 
 
 def negate(cx: Converter, truth: bool | HostScalar, node: ast.AST) -> bool | HostScalar:

@@ -311,3 +311,53 @@ def test_item_of_a_dynamic_batch_raises_where_eager_does():
     program(torch.randn(1, 3))
     with pytest.raises(Exception, match="one element"):
         program(torch.ones(4, 3))
+
+
+class RunTimeTripCounts(nn.Module):
+    """`for` loops whose trip count is known only at run time: a `range` of an `int()` of
+    data (with a `continue`), a list filled by a data-dependent loop, and the rows of a
+    dynamic batch."""
+
+    def forward(self, x):
+        steps = int(x.abs().sum() * 2) % 5
+        y = x
+        for i in range(steps):
+            if i == 2:
+                continue
+            y = y * 1.5 + i
+        partial = []
+        k = 0
+        while x[k % 2].sum() > -10 and k < steps % 3 + 1:
+            partial.append(y * k)
+            k += 1
+        total = torch.zeros_like(y)
+        for h in partial:
+            total = total + h
+        return total, steps
+
+
+class RowsOfADynamicBatch(nn.Module):
+    def forward(self, x):
+        positive_rows = torch.zeros(x.shape[1])
+        for row in x:
+            if row.sum() > 0:
+                positive_rows = positive_rows + row
+        return positive_rows
+
+
+@backends
+def test_for_loops_with_run_time_trip_counts(backend):
+    samples = [(torch.randn(3, 4) * scale,) for scale in (0.1, 0.3, 0.6, 1, 3)]
+    check_backend(RunTimeTripCounts().eval(), samples[0], samples, backend)
+    batches = [(torch.randn(batch, 4) * scale,) for batch in (1, 2, 5) for scale in (0.3, 3)]
+    check_backend(RowsOfADynamicBatch().eval(), batches[0], batches, backend, dynamic=True)
+
+
+def test_python_modulo_of_host_ints_takes_the_divisor_sign():
+    class Modulo(nn.Module):
+        def forward(self, x):
+            n = int(x.sum() * 3)
+            return x * (n % 4) + (n % -3)
+
+    samples = [(torch.tensor([v]),) for v in (-2.5, -1.0, 0.0, 1.4, 2.9)]
+    check_backend(Modulo().eval(), samples[0], samples, "interpreter")
