@@ -23,7 +23,7 @@ import torch
 from torch_mlir import ir
 from torch_mlir.dialects import torch as torch_dialect
 
-from . import broadcast_sizes, prelude, schedule, special_values, tm_tensor_buffers, unsupported
+from . import broadcast_sizes, fused_multiply_add, prelude, schedule, special_values, tm_tensor_buffers, unsupported
 from .engine import Signature, TensorSpec
 from .errors import LoweringError, lowering_error, run_pipeline
 
@@ -268,6 +268,7 @@ def lower_to_llvm(
     unsupported.reject(function)
     drop_symbolic_shape_annotations(module)
     broadcast_sizes.mark_program_maxima(module)
+    fused_multiply_add.mark(module)
     run_pipeline(module, TORCH_TO_TMTENSOR, "torch to linalg-on-tensors")
     broadcast_sizes.correct_conversion_maxima(module)
     run_pipeline(module, TMTENSOR_TO_LINALG, "torch to linalg-on-tensors")
@@ -283,6 +284,7 @@ def lower_to_llvm(
     sizes = prelude.build(module, function, outputs)
     schedule.apply(module)
     run_pipeline(module, TENSOR_OPTIMIZATION, "tensor optimization")
+    fused_multiply_add.contract(module)
     special_values.apply(module)
     schedule.apply(module)
     allow_reassociation_in_reductions(module)
