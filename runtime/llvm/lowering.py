@@ -10,6 +10,7 @@ Stages, each a pass pipeline run through ``torch_mlir.passmanager``:
    other parameter-only computations fold at compile time.
 3. Tensor-level optimisation: :mod:`.schedule`, which replaces convolutions and
    (batch) matmuls by register-blocked vector kernels, then elementwise fusion,
+   :mod:`.fused_multiply_add` (``addcmul`` rounds once, as in eager),
    then :mod:`.schedule` again for weights that only fusion's folding made
    constant; reduction combiners are marked reassociable so they vectorise.
 4. Bufferisation with results turned into caller-provided out-parameters.
@@ -23,7 +24,15 @@ import torch
 from torch_mlir import ir
 from torch_mlir.dialects import torch as torch_dialect
 
-from . import broadcast_sizes, fused_multiply_add, prelude, schedule, special_values, tm_tensor_buffers, unsupported
+from . import (
+    broadcast_sizes,
+    fused_multiply_add,
+    prelude,
+    schedule,
+    special_values,
+    tm_tensor_buffers,
+    unsupported,
+)
 from .engine import Signature, TensorSpec
 from .errors import LoweringError, lowering_error, run_pipeline
 
