@@ -10,6 +10,7 @@ Stages, each a pass pipeline run through ``torch_mlir.passmanager``:
    other parameter-only computations fold at compile time.
 3. Tensor-level optimisation: :mod:`.schedule`, which replaces convolutions and
    (batch) matmuls by register-blocked vector kernels, then elementwise fusion,
+   :mod:`.fused_multiply_add` (``addcmul`` rounds once, as in eager),
    then :mod:`.schedule` again for weights that only fusion's folding made
    constant; reduction combiners are marked reassociable so they vectorise.
 4. Bufferisation with results turned into caller-provided out-parameters.
@@ -24,7 +25,15 @@ from torch_mlir import ir
 from torch_mlir.dialects import bufferization
 from torch_mlir.dialects import torch as torch_dialect
 
-from . import broadcast_sizes, prelude, schedule, special_values, tm_tensor_buffers, unsupported
+from . import (
+    broadcast_sizes,
+    fused_multiply_add,
+    prelude,
+    schedule,
+    special_values,
+    tm_tensor_buffers,
+    unsupported,
+)
 from .engine import Signature, TensorSpec
 from .errors import LoweringError, lowering_error, run_pipeline
 
@@ -285,6 +294,7 @@ def lower_to_llvm(
     unsupported.reject(function)
     drop_symbolic_shape_annotations(module)
     broadcast_sizes.mark_program_maxima(module)
+    fused_multiply_add.mark(module)
     run_pipeline(module, TORCH_TO_TMTENSOR, "torch to linalg-on-tensors")
     broadcast_sizes.correct_conversion_maxima(module)
     run_pipeline(module, TMTENSOR_TO_LINALG, "torch to linalg-on-tensors")
@@ -300,6 +310,7 @@ def lower_to_llvm(
     sizes = prelude.build(module, function, outputs)
     schedule.apply(module)
     run_pipeline(module, TENSOR_OPTIMIZATION, "tensor optimization")
+    fused_multiply_add.contract(module)
     special_values.apply(module)
     schedule.apply(module)
     allow_reassociation_in_reductions(module)
