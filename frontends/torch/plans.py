@@ -181,6 +181,8 @@ def rebuild(plan: CarryPlan, results: list[SSAValue]) -> Any:
             items = [build(item) for item in node.items]
             if node.kind is dict:
                 return dict(zip(node.keys, items))
+            if node.kind not in (list, tuple):
+                return node.kind(*items)  # a named tuple
             return node.kind(items)
         assert isinstance(node, Hole)
         return leaf_value(
