@@ -1,8 +1,8 @@
 """Top-2 sparse mixture of experts over tokens, as Mixtral's reference code writes it
 (Jiang et al. 2024; the Hugging Face ``MixtralSparseMoeBlock``), in a small ViT.
 
-A 32x32 image is cut into 16 patches of 8x8 pixels (plus a class token); each of two
-encoder blocks has self-attention followed by a sparse MoE block instead of the MLP.  The
+A 32x32 image is cut into 16 patches of 8x8 pixels (plus a class token); the
+encoder block has self-attention followed by a sparse MoE block instead of the MLP.  The
 router scores every token against 4 experts; each token goes to its 2 best experts, whose
 outputs are summed with the router's renormalised top-2 weights.  Every expert runs only
 on the tokens routed to it, found with ``torch.where`` on a one-hot expert mask, gathered
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import CALIBRATION_SEED, random_images
+from ._common import random_images
 
 PATCH_SIZE = 8
 
@@ -100,7 +100,7 @@ class Block(nn.Module):
 
 class MoEViT(nn.Module):
     def __init__(self, img_size: int = 32, num_classes: int = 10, embed_dim: int = 64,
-                 depth: int = 2, num_heads: int = 4, hidden: int = 128):
+                 depth: int = 1, num_heads: int = 4, hidden: int = 128):
         super().__init__()
         self.patch_embed = nn.Conv2d(3, embed_dim, PATCH_SIZE, PATCH_SIZE)
         num_patches = (img_size // PATCH_SIZE) ** 2
