@@ -49,6 +49,18 @@ def test_sample_inputs_take_every_branch(name):
     assert not missing, f"{name}: arms never taken: {', '.join(map(str, missing))}"
 
 
+def _same(a, b) -> bool:
+    """Exact equality of model inputs and outputs: tensors, and the tuples, lists and dicts
+    of tensors and Python values that research models take and return."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
 @pytest.mark.parametrize("name", [*ZOO, SHOWCASE])
 def test_model_and_inputs_are_deterministic(name):
     module, _ = _module_and_file(name)
@@ -58,15 +70,15 @@ def test_model_and_inputs_are_deterministic(name):
         assert torch.equal(a, b), f"{name}: make_model differs in {key}"
     inputs = module.sample_inputs(10)
     for x, y in zip(inputs, module.sample_inputs(10)):
-        assert all(torch.equal(a, b) for a, b in zip(x, y))
+        assert _same(x, y)
     example = module.make_inputs()
     batch = getattr(module, "BATCH", 1)  # a model served at a larger batch declares it
-    assert all(t.shape[0] == batch for t in example)
+    assert all(t.shape[0] == batch for t in example if isinstance(t, torch.Tensor))
     with torch.no_grad():
         for example in inputs:
             expected = first(*example)
-            assert torch.equal(expected, second(*example))
-            assert torch.equal(expected, first(*example))
+            assert _same(expected, second(*example))
+            assert _same(expected, first(*example))
             # The reference semantics the coverage trace uses agree with torch's operators.
             with coverage.eager_control_flow_operators():
                 torch.testing.assert_close(first(*example), expected)

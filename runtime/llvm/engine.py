@@ -233,6 +233,8 @@ class CompiledSubgraph:
     def _result_shapes(self, state: _ThreadState, arguments) -> tuple[tuple[int, ...], ...]:
         """Result shapes from the prelude, cached per input-size signature unless the
         prelude reads data; raises SubgraphAssertionError when an assertion fails."""
+        if self._prelude is None:  # dynamic inputs, static results, no assertion
+            return tuple(spec.shape for spec in self.outputs)
         key = None
         if not self._prelude.reads_data:
             key = tuple(arguments[p].shape[a] for p, axes in self._dynamic_inputs for a in axes)

@@ -1,8 +1,8 @@
 """Frontend bugs found by the generated-model differential (`passkit.differential`), each
-minimized by hand to the smallest model that shows it. They are strict xfails: the frontend
-is being restructured and fixes them there; a fix makes its test pass, which strict turns
-into a failure, so the marker (and the message in `KNOWN_FRONTEND_ERRORS`) goes with the
-fix. /work/notes/frontend-bugs.md has each with eager's result and the error text."""
+minimized by hand to the smallest model that shows it, now fixed: each model agrees with
+eager. A bug found and not yet fixed is added here as a strict xfail, its internal error
+message in `KNOWN_FRONTEND_ERRORS`, so that the bounded differential run tolerates it and
+the fix turns the xfail into a failure that removes both."""
 
 from __future__ import annotations
 
@@ -12,17 +12,10 @@ from torch import nn
 
 import frontends.torch as ft
 
-KNOWN_FRONTEND_ERRORS = (
-    "TypeError: argument of type 'Undefined' is not iterable",
-    "TypeError: 'Undefined' object does not support item assignment",
-    "TypeError: 'Undefined' object is not iterable",
-)
+KNOWN_FRONTEND_ERRORS: tuple[str, ...] = ()
 """Internal errors of the bugs below, by message; `tests/frontend/test_generated_models.py`
 counts a generated model that fails with one of them as a known bug, not a new one."""
 
-BRANCH_LOCAL = (
-    "frontend bug: a name assigned in one arm only of a data-dependent if crashes the join"
-)
 
 
 def _agrees(model: nn.Module, backend: str = "interpreter") -> None:
@@ -84,29 +77,18 @@ class TemporaryInElifChainInUnrolledLoop(nn.Module):
         return torch.stack(outs, dim=0)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=TypeError, reason=BRANCH_LOCAL + " (TypeError: ... is not iterable)"
-)
 def test_temporary_assigned_in_the_then_arm_only():
     _agrees(TemporaryInThenArm())
 
 
-@pytest.mark.xfail(
-    strict=True, raises=TypeError, reason=BRANCH_LOCAL + " (TypeError: ... is not iterable)"
-)
 def test_temporary_assigned_in_the_else_arm_only():
     _agrees(TemporaryInElseArm())
 
 
-@pytest.mark.xfail(
-    strict=True, raises=TypeError, reason=BRANCH_LOCAL + " (TypeError: ... item assignment)"
-)
 def test_temporary_assigned_in_one_arm_inside_an_unrolled_loop():
     _agrees(TemporaryInUnrolledLoop())
 
 
-@pytest.mark.xfail(
-    strict=True, raises=TypeError, reason=BRANCH_LOCAL + " ('Undefined' object is not iterable)"
-)
-def test_temporary_assigned_in_one_arm_of_an_elif_chain_inside_an_unrolled_loop():
-    _agrees(TemporaryInElifChainInUnrolledLoop())
+@pytest.mark.parametrize("backend", ["interpreter", "llvm"])
+def test_temporary_assigned_in_one_arm_of_an_elif_chain_inside_an_unrolled_loop(backend):
+    _agrees(TemporaryInElifChainInUnrolledLoop(), backend)

@@ -88,6 +88,19 @@ def test_dynamic_batch_linear_and_reductions():
     check_sizes(compiled, mlp, parameters, lambda b: [torch.randn(b, 24)], [0, 1, 2, 3, 5, 33])
 
 
+def test_dynamic_inputs_with_static_results_need_no_prelude():
+    """A loop condition over a dynamic batch (`(residual > tol).any()`): every result size is
+    static and nothing is asserted, so the sub-graph has no prelude."""
+
+    def condition(residual, step):
+        return (step < 8) & (residual > 0.5).any()
+
+    compiled = compile_function(condition, [torch.rand(3), torch.tensor(0)], dynamic=[batch(), None])
+    assert compiled.signature.prelude is None
+    check_sizes(compiled, condition, [], lambda b: [torch.rand(b), torch.tensor(b % 9)],
+                [1, 3, 8, 32])
+
+
 def test_dynamic_batch_convolutions():
     """The conv kernels loop over a run-time number of images (full, depthwise)."""
     torch.manual_seed(1)
