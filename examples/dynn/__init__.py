@@ -30,6 +30,18 @@ ZOO: dict[str, str] = {
     "skipnet_ffgate_masks": "skipnet_ffgate_masks.py",
     "transformer_nmt": "transformer_nmt.py",
     "dynamicvit_tiny": "dynamicvit_tiny.py",
+    "moe_top2": "moe_top2.py",
+    "early_exit_batch": "early_exit_batch.py",
+    "hydranet": "hydranet.py",
+    "beam_search_caption": "beam_search_caption.py",
+    "act_rnn": "act_rnn.py",
+}
+
+#: Zoo models the compiler does not convert yet -> why (the acceptance tests expect them to
+#: fail, strictly: a model that starts converting must be moved out of here).
+NOT_CONVERTED: dict[str, str] = {
+    "beam_search_caption": "lists of run-time length hold tensors only: a list of "
+    "hypotheses (named tuples) or of token ids (host ints) is refused",
 }
 
 

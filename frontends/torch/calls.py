@@ -250,6 +250,8 @@ def special_call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: 
     if function in (torch.equal, torch.allclose) and is_staged((args, kwargs)):
         return scalars.tensor_predicate(cx, function, args, kwargs, node)
     reduced = reductions.reduce_list(cx, function, args, kwargs, node)
+    if reduced is NotImplemented:
+        reduced = reductions.tensor_of_numbers(cx, function, args, kwargs, node)
     if reduced is not NotImplemented:
         return reduced
     if function is getattr(torch, "while_loop", _NOT_A_FUNCTION):

@@ -270,13 +270,24 @@ def merge(cx: Converter, values: list, plan: CarryPlan, owner: Block | None) -> 
         if element is None:
             return Conflict("it is a list whose items differ in type between paths")
         return add_leaf(plan, values, "list", ListType(element), example)
-    if all(type(v) is tuple for v in values) and len({len(v) for v in values}) == 1:
-        return Container(tuple, [merge(cx, list(column), plan, owner) for column in zip(*values)])
+    if _tuples_of_one_type(values):
+        columns = [merge(cx, list(column), plan, owner) for column in zip(*values)]
+        return Container(type(first), columns)
     if all(isinstance(v, dict) for v in values) and len({tuple(v) for v in values}) == 1:
         keys = list(first)
         return Container(dict, [merge(cx, [v[k] for v in values], plan, owner) for k in keys], keys)
     described = sorted({describe(v) for v in values})
     return Conflict(f"it is {' on one path and '.join(described)} on another")
+
+
+def _tuples_of_one_type(values: list) -> bool:
+    """Tuples, or named tuples of one class (a beam search's hypotheses), of one length."""
+    kind = type(values[0])
+    return (
+        (kind is tuple or (issubclass(kind, tuple) and hasattr(kind, "_fields")))
+        and all(type(v) is kind for v in values)
+        and len({len(v) for v in values}) == 1
+    )
 
 
 def merge_optional(cx: Converter, values: list, plan: CarryPlan, owner: Block) -> Any:

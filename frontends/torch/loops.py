@@ -433,7 +433,7 @@ def staged_loop_exit(cx: Converter, loop: StagedLoop, exit_op: type, node: ast.A
         cx.reachable = False
         return
     except CarriedNameRebound as rebound:
-        loop.rebound_names.add(rebound.position)
+        loop.rebound_names.update(rebound.positions)
         cx.reachable = False
         return
     carried = {id(handle) for handle, _ in loop.handles}

@@ -181,6 +181,8 @@ def rebuild(plan: CarryPlan, results: list[SSAValue]) -> Any:
             items = [build(item) for item in node.items]
             if node.kind is dict:
                 return dict(zip(node.keys, items))
+            if node.kind not in (list, tuple):
+                return node.kind(*items)  # a named tuple
             return node.kind(items)
         assert isinstance(node, Hole)
         return leaf_value(
@@ -276,12 +278,13 @@ def _shift_holes(node: Any, offset: int) -> Any:
 
 
 class CarriedNameRebound(Exception):
-    """A name that referred to a carried tensor handle holds another value at an exit of
-    the loop body (it was rebound, not updated in place): it is carried as its own leaf."""
+    """Names that referred to carried tensor handles hold other values at an exit of the
+    loop body (they were rebound, not updated in place): each is carried as its own leaf.
+    All of them are reported at once, so that the loop is restaged once, not once per name."""
 
-    def __init__(self, position: int):
-        super().__init__(position)
-        self.position = position
+    def __init__(self, positions: list[int]):
+        super().__init__(positions)
+        self.positions = positions
 
 
 class CarriedNameChanged(Exception):
@@ -304,9 +307,17 @@ def collect_carried(
             raise CarriedNameChanged(position, value)
         if isinstance(item, HandleRef):
             if value is not item.handle:
-                raise CarriedNameRebound(position)
+                raise CarriedNameRebound(_rebound_positions(values, template))
             continue
         _collect(cx, value, item, leaves, node)
+
+
+def _rebound_positions(values: list, template: Container) -> list[int]:
+    return [
+        position
+        for position, (value, item) in enumerate(zip(values, template.items))
+        if isinstance(item, HandleRef) and value is not item.handle
+    ]
 
 
 def _collect(cx: Converter, value: Any, item: Any, leaves: list, node: ast.AST) -> None:

@@ -75,6 +75,39 @@ def reduce_list(cx: Converter, function: Any, args: tuple, kwargs: dict, node: a
     return reduction(cx, list(items), node)
 
 
+def tensor_of_numbers(cx: Converter, function: Any, args: tuple, kwargs: dict,
+                      node: ast.AST) -> Any:
+    """`torch.tensor(data)` / `torch.as_tensor(data)` where `data` is a run-time number or a
+    flat list of them (`torch.tensor([beam.tokens[-1]])`): the numbers stacked in the
+    program, with the dtype torch would infer (their promoted type) or the one given.
+    torch.tensor cannot run on the traced values themselves: it reads their data.
+    NotImplemented for every other call."""
+    if function not in (torch.tensor, torch.as_tensor) or len(args) != 1:
+        return NotImplemented
+    data = args[0]
+    if set(kwargs) - {"dtype", "device"} or not is_staged(data) or is_staged(kwargs):
+        return NotImplemented
+    if isinstance(data, HostScalar | SymSize):
+        stacked = _stack(cx, [data], node, flatten=True)
+        stacked = recording.stage_call(cx, node, torch.squeeze, (stacked, 0), {})
+    elif isinstance(data, list | tuple) and data and all(_is_scalar(item) for item in data):
+        stacked = _stack(cx, list(data), node, flatten=True)
+    else:
+        return NotImplemented
+    dtype = kwargs.get("dtype")
+    if dtype is None or dtype == stacked.example.dtype:
+        return stacked
+    return recording.stage_call(cx, node, torch.Tensor.to, (stacked, dtype), {})
+
+
+def _is_scalar(item: Any) -> bool:
+    if isinstance(item, StagedTensor):
+        return item.example.dim() == 0
+    if isinstance(item, torch.Tensor):
+        return item.dim() == 0
+    return isinstance(item, HostScalar | SymSize) or type(item) in (bool, int, float)
+
+
 def _is_number(item: Any) -> bool:
     if isinstance(item, StagedTensor):
         return item.example.numel() == 1

@@ -126,6 +126,10 @@ def _result_tree(cx: Converter, node: Any, plan: CarryPlan, paths: list[ReturnPa
             f"{node.reason}",
         )
     if isinstance(node, Container):
+        if node.kind not in (tuple, list, dict):
+            raise cx.unsupported(
+                paths[-1].node, "return", f"a {node.kind.__name__} whose fields differ by path"
+            )
         items = [_result_tree(cx, item, plan, paths) for item in node.items]
         if node.kind is dict:
             return {"dict": dict(zip(node.keys, items))}

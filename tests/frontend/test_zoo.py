@@ -13,7 +13,7 @@ import sys
 import pytest
 
 import examples.dynn as zoo
-from tests.frontend.conftest import check_agreement
+from tests.frontend.conftest import check_agreement, zoo_acceptance_params
 
 FAST_MODELS = ["cond_router", "while_loop_fixed_point", "caption_resnet"]
 
@@ -31,7 +31,7 @@ def test_zoo_model_agrees_on_a_few_inputs(name):
     check_zoo_model(name, 12, require_coverage=False)
 
 
-ACCEPTANCE_MODELS = sorted(zoo.ZOO)
+ACCEPTANCE_MODELS = zoo_acceptance_params(sorted(zoo.ZOO))
 
 
 @pytest.mark.slow
@@ -66,6 +66,6 @@ def test_cli_output_round_trips_through_opt_pipeline():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(zoo.ZOO))
+@pytest.mark.parametrize("name", zoo_acceptance_params(sorted(zoo.ZOO)))
 def test_cli_output_of_every_zoo_model_round_trips(name):
     cli_round_trip(name)
