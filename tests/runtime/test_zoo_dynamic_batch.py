@@ -19,11 +19,6 @@ from tests.frontend.conftest import assert_same, zoo_acceptance_params
 
 BATCH_SIZES = (1, 3, 8, 32)
 
-#: Models whose dynamic compile kills the process (a crash cannot be an expected failure).
-CRASHES = {
-    "act_rnn": "segfaults in MLIR's bufferization: after CSE a sub-graph returns one value "
-    "twice (/work/notes/zoo2-bugs.md #1, runtime/llvm)",
-}
 
 
 def batch_of(samples: list[tuple[Any, ...]]) -> tuple[Any, ...]:
@@ -39,8 +34,6 @@ def batch_of(samples: list[tuple[Any, ...]]) -> tuple[Any, ...]:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", zoo_acceptance_params(sorted(zoo.ZOO)))
 def test_zoo_model_compiled_once_serves_every_batch_size(name, tmp_path):
-    if name in CRASHES:
-        pytest.skip(CRASHES[name])
     module = zoo.load(name)
     model = module.make_model()
     program = dynn.compile(
