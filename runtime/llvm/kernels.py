@@ -37,8 +37,33 @@ from collections.abc import Callable
 
 import numpy as np
 
-VECTOR_LANES = 16
-MAX_ACCUMULATORS = 16
+
+def _host_vector_registers() -> tuple[int, int]:
+    """(f32 lanes per vector register, vector registers) of the CPU that LLVM compiles
+    for (the host's): 16 and 32 with AVX-512, 8 and 16 with AVX2. Tiles sized for 32
+    registers on an AVX2 host split every 16-lane vector in two and spill half the
+    accumulators to the stack each step (a 32-channel 3x3 conv ran at 31 GFLOP/s,
+    half of eager's single-threaded oneDNN)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = next(line for line in cpuinfo if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return 8, 16
+    if "avx512f" in flags:
+        return 16, 32
+    return (8, 16) if "avx" in flags else (4, 16)
+
+
+VECTOR_LANES, VECTOR_REGISTERS = _host_vector_registers()
+#: Accumulator vectors per kernel tile: the rest of the registers hold the operand
+#: vectors and broadcasts of one step (AVX2: the classic 12-accumulator sgemm tile).
+MAX_ACCUMULATORS = 16 if VECTOR_REGISTERS >= 32 else 12
+
+
+def _row_lanes(width: int) -> int:
+    """Lanes of the vectors along an output row of `width` pixels: the widest power of
+    two up to :data:`VECTOR_LANES` that divides it."""
+    return _largest_divisor(width, tuple(l for l in (16, 8, 4, 2, 1) if l <= VECTOR_LANES))
 
 
 def _largest_divisor(value: int, candidates: tuple[int, ...]) -> int:
@@ -158,6 +183,9 @@ def _close_loop(emitter: _Emitter, yielded: list[str], types: list[str]) -> None
 #: 1% of the unblocked kernel's time on compute-bound convolutions.
 BLOCK_TERMS = 64
 WIDE_TILE_BLOCK_TERMS = 144
+#: Tiles of at most this many accumulators take :data:`BLOCK_TERMS` on every ISA: with
+#: 16 registers (AVX2) their running sums live on the stack, touched once per block.
+SHORT_BLOCK_TILE = 8
 #: Convolutions with more weight bytes than this stream them from L3 or memory, and
 #: the block overhead hides behind the loads: they take :data:`BLOCK_TERMS`.
 STREAMED_WEIGHT_BYTES = 4 << 20
@@ -165,7 +193,7 @@ STREAMED_WEIGHT_BYTES = 4 << 20
 
 def _block_terms(accumulators: int, weight_bytes: int = 0) -> int:
     """Minimum reduction block for a tile of `accumulators` vectors."""
-    if accumulators <= MAX_ACCUMULATORS // 2 or weight_bytes > STREAMED_WEIGHT_BYTES:
+    if accumulators <= SHORT_BLOCK_TILE or weight_bytes > STREAMED_WEIGHT_BYTES:
         return BLOCK_TERMS
     return WIDE_TILE_BLOCK_TERMS
 
@@ -321,7 +349,8 @@ class ConvShape:
     @property
     def filter_vectors(self) -> int:
         """Vectors of filters per tile in the small-map kernel."""
-        return 2 if self.out_width <= 8 and self.filters % (2 * VECTOR_LANES) == 0 else 1
+        return (2 if self.out_width <= 8 and self.filters % (2 * VECTOR_LANES) == 0
+                and 2 * self.out_width <= MAX_ACCUMULATORS else 1)
 
     @property
     def rows_per_tile(self) -> int:
@@ -340,7 +369,7 @@ def conv_filter_block(shape: ConvShape) -> int:
     """Output channels per tile; always a divisor of the filter count."""
     if not shape.vectorize_along_width:
         return VECTOR_LANES * shape.filter_vectors
-    lanes = _largest_divisor(shape.out_width, (16, 8, 4, 2, 1))
+    lanes = _row_lanes(shape.out_width)
     vectors_per_row_tile = _row_vectors(shape.out_width, lanes)
     return _largest_divisor(shape.filters, tuple(
         b for b in (16, 8, 4, 2, 1) if b * vectors_per_row_tile <= MAX_ACCUMULATORS))
@@ -415,7 +444,7 @@ class _OuterLoops:
 
 def _conv_along_width(name: str, shape: ConvShape) -> str:
     filter_block = conv_filter_block(shape)
-    lanes = _largest_divisor(shape.out_width, (16, 8, 4, 2, 1))
+    lanes = _row_lanes(shape.out_width)
     vectors = _row_vectors(shape.out_width, lanes)
     row_tile = lanes * vectors
     vector_type = f"vector<{lanes}xf32>"
@@ -560,7 +589,7 @@ def depthwise_is_supported(shape: ConvShape) -> bool:
 def depthwise_kernel(name: str, shape: ConvShape) -> str:
     """The function text `(input, weights [C, KH, KW], init) -> output` of a depthwise
     convolution: vectors along the output row, a block of rows per tile."""
-    lanes = _largest_divisor(shape.out_width, (16, 8, 4, 2, 1))
+    lanes = _row_lanes(shape.out_width)
     vectors = _row_vectors(shape.out_width, lanes)
     rows = max(r for r in (8, 4, 2, 1)
                if shape.out_height % r == 0 and r * vectors <= MAX_ACCUMULATORS // 2)
