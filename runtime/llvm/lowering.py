@@ -23,7 +23,15 @@ import torch
 from torch_mlir import ir
 from torch_mlir.dialects import torch as torch_dialect
 
-from . import broadcast_sizes, prelude, schedule, special_values, tm_tensor_buffers, unsupported
+from . import (
+    broadcast_sizes,
+    prelude,
+    schedule,
+    special_values,
+    threads,
+    tm_tensor_buffers,
+    unsupported,
+)
 from .engine import Signature, TensorSpec
 from .errors import LoweringError, lowering_error, run_pipeline
 
@@ -67,6 +75,16 @@ BUFFERIZATION = (
     "canonicalize, cse, buffer-deallocation-pipeline, canonicalize)"
 )
 
+PARALLEL_LOOPS = "builtin.module(func.func(scf-forall-to-parallel){openmp})"
+"""The kernels' ``scf.forall`` loops (over images, row blocks, matrices) become
+``scf.parallel``; with the OpenMP runtime (:mod:`.threads`), ``omp.parallel`` regions.
+``convert-scf-to-openmp`` wraps each body in a ``memref.alloca_scope``, which
+``canonicalize`` inlines (the kernels allocate nothing on the stack) and which
+``convert-scf-to-cf`` could not lower once the body has several blocks. Without OpenMP,
+``convert-scf-to-cf`` lowers the parallel loops to sequential ones."""
+
+OPENMP_PASSES = ", convert-scf-to-openmp, canonicalize"
+
 TO_LLVM = (
     "builtin.module("
     "convert-bufferization-to-memref,"
@@ -76,7 +94,7 @@ TO_LLVM = (
     "expand-strided-metadata, lower-affine, convert-scf-to-cf, finalize-memref-to-llvm,"
     "convert-vector-to-llvm, finalize-memref-to-llvm,"
     "convert-math-to-llvm, convert-math-to-libm,"
-    "convert-arith-to-llvm, convert-func-to-llvm, convert-cf-to-llvm,"
+    "convert-arith-to-llvm, convert-openmp-to-llvm, convert-func-to-llvm, convert-cf-to-llvm,"
     "convert-ub-to-llvm, reconcile-unrealized-casts)"
 )
 
@@ -219,13 +237,26 @@ def allow_reassociation_in_reductions(module: ir.Module) -> None:
         combiner.attributes["fastmath"] = reassoc
 
 
+def _contains(module: ir.Module, op_name: str) -> bool:
+    found = []
+
+    def visit(operation):
+        if operation.operation.name == op_name:
+            found.append(operation)
+            return ir.WalkResult.INTERRUPT
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return bool(found)
+
+
 def check_fully_converted(module: ir.Module) -> None:
     """Raises LoweringError if an op outside the LLVM dialect survived conversion."""
     leftovers = []
 
     def visit(operation):
         name = operation.operation.name
-        if name != "builtin.module" and not name.startswith("llvm."):
+        if name != "builtin.module" and not name.startswith(("llvm.", "omp.")):
             leftovers.append(operation.operation)
         return ir.WalkResult.ADVANCE
 
@@ -249,10 +280,12 @@ def _tensor_spec(tensor_type: ir.Type) -> TensorSpec:
 
 @dataclasses.dataclass
 class LoweredSubgraph:
-    """An LLVM-dialect module and the signature of its entry point (and prelude)."""
+    """An LLVM-dialect module and the signature of its entry point (and prelude);
+    `uses_openmp`: it calls the OpenMP runtime (parallel kernel loops)."""
 
     module: ir.Module
     signature: Signature
+    uses_openmp: bool = False
 
 
 def lower_to_llvm(
@@ -291,6 +324,11 @@ def lower_to_llvm(
     run_pipeline(module, TM_TENSOR_BUFFERIZATION, "bufferization")
     tm_tensor_buffers.prepare_for_one_shot(module)
     run_pipeline(module, BUFFERIZATION, "bufferization")
+    openmp = threads.openmp_library() is not None
+    run_pipeline(module, PARALLEL_LOOPS.format(openmp=OPENMP_PASSES if openmp else ""),
+                 "parallel loops")
+    uses_openmp = openmp and _contains(module, "omp.parallel")
     run_pipeline(module, TO_LLVM, "LLVM conversion")
     check_fully_converted(module)
-    return LoweredSubgraph(module, Signature(func_name, tuple(inputs), tuple(outputs), sizes))
+    return LoweredSubgraph(module, Signature(func_name, tuple(inputs), tuple(outputs), sizes),
+                           uses_openmp)
