@@ -75,7 +75,7 @@ def test_dynamic_row_count_linears_agree_at_odd_counts():
                 [*ODD_BATCHES, 32, 197])
 
 
-@pytest.mark.parametrize("rows", [3, 8, 32])
+@pytest.mark.parametrize("rows", [3, 8, 17, 32, 197])
 def test_static_row_count_linears_agree(rows):
     parameters = _linear_parameters()
     inputs = [torch.randn(rows, 512)]
