@@ -237,6 +237,23 @@ def allow_reassociation_in_reductions(module: ir.Module) -> None:
         combiner.attributes["fastmath"] = reassoc
 
 
+def schedule_dynamically(module: ir.Module) -> None:
+    """Gives every ``omp.wsloop`` a dynamic schedule: items (an image, a row tile) go to
+    whichever thread asks next, so when the scheduler has not run a worker yet (a shared
+    machine), the calling thread does that worker's share instead of waiting for it.
+    ``Conv2d(32, 32, 3)`` on 8 x 32x32 and ``Linear(512, 512)`` on 197 rows, 2 threads,
+    median us per image under a load average of 6.5 on 2 cores: 2485 -> 993 and
+    70 -> 41 (static -> dynamic; same run)."""
+    dynamic = ir.Attribute.parse("#omp<schedulekind dynamic>")
+
+    def visit(operation):
+        if operation.operation.name == "omp.wsloop":
+            operation.operation.attributes["schedule_kind"] = dynamic
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+
+
 def _contains(module: ir.Module, op_name: str) -> bool:
     found = []
 
@@ -328,6 +345,8 @@ def lower_to_llvm(
     run_pipeline(module, PARALLEL_LOOPS.format(openmp=OPENMP_PASSES if openmp else ""),
                  "parallel loops")
     uses_openmp = openmp and _contains(module, "omp.parallel")
+    if uses_openmp:
+        schedule_dynamically(module)
     run_pipeline(module, TO_LLVM, "LLVM conversion")
     check_fully_converted(module)
     return LoweredSubgraph(module, Signature(func_name, tuple(inputs), tuple(outputs), sizes),
