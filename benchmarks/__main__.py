@@ -1,5 +1,5 @@
 """`python -m benchmarks`: every zoo model through eager PyTorch, TorchScript, torch.compile
-and our compiler, at batch 1.
+and our compiler, at batch 1 or on a batch axis.
 
 For each model it measures agreement with eager on sample inputs that take every path, cold
 compile time (empty cache) and warm compile time (cache filled) of ours, and the median
@@ -8,6 +8,12 @@ alike. Results go to a Markdown table (printed and written), a JSON file and a P
 geometric means close the table.
 
     python -m benchmarks [--models a,b] [--inputs 20] [--rounds 5] [--out benchmarks/results]
+                         [--batches 1,8,32]
+
+With ``--batches``, every model runs at each batch size: an input of batch B stacks B
+consecutive sample inputs along dimension 0, and each system is compiled (ours,
+torch.compile) for that batch. A model that cannot run a batch on some system is reported
+in the notes, never dropped silently.
 """
 
 from __future__ import annotations
@@ -32,13 +38,15 @@ import frontends.torch as dynn
 from examples import dynn as zoo
 
 SYSTEMS = ("eager", "eager-1t", "torchscript", "torch.compile", "ours")
-"""`eager-1t` is eager PyTorch on one intra-op thread: our kernels are single-threaded, so it
-shows how much of a speedup comes from codegen rather than from the thread count."""
+"""`eager-1t` is eager PyTorch on one intra-op thread (and so are our kernels in that round:
+they follow torch's thread count), showing how much of a speedup comes from codegen rather
+than from the thread count."""
 
 
 @dataclass
 class ModelResult:
     model: str
+    batch: int = 1
     agree: bool | None = None
     max_abs_error: float | None = None
     cold_compile_s: float | None = None
@@ -127,10 +135,36 @@ def _prepare_systems(model: torch.nn.Module, module: Any, result: ModelResult, i
     return systems
 
 
-def benchmark_model(name: str, n_inputs: int, rounds: int) -> ModelResult:
+def _stack(samples: Sequence[tuple]) -> tuple:
+    """One input of batch ``len(samples)``: tensors concatenated along dimension 0, other
+    arguments (flags, sizes) taken from the first sample."""
+    return tuple(
+        torch.cat([sample[i] for sample in samples]) if isinstance(first, torch.Tensor)
+        and first.dim() > 0 else first
+        for i, first in enumerate(samples[0])
+    )
+
+
+class _Batched:
+    """A zoo module whose inputs are batches of `batch` sample inputs."""
+
+    def __init__(self, module: Any, batch: int):
+        self.module, self.batch = module, batch
+
+    def make_inputs(self) -> tuple:
+        return _stack(self.module.sample_inputs(self.batch, seed=7))
+
+    def sample_inputs(self, n: int, seed: int) -> list[tuple]:
+        samples = self.module.sample_inputs(n * self.batch, seed=seed)
+        return [_stack(samples[i:i + self.batch]) for i in range(0, len(samples), self.batch)]
+
+
+def benchmark_model(name: str, n_inputs: int, rounds: int, batch: int = 1) -> ModelResult:
     module = zoo.load(name)
-    result = ModelResult(name)
+    result = ModelResult(name, batch)
     model = module.make_model()
+    if batch != 1:
+        module = _Batched(module, batch)
     inputs = module.sample_inputs(n_inputs, seed=123)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -164,8 +198,22 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def markdown_table(results: list[ModelResult], machine: str) -> str:
+    """One table per batch size in `results`."""
+    batches = sorted({r.batch for r in results})
+    return "\n".join(_batch_table([r for r in results if r.batch == b], b, machine)
+                     for b in batches)
+
+
+def _agreement(result: ModelResult) -> str:
+    if result.agree is None:
+        return "n/a"
+    return f"{'yes' if result.agree else 'NO'} ({_fmt(result.max_abs_error, '.1e')})"
+
+
+def _batch_table(results: list[ModelResult], batch: int, machine: str) -> str:
     lines = [
-        f"Batch 1, median latency in ms; speedup = eager / system. Machine: {machine}.",
+        f"Batch {batch}, median latency per call in ms; speedup = eager / system (the same "
+        f"ratio per image). Machine: {machine}.",
         "",
         "| model | agree (max abs err) | ours: cold / warm compile (s) | sub-graphs (fallback) | eager | eager 1 thread | TorchScript | torch.compile | ours | eager 1 thread x | TorchScript x | torch.compile x | ours x |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -173,7 +221,7 @@ def markdown_table(results: list[ModelResult], machine: str) -> str:
     for r in results:
         lat = r.latency_ms
         lines.append(
-            f"| {r.model} | {'yes' if r.agree else 'NO'} ({_fmt(r.max_abs_error, '.1e')}) "
+            f"| {r.model} | {_agreement(r)} "
             f"| {_fmt(r.cold_compile_s, '.1f')} / {_fmt(r.warm_compile_s, '.2f')} "
             f"| {r.compiled_subgraphs} ({r.fallback_subgraphs}) "
             + "".join(f"| {_fmt(lat.get(s), '.3f')} " for s in SYSTEMS)
@@ -199,7 +247,7 @@ def plot(results: list[ModelResult], path: pathlib.Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [r.model for r in results]
+    names = [r.model if r.batch == 1 else f"{r.model} b{r.batch}" for r in results]
     shown = SYSTEMS[1:]
     width = 0.8 / len(shown)
     figure, axes = plt.subplots(figsize=(max(8, len(names) * 0.9), 4.5))
@@ -224,18 +272,40 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--inputs", type=int, default=20, help="sample inputs per model")
     parser.add_argument("--rounds", type=int, default=5, help="timing rounds over all inputs")
     parser.add_argument("--out", default="benchmarks/results", help="output directory")
+    parser.add_argument("--batches", default="1", help="comma-separated batch sizes")
     args = parser.parse_args(argv)
+    try:
+        batches = [int(b) for b in args.batches.split(",")]
+    except ValueError:
+        parser.error(f"--batches: expected comma-separated integers, got {args.batches!r}")
+    if any(b < 1 for b in batches):
+        parser.error(f"--batches: batch sizes must be positive, got {args.batches!r}")
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     results = []
-    for name in tqdm(args.models.split(","), desc="models", unit="model"):
-        results.append(benchmark_model(name, args.inputs, args.rounds))
+    runs = [(name, b) for b in batches for name in args.models.split(",")]
+    for name, batch in tqdm(runs, desc="models", unit="model"):
+        results.append(_run_one(name, args.inputs, args.rounds, batch))
         (out / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
     table = markdown_table(results, machine)
     (out / "results.md").write_text(table)
     plot(results, out / "speedup.png")
     print(table)
+
+
+def _run_one(name: str, n_inputs: int, rounds: int, batch: int) -> ModelResult:
+    """A model at batch 1 must run (a failure is a bug); at a larger batch, a model whose
+    own code does not take batches (an ``.item()`` on a batched tensor) is a note."""
+    if batch == 1:
+        return benchmark_model(name, n_inputs, rounds)
+    try:
+        return benchmark_model(name, n_inputs, rounds, batch)
+    except Exception as error:  # noqa: BLE001 -- reported in the table, not fatal
+        result = ModelResult(name, batch)
+        result.notes["all systems"] = (
+            f"{type(error).__name__}: {str(error).strip().splitlines()[0][:120]}")
+        return result
 
 
 if __name__ == "__main__":

@@ -11,12 +11,14 @@ steadier when other jobs share the cores.
 
 With ``--batch``, each workload is compiled once with a run-time batch dimension
 (``torch.export.Dim`` on dimension 0 of every input) and timed at each batch size, per
-image, interleaved with eager at the same size.
+image, interleaved with eager at the same size; ours follows torch's thread count
+(``runtime.llvm.threads``), so both are also timed with one thread.
 """
 
 import argparse
 import dataclasses
 import functools
+import os
 import pathlib
 import re
 import statistics
@@ -99,6 +101,10 @@ def _bn(x, gamma, beta, mean, var):
 
 def mlp(x, w1, b1, w2, b2, w3, b3):
     return F.linear(F.relu(F.linear(F.relu(F.linear(x, w1, b1)), w2, b2)), w3, b3)
+
+
+def _conv_bias(x, w, b):
+    return F.conv2d(x, w, b, padding=1)
 
 
 def conv_bn_relu(x, w, *bn):
@@ -253,6 +259,9 @@ def workloads() -> list[Workload]:
             [torch.randn(1, 32, 128)],
             transformer_parameters(128, 512),
         ),
+        Workload("conv_32x32", _conv_bias, [torch.randn(1, 32, 32, 32)],
+                 [conv_weight(32, 32), torch.randn(32) * 0.1]),
+        Workload("linear_512", F.linear, [torch.randn(1, 512)], linear(512, 512)),
     ]
 
 
@@ -296,10 +305,13 @@ def _calls_per_sample(call: Callable) -> int:
 
 
 def batch_axis(selected: list[Workload], batches: list[int], repeats: int) -> None:
-    """Per-image times at each batch size: one compile with a run-time batch dimension."""
+    """Per-image times at each batch size: one compile with a run-time batch dimension,
+    timed with the default thread count (eager and ours) and with one thread."""
     threads = torch.get_num_threads()
-    print(f"{'workload':<20} {'batch':>5} {f'eager {threads}T us/img':>17} "
-          f"{'eager 1T us/img':>16} {'ours us/img':>12} {f'vs {threads}T':>7} {'vs 1T':>7} "
+    print(f"load average {' '.join(f'{v:.1f}' for v in os.getloadavg())} on "
+          f"{os.cpu_count()} cores; us per image, best of {repeats}")
+    print(f"{'workload':<20} {'batch':>5} {f'eager {threads}T':>9} {'eager 1T':>9} "
+          f"{f'ours {threads}T':>9} {'ours 1T':>9} {f'vs {threads}T':>7} {'vs 1T':>7} "
           f"{'max abs err':>12}")
     for workload in selected:
         batched = len(workload.inputs)
@@ -314,12 +326,12 @@ def batch_axis(selected: list[Workload], batches: list[int], repeats: int) -> No
             eager_call = functools.partial(workload.eager, *inputs)
             ours_call = functools.partial(compiled, *inputs)
             samples = interleaved_samples(
-                [(eager_call, threads), (eager_call, 1), (ours_call, threads)], repeats,
-                _calls_per_sample(ours_call))
-            eager, eager_single, ours = (min(s) / size for s in samples)
-            print(f"{workload.name:<20} {size:>5} {eager * 1e6:>17.1f} {eager_single * 1e6:>16.1f} "
-                  f"{ours * 1e6:>12.1f} {eager / ours:>6.2f}x {eager_single / ours:>6.2f}x "
-                  f"{error:>12.2e}")
+                [(eager_call, threads), (eager_call, 1), (ours_call, threads), (ours_call, 1)],
+                repeats, _calls_per_sample(ours_call))
+            eager, eager_single, ours, ours_single = (min(s) / size for s in samples)
+            print(f"{workload.name:<20} {size:>5} {eager * 1e6:>9.1f} {eager_single * 1e6:>9.1f} "
+                  f"{ours * 1e6:>9.1f} {ours_single * 1e6:>9.1f} {eager / ours:>6.2f}x "
+                  f"{eager_single / ours:>6.2f}x {error:>12.2e}")
             sys.stdout.flush()
 
 

@@ -30,7 +30,7 @@ from runtime.files import (
     write_private_file,
 )
 
-from . import lowering, native
+from . import lowering, native, threads
 from .engine import ENTRY_PREFIX, CompiledSubgraph, Signature
 from .errors import LoweringError
 
@@ -45,6 +45,7 @@ def _backend_fingerprint() -> str:
         digest.update(source.read_bytes())
     digest.update(importlib.metadata.version("torch-mlir").encode())
     digest.update(platform.machine().encode())
+    digest.update(str(threads.openmp_library()).encode())
     try:
         with open("/proc/cpuinfo") as cpuinfo:
             digest.update(next(line for line in cpuinfo if line.startswith("flags")).encode())
@@ -126,8 +127,10 @@ def _load_verified(directory: pathlib.Path, key: str, func_name: str) -> Compile
     return _load(library, signature)
 
 
-def _create_engine(module: ir.Module, context: ir.Context) -> ExecutionEngine:
-    """JIT-compiles `module`, turning translation diagnostics into a LoweringError."""
+def _create_engine(module: ir.Module, context: ir.Context,
+                   shared_libs: list[str]) -> ExecutionEngine:
+    """JIT-compiles `module`, turning translation diagnostics into a LoweringError;
+    `shared_libs` resolve the symbols it calls (the OpenMP runtime)."""
     diagnostics = []
 
     def record(diagnostic: ir.DiagnosticInfo) -> bool:
@@ -136,7 +139,7 @@ def _create_engine(module: ir.Module, context: ir.Context) -> ExecutionEngine:
 
     handler = context.attach_diagnostic_handler(record)
     try:
-        return ExecutionEngine(module, opt_level=LLVM_OPT_LEVEL,
+        return ExecutionEngine(module, opt_level=LLVM_OPT_LEVEL, shared_libs=shared_libs,
                                enable_object_dump=True, enable_pic=True)
     except RuntimeError as error:
         raise LoweringError(f"LLVM code generation failed: {'; '.join(diagnostics) or error}"
@@ -160,11 +163,12 @@ def _build(
         staged_library = pathlib.Path(scratch) / "kernel.so"
         with lowering.new_context() as context:
             lowered = lowering.lower_to_llvm(module_text, func_name, bound_args, context)
-            engine = _create_engine(lowered.module, context)
+            libraries = [str(threads.openmp_library())] if lowered.uses_openmp else []
+            engine = _create_engine(lowered.module, context, libraries)
             if not engine.raw_lookup(ENTRY_PREFIX + func_name):
                 raise LoweringError(f"LLVM code generation produced no entry @{func_name}")
             engine.dump_to_object_file(str(obj))
-        native.link_shared_object(obj, staged_library)
+        native.link_shared_object(obj, staged_library, libraries)
         os.chmod(staged_library, USER_ONLY_FILE)
         signature = lowered.signature.to_json()
         metadata = _sealed_metadata(key, signature, staged_library.read_bytes())

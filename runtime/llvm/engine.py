@@ -27,6 +27,8 @@ import threading
 
 import torch
 
+from . import threads
+
 ENTRY_PREFIX = "_mlir_ciface_"
 PRELUDE_SUFFIX = "__prelude"
 SHAPE_CACHE_LIMIT = 4096
@@ -185,6 +187,7 @@ class CompiledSubgraph:
     def __call__(self, *arguments: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if len(arguments) != len(self.inputs):
             raise TypeError(f"expected {len(self.inputs)} arguments, got {len(arguments)}")
+        threads.prepare_calling_thread()
         try:
             state = self._local.state
         except AttributeError:

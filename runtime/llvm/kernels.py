@@ -37,8 +37,36 @@ from collections.abc import Callable
 
 import numpy as np
 
-VECTOR_LANES = 16
-MAX_ACCUMULATORS = 16
+from . import threads
+
+
+
+def _host_vector_registers() -> tuple[int, int]:
+    """(f32 lanes per vector register, vector registers) of the CPU that LLVM compiles
+    for (the host's): 16 and 32 with AVX-512, 8 and 16 with AVX2. Tiles sized for 32
+    registers on an AVX2 host split every 16-lane vector in two and spill half the
+    accumulators to the stack each step (a 32-channel 3x3 conv ran at 31 GFLOP/s,
+    half of eager's single-threaded oneDNN)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = next(line for line in cpuinfo if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return 8, 16
+    if "avx512f" in flags:
+        return 16, 32
+    return (8, 16) if "avx" in flags else (4, 16)
+
+
+VECTOR_LANES, VECTOR_REGISTERS = _host_vector_registers()
+#: Accumulator vectors per kernel tile: the rest of the registers hold the operand
+#: vectors and broadcasts of one step (AVX2: the classic 12-accumulator sgemm tile).
+MAX_ACCUMULATORS = 16 if VECTOR_REGISTERS >= 32 else 12
+
+
+def _row_lanes(width: int) -> int:
+    """Lanes of the vectors along an output row of `width` pixels: the widest power of
+    two up to :data:`VECTOR_LANES` that divides it."""
+    return _largest_divisor(width, tuple(l for l in (16, 8, 4, 2, 1) if l <= VECTOR_LANES))
 
 
 def _largest_divisor(value: int, candidates: tuple[int, ...]) -> int:
@@ -158,6 +186,9 @@ def _close_loop(emitter: _Emitter, yielded: list[str], types: list[str]) -> None
 #: 1% of the unblocked kernel's time on compute-bound convolutions.
 BLOCK_TERMS = 64
 WIDE_TILE_BLOCK_TERMS = 144
+#: Tiles of at most this many accumulators take :data:`BLOCK_TERMS` on every ISA: with
+#: 16 registers (AVX2) their running sums live on the stack, touched once per block.
+SHORT_BLOCK_TILE = 8
 #: Convolutions with more weight bytes than this stream them from L3 or memory, and
 #: the block overhead hides behind the loads: they take :data:`BLOCK_TERMS`.
 STREAMED_WEIGHT_BYTES = 4 << 20
@@ -165,7 +196,7 @@ STREAMED_WEIGHT_BYTES = 4 << 20
 
 def _block_terms(accumulators: int, weight_bytes: int = 0) -> int:
     """Minimum reduction block for a tile of `accumulators` vectors."""
-    if accumulators <= MAX_ACCUMULATORS // 2 or weight_bytes > STREAMED_WEIGHT_BYTES:
+    if accumulators <= SHORT_BLOCK_TILE or weight_bytes > STREAMED_WEIGHT_BYTES:
         return BLOCK_TERMS
     return WIDE_TILE_BLOCK_TERMS
 
@@ -321,7 +352,8 @@ class ConvShape:
     @property
     def filter_vectors(self) -> int:
         """Vectors of filters per tile in the small-map kernel."""
-        return 2 if self.out_width <= 8 and self.filters % (2 * VECTOR_LANES) == 0 else 1
+        return (2 if self.out_width <= 8 and self.filters % (2 * VECTOR_LANES) == 0
+                and 2 * self.out_width <= MAX_ACCUMULATORS else 1)
 
     @property
     def rows_per_tile(self) -> int:
@@ -340,7 +372,7 @@ def conv_filter_block(shape: ConvShape) -> int:
     """Output channels per tile; always a divisor of the filter count."""
     if not shape.vectorize_along_width:
         return VECTOR_LANES * shape.filter_vectors
-    lanes = _largest_divisor(shape.out_width, (16, 8, 4, 2, 1))
+    lanes = _row_lanes(shape.out_width)
     vectors_per_row_tile = _row_vectors(shape.out_width, lanes)
     return _largest_divisor(shape.filters, tuple(
         b for b in (16, 8, 4, 2, 1) if b * vectors_per_row_tile <= MAX_ACCUMULATORS))
@@ -371,6 +403,11 @@ def conv_kernel(name: str, shape: ConvShape) -> str:
     return _conv_along_filters(name, shape)
 
 
+def _conv_output_dims(shape: ConvShape) -> tuple[int | None, ...]:
+    group = () if shape.groups == 1 else (shape.groups,)
+    return (shape.batch, *group, shape.filters, shape.out_height, shape.out_width)
+
+
 def _conv_types(shape: ConvShape, filter_block: int) -> tuple[str, str, str]:
     blocks = shape.filters // filter_block
     group = () if shape.groups == 1 else (shape.groups,)
@@ -378,44 +415,122 @@ def _conv_types(shape: ConvShape, filter_block: int) -> tuple[str, str, str]:
                      shape.padded_width)),
             _tensor((*group, blocks, shape.channels, shape.kernel_height, shape.kernel_width,
                      filter_block)),
-            _tensor((shape.batch, *group, shape.filters, shape.out_height, shape.out_width)))
+            _tensor(_conv_output_dims(shape)))
+
+
+#: The OpenMP entry points a parallel kernel loop calls (declared once per module by
+#: :mod:`.schedule`): the team of each loop is ``min(items, omp_get_max_threads())``, so
+#: a loop of one item (batch 1 with a run-time batch) forks no thread at all.
+OPENMP_DECLARATIONS = ("func.func private @omp_get_max_threads() -> i32\n"
+                       "func.func private @omp_set_num_threads(i32)\n")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Parallel:
+    """An open ``scf.forall`` (:func:`_open_parallel`): its result, the slice of the
+    output one item writes, the text that puts that slice back, and the team size to
+    restore after the loop (None without OpenMP)."""
+
+    result: str
+    item: str
+    placement: str
+    restore: str | None
+
+
+def _open_parallel(emitter: _Emitter, induction: str, count: int | str, tensor: str,
+                   tensor_type: str, offsets: list[str], sizes: list[int | str],
+                   slice_type: str, prologue: tuple[str, ...] = ()) -> _Parallel:
+    """Opens an ``scf.forall`` over `count` items, each written to its own slice of
+    `tensor` (at `offsets`, of `sizes`): the iterations are independent, so
+    ``convert-scf-to-openmp`` shares them among threads. The `prologue` lines come first
+    in its body (offsets computed from `induction`)."""
+    restore = None
+    if threads.openmp_library() is not None:
+        restore, team = emitter.fresh("threads"), emitter.fresh("team")
+        items, one, fewer = emitter.fresh("items"), emitter.fresh("one"), emitter.fresh("team")
+        count_value = count if isinstance(count, str) else emitter.index(count)
+        emitter.emit(f"{restore} = func.call @omp_get_max_threads() : () -> i32")
+        emitter.emit(f"{items} = arith.index_cast {count_value} : index to i32")
+        emitter.emit(f"{one} = arith.constant 1 : i32")
+        emitter.emit(f"{fewer} = arith.minsi {items}, {restore} : i32")
+        emitter.emit(f"{team} = arith.maxsi {fewer}, {one} : i32")
+        emitter.emit(f"func.call @omp_set_num_threads({team}) : (i32) -> ()")
+    result = emitter.fresh("par")
+    shared = emitter.fresh("shared")
+    emitter.emit(f"{result} = scf.forall ({induction}) in ({count}) shared_outs({shared} = "
+                 f"{tensor}) -> ({tensor_type}) {{")
+    for line in prologue:
+        emitter.emit(line)
+    position = (f"[{', '.join(offsets)}] [{', '.join(map(str, sizes))}] "
+                f"[{', '.join('1' for _ in sizes)}]")
+    item = emitter.fresh("item")
+    emitter.emit(f"{item} = tensor.extract_slice {shared}{position} : {tensor_type} to "
+                 f"{slice_type}")
+    placement = f"into {shared}{position} : {slice_type} into {tensor_type}"
+    return _Parallel(result, item, placement, restore)
+
+
+def _close_parallel(emitter: _Emitter, loop: _Parallel, value: str) -> str:
+    """Closes `loop` on the item's result `value`; returns the loop's result."""
+    emitter.emit("scf.forall.in_parallel {")
+    emitter.emit(f"  tensor.parallel_insert_slice {value} {loop.placement}")
+    emitter.emit("}")
+    emitter.emit("}")
+    if loop.restore is not None:
+        emitter.emit(f"func.call @omp_set_num_threads({loop.restore}) : (i32) -> ()")
+    return loop.result
 
 
 @dataclasses.dataclass
 class _OuterLoops:
-    """The loops over images (unless the batch is 1) and groups (if any) around a conv
-    tile: `tensor` is the output inside them, `lead` the image and group indices that
-    start every tensor access (``"%c0, "``, ``"%n, %g, "``)."""
+    """The loops over images (unless the batch is 1; parallel) and groups (if any)
+    around a conv tile: `tensor` (of `tensor_type`) is the output inside them, one
+    image's; `input_lead` / `output_lead` the image and group indices that start every
+    input / output access (``"%c0, "``, ``"%n, %g, "`` / ``"%c0, %g, "``)."""
 
     tensor: str
-    lead: str
-    results: list[str]
+    tensor_type: str
+    input_lead: str
+    output_lead: str
+    closers: list[Callable[[str], str]]
 
     @staticmethod
     def open(emitter: _Emitter, shape: ConvShape, input_type: str,
-             output_type: str) -> "_OuterLoops":
-        tensor, lead, results = "%init", f"{emitter.index(0)}, ", []
+             output_dims: tuple[int | None, ...]) -> "_OuterLoops":
+        c0 = emitter.index(0)
+        tensor, tensor_type = "%init", _tensor(output_dims)
+        input_lead = output_lead = f"{c0}, "
+        closers = []
         if shape.batch != 1:
             images = (shape.batch if shape.batch is not None
                       else _extent(emitter, "%input", input_type, 0))
-            results += _open_loop(emitter, "%n", images, 1, [("%on", tensor, output_type)])
-            tensor, lead = "%on", "%n, "
+            item_type = _tensor((1, *output_dims[1:]))
+            loop = _open_parallel(
+                emitter, "%n", images, tensor, tensor_type,
+                ["%n"] + ["0"] * (len(output_dims) - 1), [1, *output_dims[1:]], item_type)
+            tensor, tensor_type, input_lead = loop.item, item_type, "%n, "
+            closers.append(lambda inner, loop=loop: _close_parallel(emitter, loop, inner))
         if shape.groups > 1:
-            results += _open_loop(emitter, "%g", shape.groups, 1, [("%og", tensor, output_type)])
-            tensor, lead = "%og", lead + "%g, "
-        return _OuterLoops(tensor, lead, results)
+            (result,) = _open_loop(emitter, "%g", shape.groups, 1,
+                                   [("%og", tensor, tensor_type)])
+            tensor, input_lead, output_lead = "%og", input_lead + "%g, ", output_lead + "%g, "
 
-    def close(self, emitter: _Emitter, output_type: str, inner: str) -> str:
+            def close_groups(inner: str, result=result, loop_type=tensor_type) -> str:
+                _close_loop(emitter, [inner], [loop_type])
+                return result
+            closers.append(close_groups)
+        return _OuterLoops(tensor, tensor_type, input_lead, output_lead, closers)
+
+    def close(self, inner: str) -> str:
         """Closes the loops on the tile loops' result `inner`; returns the output."""
-        for result in reversed(self.results):
-            _close_loop(emitter, [inner], [output_type])
-            inner = result
+        for closer in reversed(self.closers):
+            inner = closer(inner)
         return inner
 
 
 def _conv_along_width(name: str, shape: ConvShape) -> str:
     filter_block = conv_filter_block(shape)
-    lanes = _largest_divisor(shape.out_width, (16, 8, 4, 2, 1))
+    lanes = _row_lanes(shape.out_width)
     vectors = _row_vectors(shape.out_width, lanes)
     row_tile = lanes * vectors
     vector_type = f"vector<{lanes}xf32>"
@@ -423,14 +538,15 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
     e = _Emitter()
     zero = "%zero"
     e.emit(f"{zero} = arith.constant 0.0 : f32")
-    outer = _OuterLoops.open(e, shape, input_type, output_type)
-    lead, g = outer.lead, outer.lead.partition(", ")[2]
+    outer = _OuterLoops.open(e, shape, input_type, _conv_output_dims(shape))
+    lead, g = outer.output_lead, outer.output_lead.partition(", ")[2]
+    input_lead, item_type = outer.input_lead, outer.tensor_type
     (out0,) = _open_loop(e, "%fo", shape.filters // filter_block, 1,
-                         [("%o0", outer.tensor, output_type)])
+                         [("%o0", outer.tensor, item_type)])
     filter_base = e.affine(f"d0 * {filter_block}", ["%fo"])
-    (out1,) = _open_loop(e, "%oh", shape.out_height, 1, [("%o1", "%o0", output_type)])
+    (out1,) = _open_loop(e, "%oh", shape.out_height, 1, [("%o1", "%o0", item_type)])
     (out2,) = _open_loop(e, "%ow", shape.out_width, row_tile,
-                                [("%o2", "%o1", output_type)])
+                                [("%o2", "%o1", item_type)])
     filter_index = [e.add(filter_base, i) for i in range(filter_block)]
     column_index = [e.add("%ow", j * lanes) for j in range(vectors)]
     blocks = [(i, j) for i in range(filter_block) for j in range(vectors)]
@@ -439,7 +555,7 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
         i, j = blocks[k]
         return f"[{lead}{filter_index[i]}, %oh, {column_index[j]}]"
 
-    output_vectors = _VectorTile(e, position, output_type, vector_type, zero)
+    output_vectors = _VectorTile(e, position, item_type, vector_type, zero)
 
     accumulator_types = [vector_type] * len(blocks)
     reduction, by_channel = _open_reduction(
@@ -455,8 +571,9 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
     for kw in range(shape.kernel_width):
         inputs = []
         for j in range(vectors):
-            inputs.append(_read_input_row(e, f"{lead}%c, {input_row}", j * lanes * stride + kw,
-                                          stride, lanes, zero, input_type))
+            inputs.append(_read_input_row(e, f"{input_lead}%c, {input_row}",
+                                          j * lanes * stride + kw, stride, lanes, zero,
+                                          input_type))
         for i in range(filter_block):
             weight = e.fresh("w")
             e.emit(f"{weight} = tensor.extract %weights[{g}%fo, %c, %kh, {e.index(kw)}, "
@@ -467,10 +584,10 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
     _close_loop(e, accumulators, accumulator_types)
     _close_loop(e, by_row, accumulator_types)
     result = _close_reduction(e, reduction, by_channel, output_vectors.write, vector_type)
-    _close_loop(e, [result], [output_type])
-    _close_loop(e, [out2], [output_type])
-    _close_loop(e, [out1], [output_type])
-    out0 = outer.close(e, output_type, out0)
+    _close_loop(e, [result], [item_type])
+    _close_loop(e, [out2], [item_type])
+    _close_loop(e, [out1], [item_type])
+    out0 = outer.close(out0)
     return _function(name, [("%input", input_type), ("%weights", weight_type),
                             ("%init", output_type)], output_type, e, out0)
 
@@ -488,18 +605,19 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
     zero = "%zero"
     e.emit(f"{zero} = arith.constant 0.0 : f32")
     c0 = e.index(0)
-    outer = _OuterLoops.open(e, shape, input_type, output_type)
-    lead, g = outer.lead, outer.lead.partition(", ")[2]
+    outer = _OuterLoops.open(e, shape, input_type, _conv_output_dims(shape))
+    lead, g = outer.output_lead, outer.output_lead.partition(", ")[2]
+    input_lead, item_type = outer.input_lead, outer.tensor_type
     (out0,) = _open_loop(e, "%fo", shape.filters // filter_block, 1,
-                         [("%o0", outer.tensor, output_type)])
+                         [("%o0", outer.tensor, item_type)])
     filter_base = e.affine(f"d0 * {filter_block}", ["%fo"])
-    (out1,) = _open_loop(e, "%oh", shape.out_height, rows, [("%o1", "%o0", output_type)])
+    (out1,) = _open_loop(e, "%oh", shape.out_height, rows, [("%o1", "%o0", item_type)])
     slice_type = _tensor((filter_block, rows, shape.out_width))
     tile_type = _tensor((rows, shape.out_width, filter_block))
     group_size = "" if shape.groups == 1 else "1, "
     slice_position = (f"[{lead}{filter_base}, %oh, {c0}] [1, {group_size}{filter_block}, "
                       f"{rows}, {shape.out_width}] [1, {group_size}1, 1, 1]")
-    e.emit(f"%slice = tensor.extract_slice %o1{slice_position} : {output_type} to {slice_type}")
+    e.emit(f"%slice = tensor.extract_slice %o1{slice_position} : {item_type} to {slice_type}")
     e.emit(f"%tile_init = tensor.empty() : {tile_type}")
     e.emit(f"%tile = linalg.transpose ins(%slice : {slice_type}) outs(%tile_init : {tile_type}) "
            f"permutation = [1, 2, 0]")
@@ -532,7 +650,7 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
             weights.append(weight)
         for p, (r, ow) in enumerate(pixels):
             scalar = e.fresh("x")
-            e.emit(f"{scalar} = tensor.extract %input[{lead}%c, {input_rows[r]}, "
+            e.emit(f"{scalar} = tensor.extract %input[{input_lead}%c, {input_rows[r]}, "
                    f"{e.index(ow * shape.stride_w + kw)}] : {input_type}")
             for v in range(filter_vectors):
                 k = blocks.index((p, v))
@@ -544,10 +662,10 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
            f"outs(%slice : {slice_type}) permutation = [2, 0, 1]")
     result = e.fresh("o")
     e.emit(f"{result} = tensor.insert_slice %slice_result into %o1{slice_position} : "
-           f"{slice_type} into {output_type}")
-    _close_loop(e, [result], [output_type])
-    _close_loop(e, [out1], [output_type])
-    out0 = outer.close(e, output_type, out0)
+           f"{slice_type} into {item_type}")
+    _close_loop(e, [result], [item_type])
+    _close_loop(e, [out1], [item_type])
+    out0 = outer.close(out0)
     return _function(name, [("%input", input_type), ("%weights", weight_type),
                             ("%init", output_type)], output_type, e, out0)
 
@@ -560,7 +678,7 @@ def depthwise_is_supported(shape: ConvShape) -> bool:
 def depthwise_kernel(name: str, shape: ConvShape) -> str:
     """The function text `(input, weights [C, KH, KW], init) -> output` of a depthwise
     convolution: vectors along the output row, a block of rows per tile."""
-    lanes = _largest_divisor(shape.out_width, (16, 8, 4, 2, 1))
+    lanes = _row_lanes(shape.out_width)
     vectors = _row_vectors(shape.out_width, lanes)
     rows = max(r for r in (8, 4, 2, 1)
                if shape.out_height % r == 0 and r * vectors <= MAX_ACCUMULATORS // 2)
@@ -568,17 +686,17 @@ def depthwise_kernel(name: str, shape: ConvShape) -> str:
     vector_type = f"vector<{lanes}xf32>"
     input_type = _tensor((shape.batch, shape.channels, shape.padded_height, shape.padded_width))
     weight_type = _tensor((shape.channels, shape.kernel_height, shape.kernel_width))
-    output_type = _tensor((shape.batch, shape.channels, shape.out_height, shape.out_width))
+    output_type = _tensor(_conv_output_dims(shape))
     stride = shape.stride_w
     e = _Emitter()
     zero = "%zero"
     e.emit(f"{zero} = arith.constant 0.0 : f32")
-    outer = _OuterLoops.open(e, shape, input_type, output_type)
-    lead = outer.lead
-    (out0,) = _open_loop(e, "%c", shape.channels, 1, [("%o0", outer.tensor, output_type)])
-    (out1,) = _open_loop(e, "%oh", shape.out_height, rows, [("%o1", "%o0", output_type)])
+    outer = _OuterLoops.open(e, shape, input_type, _conv_output_dims(shape))
+    lead, input_lead, item_type = outer.output_lead, outer.input_lead, outer.tensor_type
+    (out0,) = _open_loop(e, "%c", shape.channels, 1, [("%o0", outer.tensor, item_type)])
+    (out1,) = _open_loop(e, "%oh", shape.out_height, rows, [("%o1", "%o0", item_type)])
     (out2,) = _open_loop(e, "%ow", shape.out_width, row_tile,
-                                [("%o2", "%o1", output_type)])
+                                [("%o2", "%o1", item_type)])
     output_rows = [e.add("%oh", r) for r in range(rows)]
     columns = [e.add("%ow", j * lanes) for j in range(vectors)]
     blocks = [(r, j) for r in range(rows) for j in range(vectors)]
@@ -586,7 +704,7 @@ def depthwise_kernel(name: str, shape: ConvShape) -> str:
     for r, j in blocks:
         value = e.fresh("init")
         e.emit(f"{value} = vector.transfer_read %o2[{lead}%c, {output_rows[r]}, {columns[j]}], "
-               f"{zero} {{in_bounds = [true]}} : {output_type}, {vector_type}")
+               f"{zero} {{in_bounds = [true]}} : {item_type}, {vector_type}")
         accumulators.append(value)
     for kh in range(shape.kernel_height):
         input_rows = [e.affine(f"(d0 + {r}) * {shape.stride_h} + {kh}", ["%oh"])
@@ -596,19 +714,20 @@ def depthwise_kernel(name: str, shape: ConvShape) -> str:
             e.emit(f"{weight} = tensor.extract %weights[%c, {e.index(kh)}, {e.index(kw)}] : "
                    f"{weight_type}")
             for k, (r, j) in enumerate(blocks):
-                value = _read_input_row(e, f"{lead}%c, {input_rows[r]}", j * lanes * stride + kw,
-                                        stride, lanes, zero, input_type)
+                value = _read_input_row(e, f"{input_lead}%c, {input_rows[r]}",
+                                        j * lanes * stride + kw, stride, lanes, zero,
+                                        input_type)
                 accumulators[k] = e.fma(weight, value, accumulators[k], vector_type)
     result = "%o2"
     for k, (r, j) in enumerate(blocks):
         written = e.fresh("o")
         e.emit(f"{written} = vector.transfer_write {accumulators[k]}, {result}[{lead}%c, "
                f"{output_rows[r]}, {columns[j]}] {{in_bounds = [true]}} : {vector_type}, "
-               f"{output_type}")
+               f"{item_type}")
         result = written
-    _close_loop(e, [result], [output_type])
-    _close_loop(e, [out2], [output_type])
-    _close_loop(e, [out1], [output_type])
-    out0 = outer.close(e, output_type, out0)
+    _close_loop(e, [result], [item_type])
+    _close_loop(e, [out2], [item_type])
+    _close_loop(e, [out1], [item_type])
+    out0 = outer.close(out0)
     return _function(name, [("%input", input_type), ("%weights", weight_type),
                             ("%init", output_type)], output_type, e, out0)

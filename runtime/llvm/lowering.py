@@ -31,6 +31,7 @@ from . import (
     prelude,
     schedule,
     special_values,
+    threads,
     tm_tensor_buffers,
     unsupported,
 )
@@ -77,6 +78,16 @@ BUFFERIZATION = (
     "canonicalize, cse, buffer-deallocation-pipeline, canonicalize)"
 )
 
+PARALLEL_LOOPS = "builtin.module(func.func(scf-forall-to-parallel){openmp})"
+"""The kernels' ``scf.forall`` loops (over images, row blocks, matrices) become
+``scf.parallel``; with the OpenMP runtime (:mod:`.threads`), ``omp.parallel`` regions.
+``convert-scf-to-openmp`` wraps each body in a ``memref.alloca_scope``, which
+``canonicalize`` inlines (the kernels allocate nothing on the stack) and which
+``convert-scf-to-cf`` could not lower once the body has several blocks. Without OpenMP,
+``convert-scf-to-cf`` lowers the parallel loops to sequential ones."""
+
+OPENMP_PASSES = ", convert-scf-to-openmp, canonicalize"
+
 TO_LLVM = (
     "builtin.module("
     "convert-bufferization-to-memref,"
@@ -86,7 +97,7 @@ TO_LLVM = (
     "expand-strided-metadata, lower-affine, convert-scf-to-cf, finalize-memref-to-llvm,"
     "convert-vector-to-llvm, finalize-memref-to-llvm,"
     "convert-math-to-llvm, convert-math-to-libm,"
-    "convert-arith-to-llvm, convert-func-to-llvm, convert-cf-to-llvm,"
+    "convert-arith-to-llvm, convert-openmp-to-llvm, convert-func-to-llvm, convert-cf-to-llvm,"
     "convert-ub-to-llvm, reconcile-unrealized-casts)"
 )
 
@@ -245,13 +256,43 @@ def copy_repeated_results(function) -> None:
             seen.add(value)
 
 
+def schedule_dynamically(module: ir.Module) -> None:
+    """Gives every ``omp.wsloop`` a dynamic schedule: items (an image, a row tile) go to
+    whichever thread asks next, so when the scheduler has not run a worker yet (a shared
+    machine), the calling thread does that worker's share instead of waiting for it.
+    ``Conv2d(32, 32, 3)`` on 8 x 32x32 and ``Linear(512, 512)`` on 197 rows, 2 threads,
+    median us per image under a load average of 6.5 on 2 cores: 2485 -> 993 and
+    70 -> 41 (static -> dynamic; same run)."""
+    dynamic = ir.Attribute.parse("#omp<schedulekind dynamic>")
+
+    def visit(operation):
+        if operation.operation.name == "omp.wsloop":
+            operation.operation.attributes["schedule_kind"] = dynamic
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+
+
+def _contains(module: ir.Module, op_name: str) -> bool:
+    found = []
+
+    def visit(operation):
+        if operation.operation.name == op_name:
+            found.append(operation)
+            return ir.WalkResult.INTERRUPT
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return bool(found)
+
+
 def check_fully_converted(module: ir.Module) -> None:
     """Raises LoweringError if an op outside the LLVM dialect survived conversion."""
     leftovers = []
 
     def visit(operation):
         name = operation.operation.name
-        if name != "builtin.module" and not name.startswith("llvm."):
+        if name != "builtin.module" and not name.startswith(("llvm.", "omp.")):
             leftovers.append(operation.operation)
         return ir.WalkResult.ADVANCE
 
@@ -275,10 +316,12 @@ def _tensor_spec(tensor_type: ir.Type) -> TensorSpec:
 
 @dataclasses.dataclass
 class LoweredSubgraph:
-    """An LLVM-dialect module and the signature of its entry point (and prelude)."""
+    """An LLVM-dialect module and the signature of its entry point (and prelude);
+    `uses_openmp`: it calls the OpenMP runtime (parallel kernel loops)."""
 
     module: ir.Module
     signature: Signature
+    uses_openmp: bool = False
 
 
 def lower_to_llvm(
@@ -320,6 +363,13 @@ def lower_to_llvm(
     run_pipeline(module, TM_TENSOR_BUFFERIZATION, "bufferization")
     tm_tensor_buffers.prepare_for_one_shot(module)
     run_pipeline(module, BUFFERIZATION, "bufferization")
+    openmp = threads.openmp_library() is not None
+    run_pipeline(module, PARALLEL_LOOPS.format(openmp=OPENMP_PASSES if openmp else ""),
+                 "parallel loops")
+    uses_openmp = openmp and _contains(module, "omp.parallel")
+    if uses_openmp:
+        schedule_dynamically(module)
     run_pipeline(module, TO_LLVM, "LLVM conversion")
     check_fully_converted(module)
-    return LoweredSubgraph(module, Signature(func_name, tuple(inputs), tuple(outputs), sizes))
+    return LoweredSubgraph(module, Signature(func_name, tuple(inputs), tuple(outputs), sizes),
+                           uses_openmp)

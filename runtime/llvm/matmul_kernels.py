@@ -3,15 +3,17 @@ kernels and the shared text emitter).
 
 * matmul ``[M, K] x [K, N]`` (linear layers, LSTM gates at batch 1, token-wise
   projections) with a constant rhs: vectors run along ``N``; a tile of up to 4 rows x 4
-  vectors (1 row x up to 8 vectors when ``M`` is 1) per ``K`` sweep, weights packed
-  ``[N / tile, K, tile]`` so the sweep streams memory contiguously. A run-time ``M``
-  (batch, tokens) takes 4-row tiles and a 1-row tail.
+  vectors with AVX-512, 6 x 2 with AVX2 (1 row x up to 8 vectors when ``M`` is 1) per
+  ``K`` sweep, weights packed ``[N / tile, K, tile]`` so the sweep streams memory
+  contiguously. A run-time ``M`` (batch, tokens), or one the tile does not divide, takes
+  full tiles and a 1-row tail; the row tiles are a parallel loop.
 * batch matmul ``[B, M, K] x [B, K, N]`` with computed operands (attention): the
-  matmul tile, reading rhs rows in place; ``B``, ``M``, ``K`` and ``N`` may be run-time
-  sizes (masked column tiles, one reduction block).
+  matmul tile, reading rhs rows in place, in a parallel loop over ``B``; ``B``, ``M``,
+  ``K`` and ``N`` may be run-time sizes (masked column tiles, one reduction block).
 """
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 
@@ -20,12 +22,14 @@ from .kernels import (  # the shared emitter of kernel text
     VECTOR_LANES,
     _block_terms,
     _close_loop,
+    _close_parallel,
     _close_reduction,
     _Emitter,
     _extent,
     _function,
     _largest_divisor,
     _open_loop,
+    _open_parallel,
     _open_reduction,
     _tensor,
     _VectorTile,
@@ -43,13 +47,27 @@ class MatmulShape:
     columns: int | None
 
 
+#: Rows of the main matmul tile: 4 x 4 vectors with 32 registers (AVX-512); 6 x 2 with
+#: 16 (AVX2, the classic 6x16 sgemm tile; 197 x 512 x 512, one thread, same loaded run:
+#: 4.19 ms with 4-row tiles, 2.09 ms with 6-row ones, eager 2.49 ms).
+MAIN_ROWS = 4 if MAX_ACCUMULATORS >= 16 else 6
+
+
 def matmul_rows(shape: MatmulShape) -> int:
     """Rows of the lhs per tile: each loaded rhs vector feeds that many FMAs, so the
-    rhs (re-read from L2 once per row block) streams 4x less for 32-token inputs.
-    A run-time row count takes 4-row tiles and a 1-row tail."""
-    if shape.rows is None:
-        return 4
+    rhs (re-read from L2 once per row block) streams 4-6x less for 32-token inputs.
+    A run-time row count, or a static one of more than :data:`MAIN_ROWS`, takes tiles of
+    that many rows and (:func:`splits_rows`) a 1-row tail."""
+    if shape.rows is None or shape.rows >= MAIN_ROWS:
+        return MAIN_ROWS
     return _largest_divisor(shape.rows, (4, 2, 1))
+
+
+def splits_rows(shape: MatmulShape) -> bool:
+    """Whether the rows take a main kernel of :data:`MAIN_ROWS` and a 1-row tail:
+    run-time counts and static ones it does not divide (197 ViT tokens, odd batches:
+    before, 1-row tiles throughout, the rhs streamed once per row)."""
+    return shape.rows is None or (shape.rows > MAIN_ROWS and shape.rows % MAIN_ROWS != 0)
 
 
 def matmul_tile(shape: MatmulShape) -> tuple[int, int]:
@@ -131,9 +149,9 @@ def _matmul_types(shape: MatmulShape, batched: bool, batch: int | None) -> tuple
 
 
 def _matmul_function(name: str, shape: MatmulShape, batched: bool, batch: int | None) -> str:
-    """The kernel; with a run-time row count, a function calling two: 4-row tiles over
-    the rows up to the last multiple of 4, then 1-row tiles over the rest."""
-    if shape.rows is not None:
+    """The kernel; with rows that :func:`splits_rows`, a function calling two: full tiles
+    over the rows up to the last multiple of :data:`MAIN_ROWS`, then 1-row tiles."""
+    if not splits_rows(shape):
         return _matmul_text(name, shape, batched, batch, None)
     types = _matmul_types(shape, batched, batch)
     signature = ", ".join(types)
@@ -150,18 +168,35 @@ def _matmul_function(name: str, shape: MatmulShape, batched: bool, batch: int | 
 
 
 def _open_rows(e: _Emitter, shape: MatmulShape, batched: bool, lhs_type: str, rows: int,
-               span: str | None, carried: tuple[str, str, str]) -> list[str]:
+               span: str | None, tensor: str, tensor_type: str
+               ) -> tuple[str, str, str, Callable[[str], str]]:
     """Opens the loop over row tiles: all rows (`span` None, a static count), or for a
     run-time count the rows up to its last multiple of the main tile (``"main"``) or
-    the rest (``"tail"``)."""
+    the rest (``"tail"``). Several tiles of :func:`matmul_rows` rows, unbatched: a
+    parallel loop (``scf.forall``), each tile writing its own rows of the output.
+
+    Returns the output inside the loop, its type, the row that output row 0 of the
+    tile is in that output (``%m`` or 0), and the closer taking the loop's result."""
     if span is None:
-        return _open_loop(e, "%m", shape.rows, rows, [carried])
-    count = _extent(e, "%lhs", lhs_type, 1 if batched else 0)
-    main_rows = matmul_rows(shape)
-    end = e.affine(f"d0 - d0 mod {main_rows}", [count])
-    if span == "main":
-        return _open_loop(e, "%m", end, rows, [carried])
-    return _open_loop(e, "%m", count, rows, [carried], lower=end)
+        count = shape.rows
+    else:
+        extent = _extent(e, "%lhs", lhs_type, 1 if batched else 0)
+        end = e.affine(f"d0 - d0 mod {MAIN_ROWS}", [extent])
+    if batched or span == "tail" or (span is None and count // rows < 2):
+        lower, upper = (end, extent) if span == "tail" else (0, end if span else count)
+        (result,) = _open_loop(e, "%m", upper, rows, [("%o0", tensor, tensor_type)],
+                               lower=lower)
+
+        def close(inner: str) -> str:
+            _close_loop(e, [inner], [tensor_type])
+            return result
+        return "%o0", tensor_type, "%m", close
+    tiles = count // rows if span is None else e.affine(f"d0 floordiv {rows}", [end])
+    item_type = _tensor((rows, shape.columns))
+    loop = _open_parallel(
+        e, "%mt", tiles, tensor, tensor_type, ["%m", "0"], [rows, shape.columns], item_type,
+        (f"%m = affine.apply affine_map<(d0) -> (d0 * {rows})>(%mt)",))
+    return loop.item, item_type, e.index(0), lambda inner: _close_parallel(e, loop, inner)
 
 
 def _matmul_text(name: str, shape: MatmulShape, batched: bool, batch: int | None,
@@ -188,14 +223,21 @@ def _matmul_text(name: str, shape: MatmulShape, batched: bool, batch: int | None
         tiles = -(-shape.columns // tile)
     depth = shape.depth if shape.depth is not None else _extent(e, "%lhs", lhs_type, 2)
     if not batched:
-        lead, outer = "", "%init"
+        lead, out_lead, outer, outer_type = "", "", "%init", output_type
     else:
         images = batch if batch is not None else _extent(e, "%lhs", lhs_type, 0)
-        (result0,) = _open_loop(e, "%bt", images, 1, [("%ob", "%init", output_type)])
-        lead, outer = "%bt, ", "%ob"
-    (out0,) = _open_rows(e, shape, batched, lhs_type, rows, span, ("%o0", outer, output_type))
-    (out1,) = _open_loop(e, "%t", tiles, 1, [("%o1", "%o0", output_type)])
+        outer_type = _tensor((1, shape.rows, shape.columns))
+        item_sizes = [1] + [size if size is not None else _extent(e, "%init", output_type, axis)
+                            for axis, size in ((1, shape.rows), (2, shape.columns))]
+        batch_loop = _open_parallel(e, "%bt", images, "%init", output_type,
+                                    ["%bt", "0", "0"], item_sizes, outer_type)
+        outer = batch_loop.item
+        lead, out_lead = "%bt, ", f"{e.index(0)}, "
+    row_output, row_type, first_row, close_rows = _open_rows(
+        e, shape, batched, lhs_type, rows, span, outer, outer_type)
+    (out1,) = _open_loop(e, "%t", tiles, 1, [("%o1", row_output, row_type)])
     row_indices = [e.add("%m", r) for r in range(rows)]
+    output_rows = row_indices if first_row == "%m" else [e.index(r) for r in range(rows)]
     column_base = e.affine(f"d0 * {tile}", ["%t"])
     columns = [e.add(column_base, j * lanes) for j in range(vectors)]
     blocks = [(r, j) for r in range(rows) for j in range(vectors)]
@@ -205,9 +247,9 @@ def _matmul_text(name: str, shape: MatmulShape, batched: bool, batch: int | None
 
     def position(b: int) -> str:
         r, j = blocks[b]
-        return f"[{lead}{row_indices[r]}, {columns[j]}]"
+        return f"[{out_lead}{output_rows[r]}, {columns[j]}]"
 
-    output_vectors = _VectorTile(e, position, output_type, vector_type, zero, in_bounds)
+    output_vectors = _VectorTile(e, position, row_type, vector_type, zero, in_bounds)
 
     def read_initial(tensor: str) -> list[str]:
         initial = [output_vectors.read(tensor, b) for b in range(len(blocks))]
@@ -260,10 +302,9 @@ def _matmul_text(name: str, shape: MatmulShape, batched: bool, batch: int | None
         return sets[0]
 
     result = _close_reduction(e, reduction, by_depth, output_vectors.write, vector_type, combine)
-    _close_loop(e, [result], [output_type])
-    _close_loop(e, [out1], [output_type])
+    _close_loop(e, [result], [row_type])
+    out0 = close_rows(out1)
     if batched:
-        _close_loop(e, [out0], [output_type])
-        out0 = result0
+        out0 = _close_parallel(e, batch_loop, out0)
     return _function(name, [("%lhs", lhs_type), ("%rhs", rhs_type),
                             ("%init", output_type)], output_type, e, out0)

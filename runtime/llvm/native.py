@@ -13,14 +13,20 @@ import subprocess
 from .errors import LoweringError
 
 
-def link_shared_object(obj: pathlib.Path, output: pathlib.Path) -> None:
-    """Links `obj` into `output`.
+def link_shared_object(obj: pathlib.Path, output: pathlib.Path,
+                       libraries: list[str] = ()) -> None:
+    """Links `obj` into `output`, against the shared `libraries` (paths; found again at
+    load time through an rpath).
 
     ``-Bsymbolic`` binds each kernel's own symbols to itself, so kernels that
     all export the same entry name can be loaded side by side.
     """
+    linked = []
+    for library in libraries:
+        directory = pathlib.Path(library).parent
+        linked += [str(library), f"-Wl,-rpath,{directory}"]
     command = [os.environ.get("CC", "gcc"), "-shared", "-Wl,-Bsymbolic", "-o", str(output),
-               str(obj), "-lm"]
+               str(obj), *linked, "-lm"]
     try:
         completed = subprocess.run(command, capture_output=True, text=True, check=False)
     except OSError as error:

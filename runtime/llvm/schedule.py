@@ -223,6 +223,17 @@ def apply(module: ir.Module) -> None:
         _replace_with_kernel_call(operation, callee, packed)
     if not kernel_texts:
         return
+    if any("@omp_set_num_threads" in text for text in kernel_texts):
+        kernel_texts.append(kernels.OPENMP_DECLARATIONS)
     library = ir.Module.parse("\n".join(kernel_texts), module.context)
+    present = {_symbol(operation) for operation in module.body.operations}
     for function in list(library.body.operations):
-        module.body.append(function.detach_from_parent())
+        if _symbol(function) not in present:
+            module.body.append(function.detach_from_parent())
+
+
+def _symbol(operation: ir.Operation) -> str | None:
+    """The name of a function (kernels, the OpenMP declarations they share)."""
+    if operation.operation.name != "func.func":
+        return None
+    return ir.StringAttr(operation.attributes["sym_name"]).value

@@ -1,0 +1,83 @@
+"""Threads of the compiled kernels: MLIR's OpenMP lowering on intel-openmp's ``libiomp5``.
+
+The kernels' outer loops over images (convolutions), row blocks (matmuls) and matrices
+(batch matmuls) are ``scf.forall`` loops; ``convert-scf-to-openmp`` turns them into
+``omp.parallel`` regions, which LLVM lowers to calls of the ``__kmpc_*`` runtime that
+``libiomp5`` implements (the ``intel-openmp`` wheel; GCC's ``libgomp``, which torch
+loads, has no ``__kmpc_*`` entry points). Without that library the same loops stay
+sequential, so every sub-graph still compiles and runs.
+
+The team size follows ``torch.get_num_threads()`` unless :func:`set_num_threads` fixed
+it. OpenMP keeps the requested size per calling thread, so :func:`prepare_calling_thread`
+re-applies it in each Python thread that calls a kernel, whenever it differs from what
+that thread last applied; concurrent callers each get a team of their own.
+
+``KMP_BLOCKTIME`` (how long idle workers spin before sleeping) defaults to 1 ms here
+instead of 200 ms: on a machine shared with eager PyTorch's own threads, spinning
+workers take the cores the next eager op needs.
+"""
+
+import ctypes
+import functools
+import importlib.metadata
+import os
+import pathlib
+import threading
+
+import torch
+
+DEFAULT_BLOCKTIME_MS = "1"
+
+_fixed_threads: int | None = None
+_applied = threading.local()
+
+
+@functools.cache
+def openmp_library() -> pathlib.Path | None:
+    """The ``libiomp5`` shared object of the installed ``intel-openmp`` wheel, if any;
+    ``DYNN_OPENMP=0`` disables threading (kernels compile sequential)."""
+    if os.environ.get("DYNN_OPENMP", "1") == "0":
+        return None
+    try:
+        distribution = importlib.metadata.distribution("intel-openmp")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for file in distribution.files or ():
+        if file.name == "libiomp5.so":
+            path = pathlib.Path(distribution.locate_file(file)).resolve()
+            if path.is_file():
+                return path
+    return None
+
+
+@functools.cache
+def _runtime() -> ctypes.CDLL | None:
+    library = openmp_library()
+    if library is None:
+        return None
+    os.environ.setdefault("KMP_BLOCKTIME", DEFAULT_BLOCKTIME_MS)
+    return ctypes.CDLL(str(library), mode=ctypes.RTLD_GLOBAL)
+
+
+def set_num_threads(threads: int | None) -> None:
+    """Team size of every parallel kernel loop; None: follow ``torch.get_num_threads()``."""
+    global _fixed_threads
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"set_num_threads: expected a positive int or None, got {threads!r}")
+    _fixed_threads = threads
+
+
+def num_threads() -> int:
+    """The team size calls made now get."""
+    return _fixed_threads if _fixed_threads is not None else torch.get_num_threads()
+
+
+def prepare_calling_thread() -> None:
+    """Applies :func:`num_threads` to the calling thread's next parallel regions."""
+    threads = num_threads()
+    if getattr(_applied, "threads", None) == threads:
+        return
+    runtime = _runtime()
+    if runtime is not None:
+        runtime.omp_set_num_threads(ctypes.c_int(threads))
+    _applied.threads = threads

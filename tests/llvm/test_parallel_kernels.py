@@ -1,0 +1,152 @@
+"""Kernels whose outer loop (images, row blocks, matrices) is parallel: results agree with
+eager at every batch size, run-time or static, odd or not, with one or several threads,
+from several Python threads at once, and with the OpenMP runtime absent."""
+
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from runtime.llvm import threads
+
+from tests.llvm.test_dynamic_shapes import batch, check_sizes, compile_function
+
+TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
+ODD_BATCHES = [1, 3, 17]
+
+
+@pytest.fixture
+def thread_count():
+    """Restores the default (follow torch) after a test that fixes the team size."""
+    yield threads.set_num_threads
+    threads.set_num_threads(None)
+
+
+def _convs(x, w1, b1, w2, w3):
+    """A conv along the row (32x32 map), a strided one to odd filters, a short-row one."""
+    y = F.relu(F.conv2d(x, w1, b1, padding=1))
+    z = F.conv2d(y, w2, stride=2, padding=1)
+    return z, F.conv2d(F.max_pool2d(y, 8), w3, padding=1)
+
+
+def _conv_parameters():
+    torch.manual_seed(0)
+    return [torch.randn(32, 16, 3, 3) / 12, torch.randn(32) * 0.1,
+            torch.randn(17, 32, 3, 3) / 17, torch.randn(32, 32, 3, 3) / 17]
+
+
+@pytest.mark.parametrize("team", [1, 2])
+def test_dynamic_batch_convolutions_agree_at_odd_batches(team, thread_count):
+    parameters = _conv_parameters()
+    compiled = compile_function(_convs, [torch.randn(2, 16, 32, 32)], parameters, [batch()])
+    thread_count(team)
+    check_sizes(compiled, _convs, parameters, lambda b: [torch.randn(b, 16, 32, 32)],
+                ODD_BATCHES)
+
+
+def test_static_batch_convolutions_agree():
+    parameters = _conv_parameters()
+    for size in (3, 8):
+        inputs = [torch.randn(size, 16, 32, 32)]
+        compiled = compile_function(_convs, inputs, parameters)
+        for got, want in zip(compiled(*inputs), _convs(*inputs, *parameters)):
+            torch.testing.assert_close(got, want, **TOLERANCE)
+
+
+def _linears(x, w1, b1, w2, b2):
+    """512 -> 128 (row tiles of 4 in parallel, a 1-row tail), then 128 -> 10."""
+    return F.linear(F.relu(F.linear(x, w1, b1)), w2, b2)
+
+
+def _linear_parameters():
+    torch.manual_seed(1)
+    return [torch.randn(128, 512) / 23, torch.randn(128) * 0.1,
+            torch.randn(10, 128) / 11, torch.randn(10) * 0.1]
+
+
+def test_dynamic_row_count_linears_agree_at_odd_counts():
+    parameters = _linear_parameters()
+    compiled = compile_function(_linears, [torch.randn(4, 512)], parameters, [batch()])
+    check_sizes(compiled, _linears, parameters, lambda b: [torch.randn(b, 512)],
+                [*ODD_BATCHES, 32, 197])
+
+
+@pytest.mark.parametrize("rows", [3, 8, 17, 32, 197])
+def test_static_row_count_linears_agree(rows):
+    parameters = _linear_parameters()
+    inputs = [torch.randn(rows, 512)]
+    compiled = compile_function(_linears, inputs, parameters)
+    torch.testing.assert_close(compiled(*inputs)[0], _linears(*inputs, *parameters),
+                               **TOLERANCE)
+
+
+def _attention(q, k, v):
+    return torch.softmax(q @ k.transpose(1, 2) / 4.0, dim=-1) @ v
+
+
+def test_dynamic_batch_matmuls_agree_at_odd_batches():
+    torch.manual_seed(2)
+    compiled = compile_function(_attention, [torch.randn(2, 9, 16) for _ in range(3)], (),
+                                [batch("b")] * 3)
+    check_sizes(compiled, _attention, [],
+                lambda b: [torch.randn(b, 9, 16) for _ in range(3)], ODD_BATCHES)
+
+
+def test_concurrent_callers_of_a_parallel_kernel_agree_with_eager():
+    """Four Python threads, each an OpenMP root with a team of its own, at different
+    batch sizes through one compiled sub-graph."""
+    parameters = _conv_parameters()
+    compiled = compile_function(_convs, [torch.randn(2, 16, 32, 32)], parameters, [batch()])
+    failures = []
+
+    def worker(seed: int) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        for call in range(12):
+            x = torch.randn(1 + (seed + call) % 5, 16, 32, 32, generator=generator)
+            for got, want in zip(compiled(x), _convs(x, *parameters)):
+                if not torch.allclose(got, want, **TOLERANCE):
+                    failures.append((seed, call))
+
+    workers = [threading.Thread(target=worker, args=(seed,)) for seed in range(4)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    assert not failures, f"{len(failures)} of 48 calls differ from eager: {failures[:5]}"
+
+
+def test_parallel_loops_call_the_openmp_runtime_when_installed():
+    if threads.openmp_library() is None:
+        pytest.skip("intel-openmp is not installed: kernels compile sequential")
+    parameters = _linear_parameters()
+    compiled = compile_function(_linears, [torch.randn(4, 512)], parameters, [batch()])
+    assert b"__kmpc_fork_call" in compiled.library_path.read_bytes()
+
+
+def test_thread_count_follows_torch_unless_set(thread_count):
+    assert threads.num_threads() == torch.get_num_threads()
+    thread_count(3)
+    assert threads.num_threads() == 3
+    with pytest.raises(ValueError, match="positive int"):
+        threads.set_num_threads(0)
+
+
+def test_without_the_openmp_runtime_parallel_loops_run_sequentially(tmp_path):
+    """``DYNN_OPENMP=0`` stands for a machine without intel-openmp."""
+    script = (
+        "import torch, tests.llvm.test_parallel_kernels as t\n"
+        "from runtime.llvm import threads\n"
+        "assert threads.openmp_library() is None\n"
+        "p = t._linear_parameters()\n"
+        "c = t.compile_function(t._linears, [torch.randn(4, 512)], p, [t.batch()])\n"
+        "assert b'__kmpc' not in c.library_path.read_bytes()\n"
+        "t.check_sizes(c, t._linears, p, lambda b: [torch.randn(b, 512)], [1, 17])\n")
+    environment = {**os.environ, "DYNN_OPENMP": "0", "HOME": str(tmp_path)}
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                               env=environment, timeout=300,
+                               cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert completed.returncode == 0, completed.stderr[-2000:]
