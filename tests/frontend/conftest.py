@@ -52,7 +52,10 @@ def assert_same(actual: Any, expected: Any, path: str = "result") -> None:
 
 
 def run_converted(conversion: Conversion, inputs: Sequence[Any], counts: Counter) -> Any:
-    results = run_program(conversion.module, conversion.params, list(inputs), region_counts=counts)
+    """Run the converted program on the tensors of `inputs`; other arguments (a list of
+    thresholds) were compile-time constants of the conversion."""
+    tensors = [x for x in inputs if isinstance(x, torch.Tensor)]
+    results = run_program(conversion.module, conversion.params, tensors, region_counts=counts)
     return rebuild_results(result_tree(conversion.module), results)
 
 
