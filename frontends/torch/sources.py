@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import linecache
 import sysconfig
 import textwrap
 import types
@@ -112,28 +113,74 @@ def library_call_source(model_type: type) -> state.FunctionSource:
 def read_source(cx: Converter, function: types.FunctionType) -> state.FunctionSource:
     code = function.__code__
     if code not in cx.sources:
-        try:
-            lines, first_line = inspect.getsourcelines(function)
-        except (OSError, TypeError) as error:
-            raise UnsupportedError(
-                code.co_filename,
-                code.co_firstlineno,
-                f"call of {function.__qualname__}",
-                f"its source is not available ({error})",
-            ) from None
-        tree = ast.parse(textwrap.dedent("".join(lines)))
-        node = tree.body[0]
-        if not isinstance(node, ast.FunctionDef):
-            raise UnsupportedError(
-                code.co_filename,
-                first_line,
-                f"call of {function.__qualname__}",
-                "only functions defined with 'def' can be inlined",
-            )
+        if code.co_name == "<lambda>":
+            node, first_line = _lambda_as_def(function), 1
+        else:
+            node, first_line = _function_def(function)
         cx.sources[code] = state.FunctionSource(
             node, cx.filename_of(code.co_filename), first_line - 1
         )
     return cx.sources[code]
+
+
+def _unavailable(function: types.FunctionType, why: str) -> UnsupportedError:
+    code = function.__code__
+    return UnsupportedError(
+        code.co_filename, code.co_firstlineno, f"call of {function.__qualname__}", why
+    )
+
+
+def _function_def(function: types.FunctionType) -> tuple[ast.FunctionDef, int]:
+    try:
+        lines, first_line = inspect.getsourcelines(function)
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except (OSError, TypeError, SyntaxError) as error:
+        raise _unavailable(function, f"its source is not available ({error})") from None
+    node = tree.body[0]
+    if not isinstance(node, ast.FunctionDef):
+        raise _unavailable(function, "only functions defined with 'def' can be inlined")
+    return node, first_line
+
+
+def _lambda_as_def(function: types.FunctionType) -> ast.FunctionDef:
+    """A lambda defined outside `forward` (`ACTIVATIONS = {"relu": lambda x: ...}`) as the
+    `def` it means, with the file's own line numbers. `inspect` gives only the lines it
+    starts on, which need not parse alone; the whole file is parsed, and of the lambdas on
+    that line the one whose span holds every instruction of the code is taken."""
+    code = function.__code__
+    try:
+        tree = ast.parse("".join(linecache.getlines(code.co_filename)))
+    except SyntaxError as error:
+        raise _unavailable(function, f"its source is not available ({error})") from None
+    candidates = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Lambda) and node.lineno == code.co_firstlineno
+    ]
+    columns = [  # RESUME and the like have an empty span at column 0
+        (line, column)
+        for line, _, column, end_column in code.co_positions()
+        if column is not None and end_column
+    ]
+    if len(candidates) > 1 and columns:
+        candidates = [
+            node
+            for node in candidates
+            if all(
+                (node.lineno, node.col_offset) <= position <= (node.end_lineno, node.end_col_offset)
+                for position in columns
+            )
+        ]
+    if len(candidates) != 1:
+        raise _unavailable(function, "its source is not available (lambda not found)")
+    (lambda_node,) = candidates
+    body = ast.Return(value=lambda_node.body)
+    definition = ast.FunctionDef(
+        name="<lambda>", args=lambda_node.args, body=[body], decorator_list=[], returns=None
+    )
+    for node in (body, definition):
+        ast.copy_location(node, lambda_node)
+    return definition
 
 
 def bind_frame(

@@ -168,3 +168,31 @@ class Unbounded(nn.Module):
 def test_recursion_bounded_only_at_run_time_is_a_located_error():
     with pytest.raises(ft.UnsupportedError, match="recursion"):
         ft.convert(Unbounded(), (torch.ones(2),))
+
+
+ACTIVATIONS = {"relu": lambda x: torch.relu(x), "tanh": lambda x: torch.tanh(x) * 2}
+GATES = {
+    "soft": lambda x, t: torch.sigmoid(x - t),
+    "hard": lambda x, t: (x > t).float(),
+}
+
+
+class LambdasFromATable(nn.Module):
+    """Activations and gates chosen by name from module-level dicts of lambdas, as
+    research code configures them; two lambdas on one line, one per line in another."""
+
+    def __init__(self):
+        super().__init__()
+        self.act = ACTIVATIONS["tanh"]
+        self.gate = GATES["hard"]
+
+    def forward(self, x):
+        if self.gate(x, 0.0).mean() > 0.5:
+            return self.act(x)
+        return x - 1
+
+
+@pytest.mark.parametrize("backend", ["interpreter", "llvm"])
+def test_lambdas_defined_in_a_module_level_dict(backend):
+    samples = [(torch.randn(2, 3) + shift,) for shift in (-2.0, 0.0, 2.0)]
+    check_backend(LambdasFromATable().eval(), samples[0], samples, backend)
