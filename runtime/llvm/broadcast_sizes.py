@@ -19,26 +19,16 @@ this yields the index size itself, 0 included.
 
 from torch_mlir import ir
 
+from .ir_walk import ops_named
+
 MAX_INT = "torch.prim.max.int"
 _PROGRAM_OWN = "dynn.program_max"
 """Marks the ``prim.max.int`` ops of the program itself during the conversion."""
 
 
-def _ops_named(module: ir.Module, name: str) -> list[ir.Operation]:
-    found = []
-
-    def visit(operation):
-        if operation.operation.name == name:
-            found.append(operation.operation)
-        return ir.WalkResult.ADVANCE
-
-    module.operation.walk(visit)
-    return found
-
-
 def mark_program_maxima(module: ir.Module) -> None:
     """Tags the program's own ``prim.max.int`` ops, before the conversion runs."""
-    for operation in _ops_named(module, MAX_INT):
+    for operation in ops_named(module, MAX_INT):
         operation.attributes[_PROGRAM_OWN] = ir.UnitAttr.get(module.context)
 
 
@@ -63,7 +53,7 @@ def _broadcast_size(first: ir.Value, second: ir.Value) -> ir.Value:
 def correct_conversion_maxima(module: ir.Module) -> None:
     """Rewrites the ``prim.max.int`` ops the TMTensor conversion added into NumPy's
     broadcast rule, and drops the marks :func:`mark_program_maxima` set."""
-    for operation in _ops_named(module, MAX_INT):
+    for operation in ops_named(module, MAX_INT):
         if _PROGRAM_OWN in operation.attributes:
             del operation.attributes[_PROGRAM_OWN]
             continue

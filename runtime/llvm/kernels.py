@@ -40,7 +40,6 @@ import numpy as np
 from . import threads
 
 
-
 def _host_vector_registers() -> tuple[int, int]:
     """(f32 lanes per vector register, vector registers) of the CPU that LLVM compiles
     for (the host's): 16 and 32 with AVX-512, 8 and 16 with AVX2. Tiles sized for 32

@@ -21,23 +21,13 @@ world for one-shot bufferisation to analyse:
 
 from torch_mlir import ir
 
-
-def _ops_named(module: ir.Module, name: str) -> list[ir.Operation]:
-    found = []
-
-    def visit(operation):
-        if operation.operation.name == name:
-            found.append(operation.operation)
-        return ir.WalkResult.ADVANCE
-
-    module.operation.walk(visit)
-    return found
+from .ir_walk import ops_named
 
 
 def mark_fresh_buffers_restrict(module: ir.Module) -> None:
     """Marks every ``bufferization.to_tensor`` (of a freshly allocated buffer)
     ``restrict writable``."""
-    for conversion in _ops_named(module, "bufferization.to_tensor"):
+    for conversion in ops_named(module, "bufferization.to_tensor"):
         conversion.attributes["restrict"] = ir.UnitAttr.get(module.context)
         conversion.attributes["writable"] = ir.UnitAttr.get(module.context)
 
@@ -45,7 +35,7 @@ def mark_fresh_buffers_restrict(module: ir.Module) -> None:
 def cast_at_each_use(module: ir.Module) -> None:
     """Replaces each ``bufferization.to_buffer`` by one cast per use, right before the
     op that uses it."""
-    for conversion in _ops_named(module, "bufferization.to_buffer"):
+    for conversion in ops_named(module, "bufferization.to_buffer"):
         uses = [(use.owner, use.operand_number) for use in conversion.results[0].uses]
         attributes = {named.name: named.attr for named in conversion.attributes}
         for user, number in uses:
