@@ -140,7 +140,9 @@ def _user_code_error(path: pathlib.Path, what: str, error: BaseException) -> Mod
         return ModelFileError(f"{place}: error: {what} was interrupted")
     if isinstance(error, SystemExit):
         return ModelFileError(f"{place}: error: {what} called sys.exit({error.code!r})")
-    return ModelFileError(f"{place}: error: {what} raised {type(error).__name__}: {_first_line(error)}")
+    return ModelFileError(
+        f"{place}: error: {what} raised {type(error).__name__}: {_first_line(error)}"
+    )
 
 
 def _import(path: pathlib.Path) -> Any:

@@ -99,7 +99,7 @@ def resolve(cx: Converter, join: Join, node: ast.AST) -> Any:
     if not arrivals:
         return None
     if len(arrivals) == 1 and arrivals[0].block is join.owner:
-        return arrivals[0].payload
+        return thaw(arrivals[0].payload)
     plan = CarryPlan(columns=[[] for _ in arrivals])
     handles = _merge_touched(cx, arrivals, plan)
     payloads = [a.payload for a in arrivals]
@@ -132,7 +132,7 @@ def resolve(cx: Converter, join: Join, node: ast.AST) -> Any:
             handle.value, handle.observed_element = merged.value, merged.observed_element
         else:
             handle.value = merged.value
-    return rebuild(plan, results)
+    return thaw(rebuild(plan, results))
 
 
 def _merge_touched(cx: Converter, arrivals: list[Arrival], plan: CarryPlan) -> list:
@@ -382,6 +382,34 @@ def freeze(value: Any, memo: dict[int, Any] | None = None) -> Any:
         copy.update((k, freeze(v, memo)) for k, v in value.items())
     elif type(value) is tuple:
         copy = tuple(freeze(v, memo) for v in value)
+    else:
+        return value
+    memo[id(value)] = copy
+    return copy
+
+
+def thaw(value: Any, memo: dict[int, Any] | None = None) -> Any:
+    """The live form of a merged payload, which goes on as the program's values: each
+    snapshot becomes the handle it was taken of where it still holds that handle's value
+    (so aliases see later updates), else a handle of its own. A snapshot left in the
+    program's values would take later in-place updates that a join credits to its origin."""
+    memo = {} if memo is None else memo
+    if id(value) in memo:
+        return memo[id(value)]
+    if isinstance(value, StagedTensor | StagedList) and value.origin is not None:
+        copy: Any = value.origin if _current(value.origin) == _current(value) else value.copy()
+    elif isinstance(value, OptionalValue):
+        copy = OptionalValue(value.present, thaw(value.value, memo))
+    elif isinstance(value, list):
+        copy = []
+        memo[id(value)] = copy
+        copy.extend(thaw(v, memo) for v in value)
+    elif isinstance(value, dict):
+        copy = {}
+        memo[id(value)] = copy
+        copy.update((k, thaw(v, memo)) for k, v in value.items())
+    elif type(value) is tuple:
+        copy = tuple(thaw(v, memo) for v in value)
     else:
         return value
     memo[id(value)] = copy

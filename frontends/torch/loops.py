@@ -264,6 +264,7 @@ def staged_while(cx: Converter, statement: ast.While) -> None:
     names = [
         n for n in sorted(assigned) if n in frame.env and not isinstance(frame.env[n], Undefined)
     ]
+    names += _aliases_of_carried_lists(frame.env, names)
     staging.flush(cx)
     owner = cx.block
     entry_env = frame.env
@@ -327,7 +328,8 @@ def _stage_body(
     frame.env = clone_containers(entry_env)
     values = [frame.env[n] for n in names]
     handles, handle_names = _carried_handles(values, tracking)
-    plan = carry_plan(cx, values, statement, {}, widened, handle_names)
+    list_aliases = _list_aliases(values, tracking)
+    plan = carry_plan(cx, values, statement, {}, widened, handle_names, list_aliases)
     holes = [
         add_leaf(plan, [h], "tensor", staging.tensor_type_of(cx, h), h.example) for h in handles
     ]
@@ -360,6 +362,31 @@ def _stage_body(
             cx.loop_depth -= 1
     staging.undo_mutations(cx, mutation_mark)
     return _LoopAttempt(plan, loop, inits, before, after)
+
+
+def _aliases_of_carried_lists(env: dict[str, Any], names: list[str]) -> list[str]:
+    """The other names that hold a list a loop carries (`alias = outs` before a loop that
+    appends to `outs`): they are carried too, as aliases, so they see its updates."""
+    carried = {id(env[n]) for n in names if isinstance(env[n], list | StagedList)}
+    return sorted(
+        n
+        for n, value in env.items()
+        if n not in names and isinstance(value, list | StagedList) and id(value) in carried
+    )
+
+
+def _list_aliases(values: list, tracking: StagedLoop) -> dict[int, int]:
+    """By name position, the earlier position that holds the same list (unless the body
+    was seen to rebind the name)."""
+    aliases: dict[int, int] = {}
+    for position, value in enumerate(values):
+        if isinstance(value, list | StagedList) and position not in tracking.rebound_names:
+            earlier = next(
+                (i for i in range(position) if values[i] is value and i not in aliases), None
+            )
+            if earlier is not None:
+                aliases[position] = earlier
+    return aliases
 
 
 def _carried_handles(values: list, tracking: StagedLoop) -> tuple[list, dict[int, int]]:

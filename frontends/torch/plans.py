@@ -77,6 +77,16 @@ class HandleRef:
     handle: Any
 
 
+@dataclass(eq=False)
+class AliasOf:
+    """A name that refers to the same list as the name at `position` of a staged loop's
+    names: both are carried as one leaf and rebuilt as one object, so an update through
+    either name is seen through the other."""
+
+    position: int
+    target: Any
+
+
 class Placeholder:
     """Stands for the value leaves of a path on which an optional value is None."""
 
@@ -170,6 +180,8 @@ def rebuild(plan: CarryPlan, results: list[SSAValue]) -> Any:
             return node.value
         if isinstance(node, HandleRef):
             return node.handle
+        if isinstance(node, AliasOf):
+            return build(node.target)
         if isinstance(node, Conflict):
             return Undefined(node.reason)
         if isinstance(node, OptionalNode):
@@ -210,16 +222,21 @@ def carry_plan(
     refined: dict,
     widened: dict | None = None,
     handle_names: dict | None = None,
+    list_aliases: dict | None = None,
 ) -> CarryPlan:
     """The plan of a staged loop's carried values (one per name). `refined` gives leaf
     types the body widened; `widened` gives, by name position, a value the body assigned
     to a name that entered the loop as None: that name is carried as an optional value
-    shaped like it."""
+    shaped like it. `list_aliases` maps a name's position to an earlier position holding
+    the same list."""
     plan = CarryPlan(columns=[[]])
-    items = []
+    items: list = []
     for position, value in enumerate(values):
         shape = (widened or {}).get(position)
-        if position in (handle_names or {}):
+        if position in (list_aliases or {}):
+            target = list_aliases[position]
+            items.append(AliasOf(target, items[target]))
+        elif position in (handle_names or {}):
             items.append(HandleRef(value))
         elif value is None and shape is not None:
             present = add_leaf(plan, [False], bool, SCALAR_TYPES[bool], False)
@@ -308,6 +325,10 @@ def collect_carried(
         if isinstance(item, HandleRef):
             if value is not item.handle:
                 raise CarriedNameRebound(_rebound_positions(values, template))
+            continue
+        if isinstance(item, AliasOf):
+            if value is not values[item.position]:
+                raise CarriedNameRebound([position])
             continue
         _collect(cx, value, item, leaves, node)
 

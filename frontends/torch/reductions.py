@@ -75,8 +75,9 @@ def reduce_list(cx: Converter, function: Any, args: tuple, kwargs: dict, node: a
     return reduction(cx, list(items), node)
 
 
-def tensor_of_numbers(cx: Converter, function: Any, args: tuple, kwargs: dict,
-                      node: ast.AST) -> Any:
+def tensor_of_numbers(
+    cx: Converter, function: Any, args: tuple, kwargs: dict, node: ast.AST
+) -> Any:
     """`torch.tensor(data)` / `torch.as_tensor(data)` where `data` is a run-time number or a
     flat list of them (`torch.tensor([beam.tokens[-1]])`): the numbers stacked in the
     program, with the dtype torch would infer (their promoted type) or the one given.
