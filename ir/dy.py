@@ -102,6 +102,11 @@ UPDATED_INPUTS_ATTR = "dy.updated_inputs"
 in place (as PyTorch mutates the caller's tensor) and the result holding each one's final
 value, which a caller copies back."""
 
+APPENDED_ATTRIBUTES_ATTR = "dy.appended_attributes"
+"""`dy.func` attribute: JSON `[["module.attribute", result], ...]`, tensors the source
+program appends to a list attribute of one of its modules (a log such as saved actions),
+in order; a caller appends each result to that list after the call."""
+
 RESULT_TREE_ATTR = "dy.result_tree"
 """`dy.func` attribute: JSON of the Python structure the entry function returns, so a caller
 can nest the flat results as the source program did (tuples, lists, dicts, constants)."""

@@ -218,9 +218,7 @@ class LocatingParser(MLIRParser):
                 try:
                     end = self._raw_scan_balanced(start + 1) + 1
                 except ParseError:
-                    return super()._parse_extended_type_or_attribute(
-                        attr_or_dialect_name, is_type
-                    )
+                    return super()._parse_extended_type_or_attribute(attr_or_dialect_name, is_type)
         key = (is_type, attr_or_dialect_name, self._text[start:end])
         found = found or self._symbols.get(key)
         if found is not None:
@@ -339,7 +337,9 @@ class LocatingParser(MLIRParser):
             at = self._text.index("%" + name, cursor)
             cursor = at + len(name) + 1
             span = Span(at, cursor, self.lexer.input)
-            resolved.append(self.resolve_operand(UnresolvedOperand(span, int(index or 0)), operand_type))
+            resolved.append(
+                self.resolve_operand(UnresolvedOperand(span, int(index or 0)), operand_type)
+            )
         op = tail.op_type.create(
             operands=resolved,
             result_types=tail.outputs,
@@ -350,6 +350,8 @@ class LocatingParser(MLIRParser):
         for index, name in enumerate(results):
             at = self._text.index("%" + name, cursor)
             cursor = at + len(name) + 1
-            self._register_ssa_definition(name, op.results[index : index + 1], Span(at, cursor, self.lexer.input))
+            self._register_ssa_definition(
+                name, op.results[index : index + 1], Span(at, cursor, self.lexer.input)
+            )
         self._resume_from(line.end())
         return op

@@ -106,7 +106,9 @@ class TorchBuilder:
         return self.op("torch.constant.float", [], FloatType(), {"value": FloatAttr(value, f64)})
 
     def bool(self, value: bool) -> SSAValue:
-        return self.op("torch.constant.bool", [], BoolType(), {"value": IntegerAttr(int(value), i1)})
+        return self.op(
+            "torch.constant.bool", [], BoolType(), {"value": IntegerAttr(int(value), i1)}
+        )
 
     def none(self) -> SSAValue:
         return self.op("torch.constant.none", [], NoneType())
@@ -171,9 +173,7 @@ class TorchBuilder:
         (rows, inner), (inner_right, columns) = shape_of(left), shape_of(right)
         if inner != inner_right:
             raise ValueError(f"mm of [{rows},{inner}] and [{inner_right},{columns}]")
-        return self.op(
-            "torch.aten.mm", [left, right], tensor_type([rows, columns], dtype_of(left))
-        )
+        return self.op("torch.aten.mm", [left, right], tensor_type([rows, columns], dtype_of(left)))
 
     def unsqueeze(self, tensor: SSAValue, dim: int) -> SSAValue:
         shape = list(shape_of(tensor))
@@ -205,4 +205,3 @@ class TorchBuilder:
             [tensor, self.int(dim), self.bool(False)],
             tensor_type(shape, i1),
         )
-

@@ -83,7 +83,11 @@ _CONSTANT_KINDS: dict[str, tuple[type[Attribute], tuple[type, ...]]] = {
     "torch.constant.device": (DeviceType, (StringAttr,)),
     "torch.constant.number": (NumberType, (IntegerAttr, FloatAttr)),
 }
-_SCALAR_ATTR_TYPES = {"torch.constant.int": i64, "torch.constant.float": f64, "torch.constant.bool": i1}
+_SCALAR_ATTR_TYPES = {
+    "torch.constant.int": i64,
+    "torch.constant.float": f64,
+    "torch.constant.bool": i1,
+}
 
 
 def torch_op_class(name: str) -> type[Operation]:

@@ -16,6 +16,7 @@ from torch import nn
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 
 from frontends.torch import cache
+from frontends.torch.attribute_logs import append_to_attributes
 from frontends.torch.converter import Converter
 from frontends.torch.errors import UnsupportedError
 from ir import dy
@@ -184,11 +185,20 @@ def result_tree(module: ModuleOp) -> Any:
 
 def updated_inputs(module: ModuleOp) -> list[tuple[int, int]]:
     """(input position, result index) of the inputs the program updates in place."""
+    return [tuple(pair) for pair in _entry_attribute(module, dy.UPDATED_INPUTS_ATTR)]
+
+
+def appended_attributes(module: ModuleOp) -> list[tuple[str, int]]:
+    """(attribute path, result index) of the tensors the program appends to module lists."""
+    return [tuple(pair) for pair in _entry_attribute(module, dy.APPENDED_ATTRIBUTES_ATTR)]
+
+
+def _entry_attribute(module: ModuleOp, name: str) -> list:
     for op in module.ops:
         if isinstance(op, dy.FuncOp) and op.sym_name.data == dy.ENTRY_FUNCTION:
-            attribute = op.attributes.get(dy.UPDATED_INPUTS_ATTR)
+            attribute = op.attributes.get(name)
             if isinstance(attribute, StringAttr):
-                return [tuple(pair) for pair in json.loads(attribute.data)]
+                return json.loads(attribute.data)
     return []
 
 
@@ -207,6 +217,9 @@ def rebuild_results(tree: Any, results: Sequence[Any]) -> Any:
     if "optional" in tree:
         present, value = tree["optional"]
         return rebuild_results(value, results) if rebuild_results(present, results) else None
+    if "union" in tree:
+        tag, alternatives = tree["union"]
+        return rebuild_results(alternatives[rebuild_results(tag, results)], results)
     ((kind, index),) = tree.items()
     value = results[index]
     if kind in ("int", "float", "bool"):
@@ -219,8 +232,15 @@ def rebuild_results(tree: Any, results: Sequence[Any]) -> Any:
 class _Variant:
     """One compiled specialisation of a model: for one signature of its inputs."""
 
-    def __init__(self, conversion: Conversion, backend: str, cache_dir: pathlib.Path | None):
+    def __init__(
+        self,
+        conversion: Conversion,
+        backend: str,
+        cache_dir: pathlib.Path | None,
+        model: nn.Module | None = None,
+    ):
         self.conversion = conversion
+        self.model = model
         self.compiled = compile_program(
             conversion.program,
             conversion.params,
@@ -230,12 +250,21 @@ class _Variant:
         )
         self.tree = result_tree(self.compiled.module)
         self.updated_inputs = updated_inputs(self.compiled.module)
+        self.appended = appended_attributes(self.compiled.module)
+        if self.appended and model is None:
+            raise ValueError(
+                "this program appends to list attributes of its model's modules "
+                f"({', '.join(path for path, _ in self.appended)}); run it through "
+                "frontends.torch.compile(model, ...)"
+            )
 
     def __call__(self, tensors: Sequence[torch.Tensor]) -> Any:
         results = self.compiled(*tensors)
         for position, index in self.updated_inputs:
             with torch.no_grad():
                 tensors[position].copy_(results[index])
+        if self.appended:
+            append_to_attributes(self.model, self.appended, results)
         return rebuild_results(self.tree, results)
 
 
@@ -295,7 +324,7 @@ class Program:
                     source_names=_relative_source_names(self.model),
                     cache_dir=self.cache_dir,
                 )
-                variant = _Variant(conversion, self.backend, self.cache_dir)
+                variant = _Variant(conversion, self.backend, self.cache_dir, self.model)
                 self._variants[key] = variant
             self._latest = variant
         return variant

@@ -56,7 +56,7 @@ def assign(cx: Converter, target: ast.expr, value: Any) -> None:
             try:
                 container[index] = value
             except Exception as error:  # noqa: BLE001 - whatever the model's own code raises
-                raise cx.unsupported(target, "item assignment", first_line(error)) from None
+                raise cx.unsupported(target, "item assignment", first_line(error), error) from None
     else:
         raise cx.unsupported(
             target,

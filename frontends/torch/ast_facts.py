@@ -83,6 +83,10 @@ def exits(statements: Iterable[ast.stmt], in_loop: bool = False) -> set[str]:
             found |= exits(statement.body, in_loop) | exits(statement.orelse, in_loop)
         elif isinstance(statement, ast.With):
             found |= exits(statement.body, in_loop)
+        elif isinstance(statement, ast.Try):
+            handlers = [s for handler in statement.handlers for s in handler.body]
+            parts = statement.body + handlers + statement.orelse + statement.finalbody
+            found |= exits(parts, in_loop)
     return found
 
 

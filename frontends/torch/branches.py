@@ -17,7 +17,12 @@ from xdsl.ir import Block, Region
 
 from frontends.torch import scalars, staging
 from frontends.torch.ast_facts import exits
-from frontends.torch.joins import arrive, clone_containers, resolve
+from frontends.torch.joins import (
+    ConstantsAtBranch,
+    arrive,
+    clone_containers,
+    resolve,
+)
 from frontends.torch.returns import moved_block
 from frontends.torch.state import Join, UnrolledLoop
 from frontends.torch.values import HostScalar, OptionalValue
@@ -135,14 +140,20 @@ def _staged_regions(
     first_arrival = len(cx.arrivals)
     entry_env = frame.env
     mutation_mark = len(cx.mutations)
+    constants = ConstantsAtBranch(cx)
     blocks = []
     for arm in arms:
         block = Block()
+        arrivals_before = len(cx.arrivals)
         with cx.at(block):
             frame.env = clone_containers(entry_env)
             arm(rest)
+            reached_join = join is not None and any(
+                a.join is join for a in cx.arrivals[arrivals_before:]
+            )
             cx.frame = frame
         staging.undo_mutations(cx, mutation_mark)
+        constants.after_arm(cx, reached_join, node)
         blocks.append(block)
     frame.env = entry_env
     branch = make_op(blocks)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from frontends.torch import (
+    attribute_logs,
     builtin_calls,
     higher_order,
     lists,
@@ -91,6 +92,8 @@ def call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: ast.AST)
     python_level = isinstance(container, list | dict | set) or (
         getattr(function, "__module__", None) == "builtins"
     )
+    if getattr(function, "__name__", "") == "append" and attribute_logs.is_log(cx, container):
+        return attribute_logs.log_append(cx, container, args, node)
     if isinstance(container, list | dict | set) and sources.mutates(function):
         sources.check_local_update(cx, container, f"call of {callable_name(function)}", node)
     if is_staged((args, kwargs)) and not python_level:
@@ -102,7 +105,7 @@ def call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: ast.AST)
         return function(*args, **kwargs)
     except Exception as error:  # noqa: BLE001 - whatever the model's own code raises
         raise cx.unsupported(
-            node, f"call of {callable_name(function)}", first_line(error)
+            node, f"call of {callable_name(function)}", first_line(error), error
         ) from None
 
 

@@ -31,8 +31,10 @@ from xdsl.dialects.builtin import FileLineColLoc, IntAttr, ModuleOp, StringAttr
 from xdsl.ir import Block, Operation, Region, SSAValue
 
 from frontends.torch import calls, expressions, operators, sources, statements
+from frontends.torch.attribute_logs import AttributeList, LoggedAppend, check_logs
 from frontends.torch.cache import Identity, static_fingerprint
 from frontends.torch.errors import UnsupportedError
+from frontends.torch.joins import FrozenConstants
 from frontends.torch.returns import ReturnPath, emit_returns, record_return
 from frontends.torch.state import Arrival, Frame, FunctionSource, InsertionPoint, Join
 from frontends.torch.stretch import Stretch
@@ -65,6 +67,7 @@ class Converter:
         """torch-mlir imports by `structure_key`: a stretch that repeats another's structure
         (a block of a deep network) reuses its import instead of another torch.export."""
         self.block = Block()
+        self.entry_block = self.block
         self.stretch = Stretch()
         self.reachable = True
         self.arrivals: list[Arrival] = []
@@ -78,6 +81,10 @@ class Converter:
         self.returns: list[ReturnPath] = []
         self.inputs: list[tuple[int, StagedTensor]] = []
         """The program's tensor inputs: position and the handle `forward` received."""
+        self.attribute_lists: dict[int, AttributeList] = {}
+        """The list attributes of modules that `forward` read, by id (`attribute_logs`)."""
+        self.logged_appends: list[LoggedAppend] = []
+        self.frozen_constants = FrozenConstants(self.param_keys)
 
     # ---------------------------------------------------------------- entry point
 
@@ -129,7 +136,8 @@ class Converter:
             body = frame.source.node
             self.exec(body.body, lambda: record_return(self, None, body))
             self.frame = frame
-            tree, result_types, updated = emit_returns(self)
+            check_logs(self)
+            tree, result_types, updated, appended = emit_returns(self)
         finally:
             sys.setrecursionlimit(previous_limit)
         function = dy.FuncOp(
@@ -138,6 +146,8 @@ class Converter:
         function.attributes[dy.RESULT_TREE_ATTR] = StringAttr(tree)
         if updated:
             function.attributes[dy.UPDATED_INPUTS_ATTR] = StringAttr(json.dumps(updated))
+        if appended:
+            function.attributes[dy.APPENDED_ATTRIBUTES_ATTR] = StringAttr(json.dumps(appended))
         function.location = self.location(source.node)
         module = ModuleOp([function])
         module.attributes[dy.PARAMS_FILE_ATTR] = StringAttr(params_file)
@@ -193,12 +203,18 @@ class Converter:
 
     # ---------------------------------------------------------------- diagnostics
 
-    def unsupported(self, node: ast.AST | None, construct: str, why: str) -> UnsupportedError:
+    def unsupported(
+        self,
+        node: ast.AST | None,
+        construct: str,
+        why: str,
+        raised: BaseException | None = None,
+    ) -> UnsupportedError:
         frame = self.frame
         if frame is None:
-            return UnsupportedError("<model>", 0, construct, why)
+            return UnsupportedError("<model>", 0, construct, why, raised, self.block)
         line = frame.source.line_offset + getattr(node, "lineno", frame.source.node.lineno)
-        return UnsupportedError(frame.source.filename, line, construct, why)
+        return UnsupportedError(frame.source.filename, line, construct, why, raised, self.block)
 
     def location(self, node: ast.AST | None) -> FileLineColLoc:
         frame = self.frame

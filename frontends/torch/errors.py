@@ -14,12 +14,26 @@ class UnsupportedError(Exception):
     the user's Python source that holds the construct.
     """
 
-    def __init__(self, filename: str, line: int, construct: str, why: str):
+    def __init__(
+        self,
+        filename: str,
+        line: int,
+        construct: str,
+        why: str,
+        raised: BaseException | None = None,
+        raised_in: object | None = None,
+    ):
         super().__init__(filename, line, construct, why)
         self.filename = filename
         self.line = line
         self.construct = construct
         self.why = why
+        self.raised = raised
+        """The exception the model's own code raised on the example inputs, where that is
+        the reason: a `try` of the model may handle it (`exceptions`)."""
+        self.raised_in = raised_in
+        """The block the conversion was emitting into when it raised: a `try` handles only
+        what its own block raised, not what one arm of a staged branch raised."""
 
     def __str__(self) -> str:
         return f"{self.filename}:{self.line}: unsupported: {self.construct}: {self.why}"

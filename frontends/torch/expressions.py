@@ -9,8 +9,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
-from frontends.torch import lists, masks, recording, scalars, selection, sizes
+from frontends.torch import attribute_logs, lists, masks, recording, scalars, selection, sizes
 from frontends.torch.assignment import assign
 from frontends.torch.branches import staged_branch
 from frontends.torch.errors import first_line
@@ -46,7 +47,9 @@ def eval_name(cx: Converter, node: ast.Name) -> Any:
     try:
         value = frame.lookup(node.id)
     except KeyError:
-        raise cx.unsupported(node, f"name '{node.id}'", "it is not defined") from None
+        raise cx.unsupported(
+            node, f"name '{node.id}'", "it is not defined", NameError(node.id)
+        ) from None
     if isinstance(value, Undefined):
         raise cx.unsupported(node, f"use of '{node.id}'", value.reason)
     return value
@@ -77,9 +80,12 @@ def get_attribute(cx: Converter, value: Any, name: str, node: ast.AST) -> Any:
     if isinstance(value, UserFunction):
         raise cx.unsupported(node, f"attribute '{name}'", "of a nested function")
     try:
-        return getattr(value, name)
+        attribute = getattr(value, name)
     except AttributeError as error:
-        raise cx.unsupported(node, f"attribute '{name}'", str(error)) from None
+        raise cx.unsupported(node, f"attribute '{name}'", str(error), error) from None
+    if isinstance(value, nn.Module):
+        attribute_logs.note_read(cx, value, name, attribute)
+    return attribute
 
 
 def eval_subscript(cx: Converter, node: ast.Subscript) -> Any:
@@ -98,7 +104,7 @@ def eval_subscript(cx: Converter, node: ast.Subscript) -> Any:
     try:
         return value[index]
     except Exception as error:  # noqa: BLE001 - whatever the model's own code raises
-        raise cx.unsupported(node, "indexing", first_line(error)) from None
+        raise cx.unsupported(node, "indexing", first_line(error), error) from None
 
 
 def eval_slice(cx: Converter, node: ast.Slice) -> slice:

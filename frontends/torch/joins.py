@@ -64,8 +64,7 @@ def arrive(cx: Converter, join: Join, value: Any, node: ast.AST) -> None:
         )
     frame = cx.frame
     assert frame is not None
-    memo: dict[int, Any] = {}
-    payload = freeze(dict(frame.env) if join.carries_environment else value, memo)
+    payload = freeze(dict(frame.env) if join.carries_environment else value, cx.frozen_constants)
     touched = touched_handles(cx, join.mutation_mark, join.owner)
     cx.arrivals.append(Arrival(join, cx.block, payload, touched))
     cx.reachable = False
@@ -99,7 +98,7 @@ def resolve(cx: Converter, join: Join, node: ast.AST) -> Any:
     if not arrivals:
         return None
     if len(arrivals) == 1 and arrivals[0].block is join.owner:
-        return thaw(arrivals[0].payload)
+        return thaw(arrivals[0].payload, cx.frozen_constants)
     plan = CarryPlan(columns=[[] for _ in arrivals])
     handles = _merge_touched(cx, arrivals, plan)
     payloads = [a.payload for a in arrivals]
@@ -132,7 +131,7 @@ def resolve(cx: Converter, join: Join, node: ast.AST) -> Any:
             handle.value, handle.observed_element = merged.value, merged.observed_element
         else:
             handle.value = merged.value
-    return thaw(rebuild(plan, results))
+    return thaw(rebuild(plan, results), cx.frozen_constants)
 
 
 def _merge_touched(cx: Converter, arrivals: list[Arrival], plan: CarryPlan) -> list:
@@ -218,6 +217,7 @@ def merge_environments(
 
 
 def merge(cx: Converter, values: list, plan: CarryPlan, owner: Block | None) -> Any:
+    values = [cx.frozen_constants.live(v) if isinstance(v, torch.Tensor) else v for v in values]
     real = [v for v in values if v is not PLACEHOLDER]
     first = real[0]
     origin = getattr(first, "origin", None)
@@ -362,33 +362,62 @@ def visible(value: Any, block: Block | None) -> bool:
     return True
 
 
-def freeze(value: Any, memo: dict[int, Any] | None = None) -> Any:
-    """A snapshot of `value`: handles and containers copied, so later updates do not leak;
-    objects reached twice (aliases) are copied once, so the snapshot keeps the aliasing."""
+def freeze(value: Any, constants: FrozenConstants, memo: dict[int, Any] | None = None) -> Any:
+    """A snapshot of `value`: handles, containers and compile-time tensors (which the
+    model may update in place later) copied, so later updates do not leak; objects
+    reached twice (aliases) are copied once, so the snapshot keeps the aliasing."""
     memo = {} if memo is None else memo
     if id(value) in memo:
         return memo[id(value)]
     if isinstance(value, StagedTensor | StagedList):
         copy: Any = value.snapshot()
+    elif isinstance(value, torch.Tensor):
+        copy = constants.freeze(value)
     elif isinstance(value, OptionalValue):
-        copy = OptionalValue(value.present, freeze(value.value, memo))
+        copy = OptionalValue(value.present, freeze(value.value, constants, memo))
     elif isinstance(value, list):
         copy = []
         memo[id(value)] = copy
-        copy.extend(freeze(v, memo) for v in value)
+        copy.extend(freeze(v, constants, memo) for v in value)
     elif isinstance(value, dict):
         copy = {}
         memo[id(value)] = copy
-        copy.update((k, freeze(v, memo)) for k, v in value.items())
+        copy.update((k, freeze(v, constants, memo)) for k, v in value.items())
     elif type(value) is tuple:
-        copy = tuple(freeze(v, memo) for v in value)
+        copy = tuple(freeze(v, constants, memo) for v in value)
     else:
         return value
     memo[id(value)] = copy
     return copy
 
 
-def thaw(value: Any, memo: dict[int, Any] | None = None) -> Any:
+class FrozenConstants:
+    """The copies `freeze` made of compile-time tensors, each with the tensor it copies and
+    that tensor's version then. A copy stands for its original while the original is not
+    updated in place (so paths that left it alone still agree, and keep the object); once
+    it is, the copy keeps the value the path had."""
+
+    def __init__(self, weights: dict[int, str]):
+        self.weights = weights
+        self.copies: dict[int, tuple[torch.Tensor, torch.Tensor, int]] = {}
+
+    def freeze(self, tensor: torch.Tensor) -> torch.Tensor:
+        if id(tensor) in self.weights or id(tensor) in self.copies:
+            return tensor  # weights are read-only in eval mode; a copy is frozen already
+        with torch.no_grad():
+            copy = tensor.clone()
+        self.copies[id(copy)] = (copy, tensor, tensor._version)
+        return copy
+
+    def live(self, tensor: torch.Tensor) -> torch.Tensor:
+        entry = self.copies.get(id(tensor))
+        if entry is None or entry[0] is not tensor:
+            return tensor
+        original = entry[1]
+        return original if original._version == entry[2] else tensor
+
+
+def thaw(value: Any, constants: FrozenConstants, memo: dict[int, Any] | None = None) -> Any:
     """The live form of a merged payload, which goes on as the program's values: each
     snapshot becomes the handle it was taken of where it still holds that handle's value
     (so aliases see later updates), else a handle of its own. A snapshot left in the
@@ -398,18 +427,20 @@ def thaw(value: Any, memo: dict[int, Any] | None = None) -> Any:
         return memo[id(value)]
     if isinstance(value, StagedTensor | StagedList) and value.origin is not None:
         copy: Any = value.origin if _current(value.origin) == _current(value) else value.copy()
+    elif isinstance(value, torch.Tensor):
+        copy = constants.live(value)
     elif isinstance(value, OptionalValue):
-        copy = OptionalValue(value.present, thaw(value.value, memo))
+        copy = OptionalValue(value.present, thaw(value.value, constants, memo))
     elif isinstance(value, list):
         copy = []
         memo[id(value)] = copy
-        copy.extend(thaw(v, memo) for v in value)
+        copy.extend(thaw(v, constants, memo) for v in value)
     elif isinstance(value, dict):
         copy = {}
         memo[id(value)] = copy
-        copy.update((k, thaw(v, memo)) for k, v in value.items())
+        copy.update((k, thaw(v, constants, memo)) for k, v in value.items())
     elif type(value) is tuple:
-        copy = tuple(thaw(v, memo) for v in value)
+        copy = tuple(thaw(v, constants, memo) for v in value)
     else:
         return value
     memo[id(value)] = copy
@@ -437,3 +468,71 @@ def clone_containers(env: dict[str, Any]) -> dict[str, Any]:
         return value
 
     return {name: clone(value) for name, value in env.items()}
+
+
+def constant_versions(cx: Converter) -> list[tuple[torch.Tensor, int]]:
+    """The compile-time tensors the frames' names reach (weights aside), with their
+    versions: an in-place update on one path of a staged branch or loop runs at compile
+    time, where it would change the tensor for every path."""
+    found: dict[int, tuple[torch.Tensor, int]] = {}
+    seen: set[int] = set()
+
+    def visit(value: Any) -> None:
+        if id(value) in seen:
+            return
+        seen.add(id(value))
+        if isinstance(value, torch.Tensor):
+            if id(value) not in cx.param_keys:
+                found[id(value)] = (value, value._version)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                visit(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, OptionalValue):
+            visit(value.value)
+
+    frame = cx.frame
+    while frame is not None:
+        visit(frame.env)
+        frame = frame.caller
+    return list(found.values())
+
+
+def check_constants_unchanged(
+    cx: Converter, versions: list[tuple[torch.Tensor, int]], node: ast.AST, where: str
+) -> None:
+    if any(tensor._version != version for tensor, version in versions):
+        raise _path_dependent_constant(cx, node, where)
+
+
+class ConstantsAtBranch:
+    """The compile-time tensors reachable at a staged branch, with copies of their values:
+    an arm that updates one in place and then leaves (returns, breaks) only changed it for
+    its own paths, so the next arm gets it back as it was; an arm that updates one and
+    reaches the join would make its value depend on the path, which is refused."""
+
+    def __init__(self, cx: Converter):
+        with torch.no_grad():
+            self.entries = [[t, v, t.clone()] for t, v in constant_versions(cx)]
+
+    def after_arm(self, cx: Converter, reached_join: bool, node: ast.AST) -> None:
+        for entry in self.entries:
+            tensor, version, saved = entry
+            if tensor._version == version:
+                continue
+            if reached_join:
+                raise _path_dependent_constant(cx, node, "in one arm of a data-dependent branch")
+            with torch.no_grad():
+                tensor.copy_(saved)
+            entry[1] = tensor._version
+
+
+def _path_dependent_constant(cx: Converter, node: ast.AST, where: str) -> Exception:
+    return cx.unsupported(
+        node,
+        "in-place update",
+        f"of a compile-time tensor {where}: its value would depend on the path taken; "
+        "derive it from an input (e.g. `torch.zeros_like(x)`) or update it out of place",
+    )

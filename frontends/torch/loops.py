@@ -23,7 +23,15 @@ from frontends.torch import counted_loops, recording, scalars, sizes, staging
 from frontends.torch.assignment import assign
 from frontends.torch.ast_facts import assigned_names, exits
 from frontends.torch.errors import UnsupportedError
-from frontends.torch.joins import arrive, clone_containers, freeze, resolve, touched_handles
+from frontends.torch.joins import (
+    arrive,
+    check_constants_unchanged,
+    clone_containers,
+    constant_versions,
+    freeze,
+    resolve,
+    touched_handles,
+)
 from frontends.torch.plans import (
     CarriedNameChanged,
     CarriedNameRebound,
@@ -214,9 +222,12 @@ def try_staged_while(cx: Converter, statement: ast.While) -> bool:
         len(cx.returns),
         len(cx.arrivals),
     )
+    constants = constant_versions(cx)
     try:
         staged_while(cx, statement)
     except UnsupportedError:
+        if any(tensor._version != version for tensor, version in constants):
+            raise  # the attempt updated a compile-time tensor: it cannot be undone
         env, loop_count, depth, mutation_mark, returns_mark, arrivals_mark = saved
         frame.env = env
         del frame.loops[loop_count:]
@@ -269,6 +280,7 @@ def staged_while(cx: Converter, statement: ast.While) -> None:
     owner = cx.block
     entry_env = frame.env
     mutation_mark = len(cx.mutations)
+    constants = constant_versions(cx)
     refined: dict[int, Any] = {}
     widened: dict[int, Any] = {}
     returns_mark = len(cx.returns)
@@ -280,6 +292,7 @@ def staged_while(cx: Converter, statement: ast.While) -> None:
             cx, statement, names, entry_env, refined, widened, tracking, mutation_mark
         )
         loop = attempt.loop
+        check_constants_unchanged(cx, constants, statement, "in a data-dependent loop")
         relayout = loop.changed_names or loop.touched or loop.rebound_names - tracking.rebound_names
         if not loop.observed_mismatch and not relayout:
             break
@@ -456,7 +469,7 @@ def staged_loop_exit(cx: Converter, loop: StagedLoop, exit_op: type, node: ast.A
     try:
         collect_carried(cx, current, loop.plan.template, leaves, node)
     except CarriedNameChanged as change:
-        loop.changed_names.append((change.position, freeze(change.value)))
+        loop.changed_names.append((change.position, freeze(change.value, cx.frozen_constants)))
         cx.reachable = False
         return
     except CarriedNameRebound as rebound:

@@ -233,6 +233,7 @@ def _run_on_examples(
             node,
             f"call of {callable_name(function)}",
             f"it fails on the example inputs: {first_line(error)}",
+            error,
         ) from None
     if any(t._version != v for t, v in zip(constants, constant_versions)):
         raise cx.unsupported(

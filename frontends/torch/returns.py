@@ -22,6 +22,7 @@ from xdsl.ir import Block
 
 from frontends.torch import joins, staging
 from frontends.torch.plans import (
+    PLACEHOLDER,
     CarryPlan,
     Conflict,
     Container,
@@ -65,7 +66,7 @@ def record_return(cx: Converter, value: Any, node: ast.AST) -> None:
         raise cx.unsupported(node, "return", undefined.reason)
     staging.flush(cx)
     inputs = [handle.value for _, handle in cx.inputs]
-    cx.returns.append(ReturnPath(cx.block, joins.freeze(value), node, inputs))
+    cx.returns.append(ReturnPath(cx.block, joins.freeze(value, cx.frozen_constants), node, inputs))
     cx.reachable = False
 
 
@@ -88,14 +89,15 @@ def moved_block(cx: Converter, old: Block, new: Block) -> None:
             path.block = new
 
 
-def emit_returns(cx: Converter) -> tuple[str, list, list]:
+def emit_returns(cx: Converter) -> tuple[str, list, list, list]:
     """End every returning path with its `dy.return`; the result tree (JSON), the result
-    types of the entry function and the inputs it updates in place ([input, result])."""
+    types of the entry function, the inputs it updates in place ([input, result]) and the
+    tensors it appends to module attributes ([attribute path, result])."""
     paths = cx.returns
     if not paths:
         raise cx.unsupported(None, "forward", "no path through it returns")
     plan = CarryPlan(columns=[[] for _ in paths])
-    template = joins.merge(cx, [path.value for path in paths], plan, None)
+    template = _merge_returned(cx, [path.value for path in paths], plan)
     tree = _result_tree(cx, template, plan, paths)
     updated = []
     for index, (_, handle) in enumerate(cx.inputs):
@@ -106,6 +108,13 @@ def emit_returns(cx: Converter) -> tuple[str, list, list]:
         column = [StagedTensor(value, handle.example) for value in values]
         hole = add_leaf(plan, column, "tensor", entry.type, handle.example)
         updated.append([index, hole.index])
+    appended = []
+    for logged in cx.logged_appends:
+        value = logged.value
+        example = value.example if isinstance(value, StagedTensor) else value
+        value_type = staging.tensor_type_of(cx, value)
+        hole = add_leaf(plan, [value] * len(paths), "tensor", value_type, example)
+        appended.append([logged.path, hole.index])
     for path, column in zip(paths, plan.columns):
         with cx.at(path.block):
             operands = [
@@ -113,7 +122,59 @@ def emit_returns(cx: Converter) -> tuple[str, list, list]:
                 for value, kind, expected in zip(column, plan.kinds, plan.types)
             ]
             cx.emit(dy.ReturnOp(*operands), path.node)
-    return json.dumps(tree, separators=(",", ":")), list(plan.types), updated
+    return json.dumps(tree, separators=(",", ":")), list(plan.types), updated, appended
+
+
+@dataclass(eq=False)
+class UnionNode:
+    """A returned value whose kind differs between paths (an exit index that is a Python
+    int on one path, a 0-d tensor on another, a run-time int on a third): a tag says
+    which alternative a path returned, each alternative has its own leaves."""
+
+    tag: Any
+    alternatives: list
+
+
+def _merge_returned(cx: Converter, values: list, plan: CarryPlan) -> Any:
+    """Merge what the paths return as a join merges values; where they differ in kind,
+    tuples and lists of one length are merged item by item and the items that still
+    differ become tagged unions (the caller rebuilds the alternative each run took)."""
+    scratch = CarryPlan(columns=[[] for _ in values])
+    if not _has_conflict(joins.merge(cx, values, scratch, None)):
+        return joins.merge(cx, values, plan, None)
+    first = values[0]
+    if type(first) in (tuple, list) and all(
+        type(v) is type(first) and len(v) == len(first) for v in values
+    ):
+        columns = [[v[i] for v in values] for i in range(len(first))]
+        return Container(type(first), [_merge_returned(cx, c, plan) for c in columns])
+    kinds = list(dict.fromkeys(_return_kind(v) for v in values))
+    if len(kinds) == 1:
+        return joins.merge(cx, values, plan, None)
+    tags = [kinds.index(_return_kind(v)) for v in values]
+    tag = add_leaf(plan, tags, int, SCALAR_TYPES[int], tags[0], frozenset(tags))
+    alternatives = []
+    for index in range(len(kinds)):
+        column = [v if t == index else PLACEHOLDER for v, t in zip(values, tags)]
+        alternatives.append(joins.merge(cx, column, plan, None))
+    return UnionNode(tag, alternatives)
+
+
+def _return_kind(value: Any) -> str:
+    if isinstance(value, StagedTensor | torch.Tensor):
+        return "tensor"
+    kind = scalar_kind(value)
+    return kind.__name__ if kind is not None else type(value).__name__
+
+
+def _has_conflict(node: Any) -> bool:
+    if isinstance(node, Conflict):
+        return True
+    if isinstance(node, Container):
+        return any(_has_conflict(item) for item in node.items)
+    if isinstance(node, OptionalNode):
+        return _has_conflict(node.present) or _has_conflict(node.value)
+    return False
 
 
 def _result_tree(cx: Converter, node: Any, plan: CarryPlan, paths: list[ReturnPath]) -> Any:
@@ -137,6 +198,9 @@ def _result_tree(cx: Converter, node: Any, plan: CarryPlan, paths: list[ReturnPa
     if isinstance(node, OptionalNode):
         present = _result_tree(cx, node.present, plan, paths)
         return {"optional": [present, _result_tree(cx, node.value, plan, paths)]}
+    if isinstance(node, UnionNode):
+        alternatives = [_result_tree(cx, item, plan, paths) for item in node.alternatives]
+        return {"union": [_result_tree(cx, node.tag, plan, paths), alternatives]}
     if isinstance(node, Keep):
         node = _kept_leaf(cx, node.value, plan, paths)
         if isinstance(node, Keep):

@@ -2,7 +2,7 @@
 
 Control flow is evaluated in continuation-passing style: a statement list runs with a
 continuation `k` (what follows it). Simple statements run in order; a compound statement
-(`if`, `for`, `while`, `with`) takes the rest of the list as its continuation, so that a
+(`if`, `for`, `while`, `with`, `try`) takes the rest of the list as its continuation, so that a
 branch can run what follows inside its arms when it must (see `branches`). Exits (`return`,
 `break`, `continue`) end the current path: as a `dy` exit op where the dialect has one, or
 as an arrival at the join of their target (the end of an inlined helper, of an unrolled
@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from frontends.torch import branches, lists, loops, operators, scalars, sources, staging
+from frontends.torch import (
+    branches,
+    exceptions,
+    lists,
+    loops,
+    operators,
+    scalars,
+    sources,
+    staging,
+)
 from frontends.torch.assignment import assign
 from frontends.torch.ast_facts import as_load
 from frontends.torch.errors import first_line
@@ -143,7 +152,7 @@ def _delete_item(cx: Converter, target: ast.Subscript) -> None:
     try:
         del container[index]
     except Exception as error:  # noqa: BLE001 - whatever the model's own code raises
-        raise cx.unsupported(target, "del", first_line(error)) from None
+        raise cx.unsupported(target, "del", first_line(error), error) from None
 
 
 def exec_raise(cx: Converter, statement: ast.Raise) -> None:
@@ -151,7 +160,21 @@ def exec_raise(cx: Converter, statement: ast.Raise) -> None:
         statement,
         "raise",
         "the model raises an exception on this path; exceptions cannot be compiled",
+        _raised_exception(cx, statement),
     )
+
+
+def _raised_exception(cx: Converter, statement: ast.Raise) -> BaseException | None:
+    """The exception a `raise` with a compile-time value raises (a `try` may handle it)."""
+    if statement.exc is None:
+        return None
+    value = cx.eval(statement.exc)
+    if isinstance(value, type) and issubclass(value, BaseException):
+        try:
+            return value()
+        except Exception:  # noqa: BLE001 - a class that needs arguments
+            return None
+    return value if isinstance(value, BaseException) else None
 
 
 # ---------------------------------------------------------------------------- exits
@@ -199,6 +222,7 @@ COMPOUND_STATEMENTS: dict[type[ast.stmt], Callable[[Converter, Any, Callable[[],
     ast.For: loops.exec_for,
     ast.While: loops.exec_while,
     ast.With: exec_with,
+    ast.Try: exceptions.exec_try,
 }
 """Statements that take the rest of their statement list as a continuation."""
 

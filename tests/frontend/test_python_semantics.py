@@ -83,20 +83,81 @@ class AppendsToModuleState(nn.Module):
         return x * len(STATE)
 
 
-class AppendsToAttribute(nn.Module):
+class AppendsToAttributeAndReadsIt(nn.Module):
     def __init__(self):
         super().__init__()
         self.history = []
 
     def forward(self, x):
         self.history.append(x)
+        return x * len(self.history)
+
+
+class AppendsToAttributeOnOnePath(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.history = []
+
+    def forward(self, x):
+        if x.sum() > 0:
+            self.history.append(x)
         return x
 
 
-@pytest.mark.parametrize("model_class", [AppendsToModuleState, AppendsToAttribute])
-def test_updating_state_that_outlives_forward_is_refused(model_class):
-    with pytest.raises(ft.UnsupportedError, match="outlives forward"):
+@pytest.mark.parametrize(
+    ("model_class", "message"),
+    [
+        (AppendsToModuleState, "outlives forward"),
+        (AppendsToAttributeAndReadsIt, "appends to it and also reads it"),
+        (AppendsToAttributeOnOnePath, "must run on every path"),
+    ],
+)
+def test_updating_state_that_outlives_forward_is_refused(model_class, message):
+    with pytest.raises(ft.UnsupportedError, match=message):
         ft.convert(model_class(), (torch.ones(2),))
+
+
+class GatePolicy(nn.Module):
+    """SkipNet's recurrent gate policy keeps every action it takes (`saved_actions`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(6, 1)
+        self.saved_actions = []
+
+    def forward(self, x):
+        action = (torch.sigmoid(self.proj(x)) > 0.5).float()
+        self.saved_actions.append(action)
+        return action
+
+
+class GatedBlocks(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.control = GatePolicy()
+        self.blocks = nn.ModuleList(nn.Linear(6, 6) for _ in range(3))
+
+    def forward(self, x):
+        for block in self.blocks:
+            if self.control(x).sum() > 0:
+                x = torch.relu(block(x))
+        return x
+
+
+@backends
+def test_appends_to_a_module_list_are_replayed_after_each_call(backend):
+    torch.manual_seed(0)
+    compiled_model, eager_model = GatedBlocks().eval(), GatedBlocks().eval()
+    eager_model.load_state_dict(compiled_model.state_dict())
+    samples = [torch.randn(1, 6) for _ in range(4)]
+    program = ft.compile(compiled_model, (samples[0],), backend=backend, cache_dir=None)
+    for sample in samples:
+        with torch.no_grad():
+            torch.testing.assert_close(program(sample), eager_model(sample))
+    ours, theirs = compiled_model.control.saved_actions, eager_model.control.saved_actions
+    assert len(ours) == len(theirs) == 3 * len(samples)
+    for logged, expected in zip(ours, theirs):
+        torch.testing.assert_close(logged, expected)
 
 
 class ConvBatchNorm(nn.Module):
