@@ -17,8 +17,8 @@ from xdsl.ir import Block, Region
 
 from frontends.torch import scalars, staging
 from frontends.torch.ast_facts import exits
+from frontends.torch.constants import ConstantsAtBranch
 from frontends.torch.joins import (
-    ConstantsAtBranch,
     arrive,
     clone_containers,
     resolve,

@@ -33,8 +33,8 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from frontends.torch import calls, expressions, operators, sources, statements
 from frontends.torch.attribute_logs import AttributeList, LoggedAppend, check_logs
 from frontends.torch.cache import Identity, static_fingerprint
+from frontends.torch.constants import FrozenConstants
 from frontends.torch.errors import UnsupportedError
-from frontends.torch.joins import FrozenConstants
 from frontends.torch.returns import ReturnPath, emit_returns, record_return
 from frontends.torch.state import Arrival, Frame, FunctionSource, InsertionPoint, Join
 from frontends.torch.stretch import Stretch

@@ -26,7 +26,9 @@ from frontends.torch.plans import (
     Hole,
     Keep,
     OptionalNode,
+    UnionNode,
     add_leaf,
+    has_conflict,
     list_element,
     materialize,
     rebuild,
@@ -50,6 +52,7 @@ from ir import dy
 from ir.dy import ListType
 
 if TYPE_CHECKING:
+    from frontends.torch.constants import FrozenConstants
     from frontends.torch.converter import Converter
 
 
@@ -105,6 +108,7 @@ def resolve(cx: Converter, join: Join, node: ast.AST) -> Any:
     if join.carries_environment:
         plan.template = merge_environments(cx, payloads, plan, join.owner, node)
     else:
+        plan.unions = True
         plan.template = merge(cx, payloads, plan, join.owner)
     for arrival, column in zip(arrivals, plan.columns):
         with cx.at(arrival.block):
@@ -244,7 +248,7 @@ def merge(cx: Converter, values: list, plan: CarryPlan, owner: Block | None) -> 
             joined = join_types(joined, other) if joined is not None else None
         if joined is None:
             other = next(t for t in types_ if t != types_[0])
-            return Conflict(
+            return merge_union(cx, values, plan, owner) or Conflict(
                 f"it is a tensor of type {types_[0]} on one path and {other} on another"
             )
         example = first.example if isinstance(first, StagedTensor) else first
@@ -252,7 +256,7 @@ def merge(cx: Converter, values: list, plan: CarryPlan, owner: Block | None) -> 
     kinds = [scalar_kind(v) for v in values]
     if all(kinds):
         if any(k is not kinds[0] for k in kinds):
-            return Conflict(
+            return merge_union(cx, values, plan, owner) or Conflict(
                 "it is a Python "
                 + " on one path and a ".join(sorted({k.__name__ for k in kinds}))
                 + " on another"
@@ -277,7 +281,36 @@ def merge(cx: Converter, values: list, plan: CarryPlan, owner: Block | None) -> 
         keys = list(first)
         return Container(dict, [merge(cx, [v[k] for v in values], plan, owner) for k in keys], keys)
     described = sorted({describe(v) for v in values})
-    return Conflict(f"it is {' on one path and '.join(described)} on another")
+    return merge_union(cx, values, plan, owner) or Conflict(
+        f"it is {' on one path and '.join(described)} on another"
+    )
+
+
+def merge_union(cx: Converter, values: list, plan: CarryPlan, owner: Block | None) -> Any:
+    """Values of different kinds on different paths, where the plan allows it: a tag leaf
+    and one alternative per kind (None if some alternative cannot merge either)."""
+    keys = [_union_key(v) for v in values]
+    kinds = list(dict.fromkeys(keys))
+    if not plan.unions or len(kinds) < 2:
+        return None
+    tags = [kinds.index(key) for key in keys]
+    columns = [
+        [v if t == index else PLACEHOLDER for v, t in zip(values, tags)]
+        for index in range(len(kinds))
+    ]
+    scratch = CarryPlan(columns=[[] for _ in values], unions=True)
+    if any(has_conflict(merge(cx, column, scratch, owner)) for column in columns):
+        return None
+    tag = add_leaf(plan, tags, int, SCALAR_TYPES[int], tags[0], frozenset(tags))
+    return UnionNode(tag, [merge(cx, column, plan, owner) for column in columns])
+
+
+def _union_key(value: Any) -> Any:
+    if isinstance(value, StagedTensor | torch.Tensor):
+        example = value.example if isinstance(value, StagedTensor) else value
+        return ("tensor", example.dtype, example.dim())
+    kind = scalar_kind(value)
+    return kind if kind is not None else type(value)
 
 
 def _tuples_of_one_type(values: list) -> bool:
@@ -322,7 +355,7 @@ def merge_with_placeholders(
     merged = merge(cx, real, CarryPlan(columns=[[] for _ in real]), owner)
     if isinstance(merged, Keep | Conflict):
         return merged
-    if isinstance(merged, Container | OptionalNode):
+    if isinstance(merged, Container | OptionalNode | UnionNode):
         return Conflict("it is a nested optional value")
     scratch = CarryPlan(columns=[[] for _ in real])
     merge(cx, real, scratch, owner)
@@ -391,32 +424,6 @@ def freeze(value: Any, constants: FrozenConstants, memo: dict[int, Any] | None =
     return copy
 
 
-class FrozenConstants:
-    """The copies `freeze` made of compile-time tensors, each with the tensor it copies and
-    that tensor's version then. A copy stands for its original while the original is not
-    updated in place (so paths that left it alone still agree, and keep the object); once
-    it is, the copy keeps the value the path had."""
-
-    def __init__(self, weights: dict[int, str]):
-        self.weights = weights
-        self.copies: dict[int, tuple[torch.Tensor, torch.Tensor, int]] = {}
-
-    def freeze(self, tensor: torch.Tensor) -> torch.Tensor:
-        if id(tensor) in self.weights or id(tensor) in self.copies:
-            return tensor  # weights are read-only in eval mode; a copy is frozen already
-        with torch.no_grad():
-            copy = tensor.clone()
-        self.copies[id(copy)] = (copy, tensor, tensor._version)
-        return copy
-
-    def live(self, tensor: torch.Tensor) -> torch.Tensor:
-        entry = self.copies.get(id(tensor))
-        if entry is None or entry[0] is not tensor:
-            return tensor
-        original = entry[1]
-        return original if original._version == entry[2] else tensor
-
-
 def thaw(value: Any, constants: FrozenConstants, memo: dict[int, Any] | None = None) -> Any:
     """The live form of a merged payload, which goes on as the program's values: each
     snapshot becomes the handle it was taken of where it still holds that handle's value
@@ -468,71 +475,3 @@ def clone_containers(env: dict[str, Any]) -> dict[str, Any]:
         return value
 
     return {name: clone(value) for name, value in env.items()}
-
-
-def constant_versions(cx: Converter) -> list[tuple[torch.Tensor, int]]:
-    """The compile-time tensors the frames' names reach (weights aside), with their
-    versions: an in-place update on one path of a staged branch or loop runs at compile
-    time, where it would change the tensor for every path."""
-    found: dict[int, tuple[torch.Tensor, int]] = {}
-    seen: set[int] = set()
-
-    def visit(value: Any) -> None:
-        if id(value) in seen:
-            return
-        seen.add(id(value))
-        if isinstance(value, torch.Tensor):
-            if id(value) not in cx.param_keys:
-                found[id(value)] = (value, value._version)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                visit(item)
-        elif isinstance(value, dict):
-            for item in value.values():
-                visit(item)
-        elif isinstance(value, OptionalValue):
-            visit(value.value)
-
-    frame = cx.frame
-    while frame is not None:
-        visit(frame.env)
-        frame = frame.caller
-    return list(found.values())
-
-
-def check_constants_unchanged(
-    cx: Converter, versions: list[tuple[torch.Tensor, int]], node: ast.AST, where: str
-) -> None:
-    if any(tensor._version != version for tensor, version in versions):
-        raise _path_dependent_constant(cx, node, where)
-
-
-class ConstantsAtBranch:
-    """The compile-time tensors reachable at a staged branch, with copies of their values:
-    an arm that updates one in place and then leaves (returns, breaks) only changed it for
-    its own paths, so the next arm gets it back as it was; an arm that updates one and
-    reaches the join would make its value depend on the path, which is refused."""
-
-    def __init__(self, cx: Converter):
-        with torch.no_grad():
-            self.entries = [[t, v, t.clone()] for t, v in constant_versions(cx)]
-
-    def after_arm(self, cx: Converter, reached_join: bool, node: ast.AST) -> None:
-        for entry in self.entries:
-            tensor, version, saved = entry
-            if tensor._version == version:
-                continue
-            if reached_join:
-                raise _path_dependent_constant(cx, node, "in one arm of a data-dependent branch")
-            with torch.no_grad():
-                tensor.copy_(saved)
-            entry[1] = tensor._version
-
-
-def _path_dependent_constant(cx: Converter, node: ast.AST, where: str) -> Exception:
-    return cx.unsupported(
-        node,
-        "in-place update",
-        f"of a compile-time tensor {where}: its value would depend on the path taken; "
-        "derive it from an input (e.g. `torch.zeros_like(x)`) or update it out of place",
-    )

@@ -22,12 +22,11 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from frontends.torch import counted_loops, recording, scalars, sizes, staging
 from frontends.torch.assignment import assign
 from frontends.torch.ast_facts import assigned_names, exits
+from frontends.torch.constants import check_constants_unchanged, constant_versions
 from frontends.torch.errors import UnsupportedError
 from frontends.torch.joins import (
     arrive,
-    check_constants_unchanged,
     clone_containers,
-    constant_versions,
     freeze,
     resolve,
     touched_handles,

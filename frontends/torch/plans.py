@@ -22,6 +22,7 @@ from frontends.torch.values import (
     SCALAR_TYPES,
     HostScalar,
     OptionalValue,
+    RuntimeChoice,
     StagedList,
     StagedTensor,
     Undefined,
@@ -67,6 +68,32 @@ class OptionalNode:
 
     present: Any
     value: Any
+
+
+@dataclass(eq=False)
+class UnionNode:
+    """A value whose kind differs between paths (an exit index that is a Python int on
+    one path, a 0-d tensor on another, a run-time int on a third): a tag leaf says which
+    alternative a path holds, each alternative has its own leaves. Rebuilt as a
+    `RuntimeChoice` that each use dispatches on."""
+
+    tag: Any
+    alternatives: list
+
+
+UNION_MESSAGE = "internal: a union's tag names no alternative"
+
+
+def has_conflict(node: Any) -> bool:
+    if isinstance(node, Conflict):
+        return True
+    if isinstance(node, Container):
+        return any(has_conflict(item) for item in node.items)
+    if isinstance(node, OptionalNode):
+        return has_conflict(node.present) or has_conflict(node.value)
+    if isinstance(node, UnionNode):
+        return any(has_conflict(item) for item in node.alternatives)
+    return False
 
 
 @dataclass(eq=False)
@@ -117,6 +144,9 @@ class CarryPlan:
     examples: list = field(default_factory=list)
     possible: list = field(default_factory=list)
     columns: list[list] = field(default_factory=list)
+    unions: bool = False
+    """Whether values whose kind differs between paths merge as a `UnionNode` (values a
+    path returns) rather than a `Conflict` (names, undefined after the join)."""
 
 
 def add_leaf(
@@ -189,6 +219,12 @@ def rebuild(plan: CarryPlan, results: list[SSAValue]) -> Any:
             if isinstance(present, bool):
                 return value if present else None
             return OptionalValue(present, value)
+        if isinstance(node, UnionNode):
+            tag = build(node.tag)
+            options = [build(item) for item in node.alternatives]
+            if isinstance(tag, int):
+                return options[tag]
+            return RuntimeChoice(tag, list(range(len(options))), options, UNION_MESSAGE)
         if isinstance(node, Container):
             items = [build(item) for item in node.items]
             if node.kind is dict:
@@ -291,6 +327,9 @@ def _shift_holes(node: Any, offset: int) -> Any:
         return Container(node.kind, [_shift_holes(i, offset) for i in node.items], node.keys)
     if isinstance(node, OptionalNode):
         return OptionalNode(_shift_holes(node.present, offset), _shift_holes(node.value, offset))
+    if isinstance(node, UnionNode):
+        items = [_shift_holes(item, offset) for item in node.alternatives]
+        return UnionNode(_shift_holes(node.tag, offset), items)
     return node
 
 
@@ -475,4 +514,6 @@ def _count_holes(node: Any) -> int:
         return sum(_count_holes(item) for item in node.items)
     if isinstance(node, OptionalNode):
         return _count_holes(node.present) + _count_holes(node.value)
+    if isinstance(node, UnionNode):
+        return _count_holes(node.tag) + sum(_count_holes(item) for item in node.alternatives)
     return 0

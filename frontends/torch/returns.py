@@ -22,13 +22,13 @@ from xdsl.ir import Block
 
 from frontends.torch import joins, staging
 from frontends.torch.plans import (
-    PLACEHOLDER,
     CarryPlan,
     Conflict,
     Container,
     Hole,
     Keep,
     OptionalNode,
+    UnionNode,
     add_leaf,
     materialize,
 )
@@ -96,8 +96,8 @@ def emit_returns(cx: Converter) -> tuple[str, list, list, list]:
     paths = cx.returns
     if not paths:
         raise cx.unsupported(None, "forward", "no path through it returns")
-    plan = CarryPlan(columns=[[] for _ in paths])
-    template = _merge_returned(cx, [path.value for path in paths], plan)
+    plan = CarryPlan(columns=[[] for _ in paths], unions=True)
+    template = joins.merge(cx, [path.value for path in paths], plan, None)
     tree = _result_tree(cx, template, plan, paths)
     updated = []
     for index, (_, handle) in enumerate(cx.inputs):
@@ -123,58 +123,6 @@ def emit_returns(cx: Converter) -> tuple[str, list, list, list]:
             ]
             cx.emit(dy.ReturnOp(*operands), path.node)
     return json.dumps(tree, separators=(",", ":")), list(plan.types), updated, appended
-
-
-@dataclass(eq=False)
-class UnionNode:
-    """A returned value whose kind differs between paths (an exit index that is a Python
-    int on one path, a 0-d tensor on another, a run-time int on a third): a tag says
-    which alternative a path returned, each alternative has its own leaves."""
-
-    tag: Any
-    alternatives: list
-
-
-def _merge_returned(cx: Converter, values: list, plan: CarryPlan) -> Any:
-    """Merge what the paths return as a join merges values; where they differ in kind,
-    tuples and lists of one length are merged item by item and the items that still
-    differ become tagged unions (the caller rebuilds the alternative each run took)."""
-    scratch = CarryPlan(columns=[[] for _ in values])
-    if not _has_conflict(joins.merge(cx, values, scratch, None)):
-        return joins.merge(cx, values, plan, None)
-    first = values[0]
-    if type(first) in (tuple, list) and all(
-        type(v) is type(first) and len(v) == len(first) for v in values
-    ):
-        columns = [[v[i] for v in values] for i in range(len(first))]
-        return Container(type(first), [_merge_returned(cx, c, plan) for c in columns])
-    kinds = list(dict.fromkeys(_return_kind(v) for v in values))
-    if len(kinds) == 1:
-        return joins.merge(cx, values, plan, None)
-    tags = [kinds.index(_return_kind(v)) for v in values]
-    tag = add_leaf(plan, tags, int, SCALAR_TYPES[int], tags[0], frozenset(tags))
-    alternatives = []
-    for index in range(len(kinds)):
-        column = [v if t == index else PLACEHOLDER for v, t in zip(values, tags)]
-        alternatives.append(joins.merge(cx, column, plan, None))
-    return UnionNode(tag, alternatives)
-
-
-def _return_kind(value: Any) -> str:
-    if isinstance(value, StagedTensor | torch.Tensor):
-        return "tensor"
-    kind = scalar_kind(value)
-    return kind.__name__ if kind is not None else type(value).__name__
-
-
-def _has_conflict(node: Any) -> bool:
-    if isinstance(node, Conflict):
-        return True
-    if isinstance(node, Container):
-        return any(_has_conflict(item) for item in node.items)
-    if isinstance(node, OptionalNode):
-        return _has_conflict(node.present) or _has_conflict(node.value)
-    return False
 
 
 def _result_tree(cx: Converter, node: Any, plan: CarryPlan, paths: list[ReturnPath]) -> Any:

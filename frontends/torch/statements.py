@@ -33,7 +33,14 @@ from frontends.torch.errors import first_line
 from frontends.torch.joins import arrive
 from frontends.torch.returns import record_return
 from frontends.torch.state import PathEnded, StagedLoop, UnrolledLoop
-from frontends.torch.values import StagedList, UserFunction, describe, is_staged, scalar_kind
+from frontends.torch.values import (
+    RuntimeChoice,
+    StagedList,
+    UserFunction,
+    describe,
+    is_staged,
+    scalar_kind,
+)
 from ir import dy
 
 if TYPE_CHECKING:
@@ -185,9 +192,66 @@ def exec_return(cx: Converter, statement: ast.Return) -> None:
     frame = cx.frame
     assert frame is not None
     if frame.return_join is None:
-        record_return(cx, value, statement)
+        return_each_choice(cx, value, statement)
     else:
         arrive(cx, frame.return_join, value, statement)
+
+
+def return_each_choice(cx: Converter, value: Any, statement: ast.AST) -> None:
+    """Return `value` from forward; a part of it chosen at run time (a value whose kind
+    differs by path, merged by an inlined helper's return) is returned from each arm of
+    a chain of `dy.if`s on its tag, so each path returns its own alternative."""
+    choice = _first_choice(value)
+    if choice is None:
+        record_return(cx, value, statement)
+        return
+    _return_options_from(cx, value, choice, 0, statement)
+
+
+def _return_options_from(
+    cx: Converter, value: Any, choice: RuntimeChoice, index: int, statement: ast.AST
+) -> None:
+    """`if tag == case[index]: return option[index] else: ...`, the last option without a
+    test (the tag always names one, and the function still ends with a `dy.return`)."""
+    chosen = _substituted(value, choice, choice.options[index])
+    if index == len(choice.options) - 1:
+        return_each_choice(cx, chosen, statement)
+        return
+    taken = scalars.compare_scalars(cx, ast.Eq(), choice.selector, choice.cases[index], statement)
+    if isinstance(taken, bool):
+        if taken:
+            return_each_choice(cx, chosen, statement)
+        else:
+            _return_options_from(cx, value, choice, index + 1, statement)
+        return
+    arms = [
+        lambda k: return_each_choice(cx, chosen, statement),
+        lambda k: _return_options_from(cx, value, choice, index + 1, statement),
+    ]
+    branches.staged_branch(cx, taken, arms, None, lambda: None, statement)
+    cx.reachable = False
+
+
+def _first_choice(value: Any) -> RuntimeChoice | None:
+    if isinstance(value, RuntimeChoice):
+        return value
+    items = value.values() if isinstance(value, dict) else value
+    if isinstance(value, tuple | list | dict):
+        return next((c for c in map(_first_choice, items) if c is not None), None)
+    return None
+
+
+def _substituted(value: Any, choice: RuntimeChoice, option: Any) -> Any:
+    if value is choice:
+        return option
+    if isinstance(value, dict):
+        return {key: _substituted(item, choice, option) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_substituted(item, choice, option) for item in value]
+    if isinstance(value, tuple):
+        items = [_substituted(item, choice, option) for item in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    return value
 
 
 def exec_break(cx: Converter, statement: ast.Break) -> None:

@@ -58,6 +58,18 @@ class ExitIndexOfDifferentKinds(nn.Module):
         return outputs[best], best, False
 
 
+class ExitIndexThroughAWrapper(nn.Module):
+    """The same method called from a wrapper's forward: the helper's returns merge at its
+    return join into a union, which forward returns."""
+
+    def __init__(self):
+        super().__init__()
+        self.model = ExitIndexOfDifferentKinds()
+
+    def forward(self, x):
+        return self.model.forward(x)
+
+
 def _same(ours, theirs) -> None:
     if isinstance(theirs, tuple):
         assert isinstance(ours, tuple) and len(ours) == len(theirs)
@@ -79,6 +91,7 @@ def _same(ours, theirs) -> None:
         CounterTensorIncrementedAfterAnExit,
         CounterBecomesATensor,
         ExitIndexOfDifferentKinds,
+        ExitIndexThroughAWrapper,
     ],
 )
 def test_each_path_returns_what_eager_returns(model_class, backend):
@@ -92,7 +105,7 @@ def test_each_path_returns_what_eager_returns(model_class, backend):
             expected = model(x)
             _same(program(x), expected)
         kinds.add(type(expected[1]).__name__ if isinstance(expected, tuple) else "tensor")
-    if model_class is ExitIndexOfDifferentKinds:
+    if model_class in (ExitIndexOfDifferentKinds, ExitIndexThroughAWrapper):
         assert len(kinds) >= 2, kinds
 
 
