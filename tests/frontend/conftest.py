@@ -125,7 +125,9 @@ def check_backend(
 
         def run(*inputs: Any) -> Any:
             tensors = [x for x in inputs if isinstance(x, torch.Tensor)]
-            results = run_program(conversion.module, conversion.params, tensors, region_counts=counts)
+            results = run_program(
+                conversion.module, conversion.params, tensors, region_counts=counts
+            )
             for position, index in updated:
                 tensors[position].copy_(results[index])
             return rebuild_results(tree, results)

@@ -41,7 +41,10 @@ CASES = {
         """,
         ":9: error: make_inputs() raised RuntimeError: mat1 and mat2 shapes cannot be multiplied",
     ),
-    "sys_exit_at_import": ("import sys\nsys.exit(3)\n", ":2: error: importing it called sys.exit(3)"),
+    "sys_exit_at_import": (
+        "import sys\nsys.exit(3)\n",
+        ":2: error: importing it called sys.exit(3)",
+    ),
     "ctrl_c_at_import": ("raise KeyboardInterrupt\n", ":1: error: importing it was interrupted"),
     "sys_exit_in_make_model": (
         """

@@ -19,8 +19,7 @@ def scaled(count: int, *shape: int, seed: int = 0, offset: float = 0.0) -> list[
     """`count` inputs whose scale grows, so thresholds are crossed at different points."""
     generator = torch.Generator().manual_seed(seed)
     return [
-        (torch.randn(*shape, generator=generator) * (0.1 + 0.3 * i) + offset,)
-        for i in range(count)
+        (torch.randn(*shape, generator=generator) * (0.1 + 0.3 * i) + offset,) for i in range(count)
     ]
 
 

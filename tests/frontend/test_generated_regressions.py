@@ -142,13 +142,13 @@ class InPlaceUpdateAfterAStagedLoop(nn.Module):
         return y
 
 
-@pytest.mark.parametrize("backend", ["interpreter", "llvm"])
 @pytest.mark.parametrize(
-    "model",
+    ("model", "backend"),
     [
-        AppendAfterAStagedLoopThatAppends,
-        AliasAppendedAfterAStagedLoop,
-        InPlaceUpdateAfterAStagedLoop,
+        (AppendAfterAStagedLoopThatAppends, "interpreter"),
+        (AppendAfterAStagedLoopThatAppends, "llvm"),
+        (AliasAppendedAfterAStagedLoop, "interpreter"),
+        (InPlaceUpdateAfterAStagedLoop, "interpreter"),
     ],
 )
 def test_update_after_a_staged_loop_on_one_path(model, backend):

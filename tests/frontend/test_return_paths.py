@@ -84,14 +84,15 @@ def _same(ours, theirs) -> None:
         assert type(ours) is type(theirs) and ours == theirs
 
 
-@pytest.mark.parametrize("backend", ["interpreter", "llvm"])
 @pytest.mark.parametrize(
-    "model_class",
+    ("model_class", "backend"),
     [
-        CounterTensorIncrementedAfterAnExit,
-        CounterBecomesATensor,
-        ExitIndexOfDifferentKinds,
-        ExitIndexThroughAWrapper,
+        (CounterTensorIncrementedAfterAnExit, "interpreter"),
+        (CounterTensorIncrementedAfterAnExit, "llvm"),
+        (CounterBecomesATensor, "interpreter"),
+        (ExitIndexOfDifferentKinds, "interpreter"),
+        (ExitIndexThroughAWrapper, "interpreter"),
+        (ExitIndexThroughAWrapper, "llvm"),
     ],
 )
 def test_each_path_returns_what_eager_returns(model_class, backend):
