@@ -97,7 +97,10 @@ def split_at_data_sizes(graph: dy.GraphOp) -> list[Piece] | None:
     """Two compiled pieces: the ops that the graph's data-read scalars (`DATA_SCALAR_OPS`
     of values computed in the graph) depend on, then the rest, which receives those values
     as inputs; None when there is no such scalar or everything depends on it."""
-    ops = list(graph.body.block.ops)[:-1]
+    *ops, output = graph.body.block.ops
+    if any(isinstance(v.owner, Operation) and _copied_into_users(v.owner)
+           for v in output.operands):
+        return None  # a scalar result: the pieces pass tensors only
     roots = [operand.owner for op in ops if dy.op_name(op) in DATA_SCALAR_OPS
              for operand in op.operands
              if isinstance(operand.owner, Operation) and not _copied_into_users(operand.owner)]
