@@ -190,7 +190,7 @@ def benchmark_model(name: str, n_inputs: int, rounds: int, batch: int = 1,
             ok, error = _max_error(model(*args), systems["ours"](*args))
             agree &= ok
             worst = max(worst, error)
-    result.agree, result.max_abs_error = agree, worst
+    result.agree, result.max_abs_error = bool(agree), float(worst)
     timings: dict[str, list[float]] = {system: [] for system in systems}
     threads = torch.get_num_threads()
     for _ in range(rounds):
