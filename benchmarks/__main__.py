@@ -8,7 +8,7 @@ alike. Results go to a Markdown table (printed and written), a JSON file and a P
 geometric means close the table.
 
     python -m benchmarks [--models a,b] [--inputs 20] [--rounds 5] [--out benchmarks/results]
-                         [--batches 1,8,32]
+                         [--batches 1,8,32] [--skip torchscript,torch.compile]
 
 With ``--batches``, every model runs at each batch size: an input of batch B stacks B
 consecutive sample inputs along dimension 0, and each system is compiled (ours,
@@ -97,8 +97,18 @@ def _time_round(function: Callable[..., Any], inputs: Sequence[tuple], threads: 
     return timings
 
 
-def _prepare_systems(model: torch.nn.Module, module: Any, result: ModelResult, inputs: list[tuple]):
+def _prepare_systems(model: torch.nn.Module, module: Any, result: ModelResult, inputs: list[tuple],
+                     skipped: frozenset[str] = frozenset()):
     systems: dict[str, Callable[..., Any]] = {"eager": model, "eager-1t": model}
+    if "torchscript" not in skipped:
+        _prepare_torchscript(model, result, inputs, systems)
+    if "torch.compile" not in skipped:
+        _prepare_torch_compile(model, result, inputs, systems)
+    _prepare_ours(model, module, result, systems)
+    return systems
+
+
+def _prepare_torchscript(model, result: ModelResult, inputs: list[tuple], systems: dict) -> None:
     try:
         scripted = torch.jit.script(model)
         with torch.no_grad():
@@ -109,6 +119,9 @@ def _prepare_systems(model: torch.nn.Module, module: Any, result: ModelResult, i
         result.notes["torchscript"] = (
             f"{type(error).__name__}: {str(error).strip().splitlines()[0][:120]}"
         )
+
+
+def _prepare_torch_compile(model, result: ModelResult, inputs: list[tuple], systems: dict) -> None:
     try:
         compiled = torch.compile(model, backend="inductor", dynamic=False)
         with torch.no_grad():
@@ -120,6 +133,8 @@ def _prepare_systems(model: torch.nn.Module, module: Any, result: ModelResult, i
             f"{type(error).__name__}: {str(error).strip().splitlines()[0][:120]}"
         )
 
+
+def _prepare_ours(model, module: Any, result: ModelResult, systems: dict) -> None:
     example = module.make_inputs()
     with tempfile.TemporaryDirectory() as cache:
         cache_dir = pathlib.Path(cache)
@@ -132,7 +147,6 @@ def _prepare_systems(model: torch.nn.Module, module: Any, result: ModelResult, i
     result.compiled_subgraphs = program.stats.compiled
     result.fallback_subgraphs = program.stats.fallback
     systems["ours"] = program
-    return systems
 
 
 def _stack(samples: Sequence[tuple]) -> tuple:
@@ -159,7 +173,8 @@ class _Batched:
         return [_stack(samples[i:i + self.batch]) for i in range(0, len(samples), self.batch)]
 
 
-def benchmark_model(name: str, n_inputs: int, rounds: int, batch: int = 1) -> ModelResult:
+def benchmark_model(name: str, n_inputs: int, rounds: int, batch: int = 1,
+                    skipped: frozenset[str] = frozenset()) -> ModelResult:
     module = zoo.load(name)
     result = ModelResult(name, batch)
     model = module.make_model()
@@ -168,14 +183,14 @@ def benchmark_model(name: str, n_inputs: int, rounds: int, batch: int = 1) -> Mo
     inputs = module.sample_inputs(n_inputs, seed=123)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        systems = _prepare_systems(model, module, result, inputs)
+        systems = _prepare_systems(model, module, result, inputs, skipped)
     agree, worst = True, 0.0
     with torch.no_grad():
         for args in inputs:
             ok, error = _max_error(model(*args), systems["ours"](*args))
             agree &= ok
             worst = max(worst, error)
-    result.agree, result.max_abs_error = agree, worst
+    result.agree, result.max_abs_error = bool(agree), float(worst)
     timings: dict[str, list[float]] = {system: [] for system in systems}
     threads = torch.get_num_threads()
     for _ in range(rounds):
@@ -273,7 +288,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="timing rounds over all inputs")
     parser.add_argument("--out", default="benchmarks/results", help="output directory")
     parser.add_argument("--batches", default="1", help="comma-separated batch sizes")
+    parser.add_argument("--skip", default="", help="comma-separated systems not to run "
+                        "(torchscript, torch.compile): their columns read n/a")
     args = parser.parse_args(argv)
+    skipped = frozenset(s for s in args.skip.split(",") if s)
+    if not skipped <= {"torchscript", "torch.compile"}:
+        parser.error(f"--skip: only torchscript and torch.compile can be skipped, got {args.skip!r}")
     try:
         batches = [int(b) for b in args.batches.split(",")]
     except ValueError:
@@ -286,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     results = []
     runs = [(name, b) for b in batches for name in args.models.split(",")]
     for name, batch in tqdm(runs, desc="models", unit="model"):
-        results.append(_run_one(name, args.inputs, args.rounds, batch))
+        results.append(_run_one(name, args.inputs, args.rounds, batch, skipped))
         (out / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
     table = markdown_table(results, machine)
     (out / "results.md").write_text(table)
@@ -294,13 +314,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(table)
 
 
-def _run_one(name: str, n_inputs: int, rounds: int, batch: int) -> ModelResult:
+def _run_one(name: str, n_inputs: int, rounds: int, batch: int,
+             skipped: frozenset[str] = frozenset()) -> ModelResult:
     """A model at batch 1 must run (a failure is a bug); at a larger batch, a model whose
     own code does not take batches (an ``.item()`` on a batched tensor) is a note."""
     if batch == 1:
-        return benchmark_model(name, n_inputs, rounds)
+        return benchmark_model(name, n_inputs, rounds, skipped=skipped)
     try:
-        return benchmark_model(name, n_inputs, rounds, batch)
+        return benchmark_model(name, n_inputs, rounds, batch, skipped)
     except Exception as error:  # noqa: BLE001 -- reported in the table, not fatal
         result = ModelResult(name, batch)
         result.notes["all systems"] = (

@@ -172,6 +172,7 @@ class Interpreter:
         if not isinstance(self.entry, dy.FuncOp):
             raise error_at(self.entry, f"@{dy.ENTRY_FUNCTION} must be a 'dy.func'")
         self._entry_call = self._function(dy.ENTRY_FUNCTION)
+        self._input_checks = [_input_check(t) for t in self.entry.arg_types]
 
     def prepare_all(self) -> None:
         """Compile every function and sub-graph now instead of at its first call, so that
@@ -188,8 +189,8 @@ class Interpreter:
         expected = self.entry.arg_types
         if len(inputs) != len(expected):
             raise _located(self.entry, f"expects {len(expected)} inputs, got {len(inputs)}")
-        for index, (value, value_type) in enumerate(zip(inputs, expected)):
-            problem = _mismatch(value, value_type)
+        for index, (value, check) in enumerate(zip(inputs, self._input_checks)):
+            problem = check(value)
             if problem:
                 raise _located(self.entry, f"input #{index}: {problem}")
 
@@ -571,6 +572,30 @@ def _first_line(error: Exception) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+_SCALAR_KINDS = {"i1": bool, "i64": int, "f64": float}
+
+
+def _input_check(expected: Any) -> Callable[[Any], str | None]:
+    """`_mismatch` against `expected`, with what it reads of the IR type read once: it runs
+    on every call of the program (printing the type each time cost more than the call)."""
+    if isinstance(expected, ValueTensorType):
+        dtype, shape = torch_dtype_of(expected), expected.shape
+
+        def check_tensor(value: Any) -> str | None:
+            if (isinstance(value, torch.Tensor) and (dtype is None or value.dtype == dtype)
+                    and (shape is None or (len(shape) == value.dim() and all(
+                        d in (-1, actual) for d, actual in zip(shape, value.shape))))):
+                return None
+            return _mismatch(value, expected)
+
+        return check_tensor
+    kind = _SCALAR_KINDS.get(str(expected))
+    if kind is None:
+        return lambda value: None
+    accepted = kind if kind is not float else (int, float)
+    return lambda value: None if isinstance(value, accepted) else _mismatch(value, expected)
+
+
 def _mismatch(value: Any, expected: Any) -> str | None:
     """Why `value` cannot stand for a value of IR type `expected`, or None if it can."""
     if isinstance(expected, ValueTensorType):
@@ -586,8 +611,7 @@ def _mismatch(value: Any, expected: Any) -> str | None:
         ):
             return f"expected shape {list(shape)} ({expected}), got {list(value.shape)}"
         return None
-    scalar_kinds = {"i1": bool, "i64": int, "f64": float}
-    kind = scalar_kinds.get(str(expected))
+    kind = _SCALAR_KINDS.get(str(expected))
     if kind is not None and not isinstance(value, kind if kind is not float else (int, float)):
         return f"expected a {kind.__name__} for {expected}, got {type(value).__name__}"
     return None

@@ -229,9 +229,14 @@ class CompiledProgram:
         return self._interpreter.run(*inputs)
 
     def _compiled_graph(self, graph: dy.GraphOp) -> Callable[..., Sequence[Any]]:
-        """The compiled sub-graph; where torch-mlir cannot lower an op, the graph is split
-        around it (`runtime.segments`) and that op runs on the host; where the split
-        does not help, the whole graph runs eagerly."""
+        """The compiled sub-graph; a graph whose sizes depend on its own data is compiled
+        as two pieces, the count first (`segments.split_at_data_sizes`); where torch-mlir
+        cannot lower an op, the graph is split around it (`runtime.segments`) and that op
+        runs on the host; where the split does not help, the whole graph runs eagerly."""
+        pieces = segments.split_at_data_sizes(graph)
+        if pieces is not None:
+            runners = [self._compiled_graph(piece.graph) for piece in pieces]
+            return segments.run_pieces(graph, runners, pieces)
         host_names: set[str] = set()
         first_error: LoweringError | None = None
         while True:

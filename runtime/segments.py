@@ -7,6 +7,13 @@ the stretches before and after it compile as sub-graphs of their own and the op 
 the host with eager PyTorch, its result (with its data-dependent size) flowing into the
 next compiled stretch as an input with `?` dimensions.
 
+A graph whose result sizes depend on data (`x[mask]`, which torch.export decomposes into
+`nonzero`'s cumsum / scatter and a slice whose end is `aten.Int.Tensor` of a count) is
+split as well, though every op compiles (`split_at_data_sizes`): compiled whole, its
+prelude (`runtime.llvm.prelude`) must recompute everything the count depends on (a
+whole network stage before an early-exit mask) before every call. Split, the first piece
+computes that count and the second reads it from its input.
+
 Only tensors cross between pieces: ops without tensor results (`torch.constant.*`,
 `torch.prim.ListConstruct`, `aten.size.int` and int arithmetic) and `dy.param`s are copied
 into every piece that uses them.
@@ -26,6 +33,11 @@ from ir.torch import ValueTensorType
 
 MAX_SPLITS = 8
 """Op names a sub-graph may move to the host before it runs eagerly as a whole."""
+
+DATA_SCALAR_OPS = ("torch.aten.Int.Tensor", "torch.aten.Float.Tensor",
+                   "torch.aten.Bool.Tensor", "torch.aten.item", "torch.aten.ScalarImplicit")
+"""Ops that read a host scalar out of tensor data; inside a graph, sizes that depend on
+data (a count) come from them."""
 
 
 @dataclass(frozen=True)
@@ -78,10 +90,43 @@ def _with_copied_producers(anchors: list[Operation]) -> list[Operation]:
 
 def split(graph: dy.GraphOp, host_names: set[str]) -> list[Piece]:
     """The pieces of `graph` when the ops named in `host_names` run on the host."""
-    block = graph.body.block
-    output = block.last_op
+    return _split_runs(graph, _pieces_of_anchors(list(graph.body.block.ops)[:-1], host_names))
+
+
+def split_at_data_sizes(graph: dy.GraphOp) -> list[Piece] | None:
+    """Two compiled pieces: the ops that the graph's data-read scalars (`DATA_SCALAR_OPS`
+    of values computed in the graph) depend on, then the rest, which receives those values
+    as inputs; None when there is no such scalar or everything depends on it."""
+    *ops, output = graph.body.block.ops
+    if any(isinstance(v.owner, Operation) and _copied_into_users(v.owner)
+           for v in output.operands):
+        return None  # a scalar result: the pieces pass tensors only
+    roots = [operand.owner for op in ops if dy.op_name(op) in DATA_SCALAR_OPS
+             for operand in op.operands
+             if isinstance(operand.owner, Operation) and not _copied_into_users(operand.owner)]
+    if not roots:
+        return None
+    needed: set[Operation] = set()
+    stack = list(roots)
+    while stack:
+        op = stack.pop()
+        if op in needed:
+            continue
+        needed.add(op)
+        stack.extend(v.owner for v in op.operands if isinstance(v.owner, Operation))
+    anchors = [op for op in ops if not _copied_into_users(op)]
+    first = [op for op in anchors if op in needed]
+    rest = [op for op in anchors if op not in needed]
+    if not rest:
+        return None
+    return _split_runs(graph, [(first, False), (rest, False)])
+
+
+def _split_runs(graph: dy.GraphOp, runs: list[tuple[list[Operation], bool]]) -> list[Piece]:
+    """The pieces of `graph`, one per run of anchor ops (in an order that respects their
+    dependencies), each with the copied ops it needs."""
+    output = graph.body.block.last_op
     assert isinstance(output, dy.OutputOp)
-    runs = _pieces_of_anchors(list(block.ops)[:-1], host_names)
     later_uses: list[set[SSAValue]] = []
     used_after: set[SSAValue] = set(output.operands)
     for anchors, _ in reversed(runs):

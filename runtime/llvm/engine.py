@@ -123,9 +123,22 @@ def _descriptor_length(rank: int) -> int:
     return 3 + 2 * rank
 
 
+def _shape_check(declared: tuple[int | None, ...]):
+    """None for a static shape (compared whole); else a test of a run-time shape against
+    the static dimensions of `declared`, specialised for the usual run-time batch."""
+    if None not in declared:
+        return None
+    rank, tail = len(declared), declared[1:]
+    if declared[0] is None and None not in tail:
+        return lambda shape: len(shape) == rank and shape[1:] == tail
+    fixed = tuple((axis, size) for axis, size in enumerate(declared) if size is not None)
+    return lambda shape: len(shape) == rank and all(shape[a] == size for a, size in fixed)
+
+
 class _ThreadState:
-    """One thread's descriptors: an int64 array per operand (inputs, then results) and
-    the prelude's output vector with its descriptor."""
+    """One thread's descriptors: an int64 array per operand (inputs, then results), the
+    shape last stored in each (sizes and strides of `?` dimensions are rewritten only when
+    it changes), and the prelude's output vector with its descriptor."""
 
     def __init__(self, specs: list[TensorSpec], outputs: int, prelude_length: int):
         self.descriptors = []
@@ -134,6 +147,7 @@ class _ThreadState:
             fields = [0, 0, 0, *static, *_contiguous_strides(static)]
             self.descriptors.append((ctypes.c_int64 * len(fields))(*fields))
         self.addresses = [ctypes.addressof(d) for d in self.descriptors]
+        self.stored_shapes: list[tuple[int, ...] | None] = [None] * len(specs)
         self.output_descriptors = self.descriptors[len(specs) - outputs:]
         self.prelude_values = (ctypes.c_int64 * max(prelude_length, 1))()
         address = ctypes.addressof(self.prelude_values)
@@ -161,6 +175,8 @@ class CompiledSubgraph:
             (position, [axis for axis, d in enumerate(spec.shape) if d is None])
             for position, spec in enumerate(self.inputs) if not spec.is_static]
         self._static_outputs = tuple(spec.is_static for spec in self.outputs)
+        self._input_checks = tuple((spec.shape, spec.dtype, _shape_check(spec.shape))
+                                   for spec in self.inputs)
         self._result_sizes: dict[tuple[int, ...], tuple[tuple[int, ...], ...]] = {}
         self._static_results = (tuple((spec.shape, spec.dtype) for spec in self.outputs)
                                 if self._prelude is None and not self._dynamic_inputs
@@ -179,11 +195,6 @@ class CompiledSubgraph:
                if isinstance(tensor, torch.Tensor) else type(tensor).__name__)
         raise TypeError(f"argument {position}: expected a CPU tensor {spec}, got {got}")
 
-    def _matches(self, tensor, spec: TensorSpec) -> bool:
-        return (isinstance(tensor, torch.Tensor) and tensor.dtype == spec.dtype
-                and tensor.is_cpu and tensor.dim() == len(spec.shape)
-                and all(d is None or d == actual for d, actual in zip(spec.shape, tensor.shape)))
-
     def __call__(self, *arguments: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if len(arguments) != len(self.inputs):
             raise TypeError(f"expected {len(self.inputs)} arguments, got {len(arguments)}")
@@ -194,19 +205,25 @@ class CompiledSubgraph:
             state = self._local.state = _ThreadState([*self.inputs, *self.outputs],
                                                      len(self.outputs), self._prelude_length)
         keep_alive = []
-        for position, (tensor, spec, descriptor) in enumerate(
-                zip(arguments, self.inputs, state.descriptors)):
+        descriptors, stored = state.descriptors, state.stored_shapes
+        for position, tensor in enumerate(arguments):
+            declared, dtype, check_shape = self._input_checks[position]
             try:
-                exact = (tensor.shape == spec.shape and tensor.dtype == spec.dtype
-                         and tensor.is_cpu)
+                shape = tensor.shape
+                valid = (tensor.dtype == dtype and tensor.is_cpu
+                         and (shape == declared if check_shape is None else check_shape(shape)))
             except AttributeError:
-                exact = False
-            if not exact and not self._matches(tensor, spec):
-                self._reject(position, tensor, spec)
+                valid = False
+            if not valid:
+                self._reject(position, tensor, self.inputs[position])
             if not tensor.is_contiguous():
                 tensor = tensor.contiguous()
                 keep_alive.append(tensor)
+            descriptor = descriptors[position]
             descriptor[0] = descriptor[1] = tensor.data_ptr()
+            if check_shape is not None and stored[position] != shape:
+                self._store_sizes(descriptor, shape)
+                stored[position] = shape
         if self._static_results is not None:
             results = tuple(torch.empty(shape, dtype=dtype)
                             for shape, dtype in self._static_results)
@@ -214,16 +231,16 @@ class CompiledSubgraph:
                 descriptor[0] = descriptor[1] = result.data_ptr()
             self._entry(*state.addresses)
             return results
-        for position, _ in self._dynamic_inputs:
-            self._store_sizes(state.descriptors[position], arguments[position].shape)
         shapes = self._result_shapes(state, arguments)
         results = tuple(torch.empty(shape, dtype=spec.dtype)
                         for shape, spec in zip(shapes, self.outputs))
-        for result, descriptor, static in zip(results, state.output_descriptors,
-                                              self._static_outputs):
+        first_output = len(self.inputs)
+        for index, (result, descriptor, static) in enumerate(
+                zip(results, state.output_descriptors, self._static_outputs)):
             descriptor[0] = descriptor[1] = result.data_ptr()
-            if not static:
+            if not static and stored[first_output + index] != result.shape:
                 self._store_sizes(descriptor, result.shape)
+                stored[first_output + index] = result.shape
         self._entry(*state.addresses)
         return results
 

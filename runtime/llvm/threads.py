@@ -15,6 +15,13 @@ that thread last applied; concurrent callers each get a team of their own.
 ``KMP_BLOCKTIME`` (how long idle workers spin before sleeping) defaults to 1 ms here
 instead of 200 ms: on a machine shared with eager PyTorch's own threads, spinning
 workers take the cores the next eager op needs.
+
+Team sizes are dynamic (``omp_set_dynamic``, libiomp5's ``load_balance`` mode, which
+counts the running threads of the whole machine about once a second): a parallel loop
+forks only as many workers as there are idle cores. On a loaded machine a fixed team of
+two waited at every join for a worker the scheduler had not run (``Conv2d(16, 16, 3)`` +
+batch-norm + ReLU at batch 8, load average 4.8 on 2 cores: 497 us per image with two
+threads, 131 us with one); ``DYNN_OMP_DYNAMIC=0`` keeps the team fixed.
 """
 
 import ctypes
@@ -27,6 +34,7 @@ import threading
 import torch
 
 DEFAULT_BLOCKTIME_MS = "1"
+DYNAMIC_VARIABLE = "DYNN_OMP_DYNAMIC"
 
 _fixed_threads: int | None = None
 _applied = threading.local()
@@ -56,7 +64,12 @@ def _runtime() -> ctypes.CDLL | None:
     if library is None:
         return None
     os.environ.setdefault("KMP_BLOCKTIME", DEFAULT_BLOCKTIME_MS)
+    os.environ.setdefault("KMP_DYNAMIC_MODE", "load_balance")
     return ctypes.CDLL(str(library), mode=ctypes.RTLD_GLOBAL)
+
+
+def _dynamic_teams() -> bool:
+    return os.environ.get(DYNAMIC_VARIABLE, "1") != "0"
 
 
 def set_num_threads(threads: int | None) -> None:
@@ -80,4 +93,5 @@ def prepare_calling_thread() -> None:
     runtime = _runtime()
     if runtime is not None:
         runtime.omp_set_num_threads(ctypes.c_int(threads))
+        runtime.omp_set_dynamic(ctypes.c_int(int(_dynamic_teams())))
     _applied.threads = threads

@@ -2,6 +2,7 @@
 eager at every batch size, run-time or static, odd or not, with one or several threads,
 from several Python threads at once, and with the OpenMP runtime absent."""
 
+import ctypes
 import os
 import subprocess
 import sys
@@ -150,3 +151,30 @@ def test_without_the_openmp_runtime_parallel_loops_run_sequentially(tmp_path):
                                env=environment, timeout=300,
                                cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert completed.returncode == 0, completed.stderr[-2000:]
+
+
+def test_team_sizes_are_dynamic_unless_disabled():
+    """Teams follow the idle cores (``omp_set_dynamic``); ``DYNN_OMP_DYNAMIC=0`` fixes them.
+    A fresh Python thread is a fresh OpenMP root, so each applies the setting anew."""
+    if threads.openmp_library() is None:
+        pytest.skip("intel-openmp is not installed: kernels compile sequential")
+    runtime = ctypes.CDLL(str(threads.openmp_library()))
+    seen = {}
+
+    def probe(name: str) -> None:
+        threads.prepare_calling_thread()
+        seen[name] = runtime.omp_get_dynamic()
+
+    previous = os.environ.get(threads.DYNAMIC_VARIABLE)
+    try:
+        for setting in ("1", "0"):
+            os.environ[threads.DYNAMIC_VARIABLE] = setting
+            worker = threading.Thread(target=probe, args=(setting,))
+            worker.start()
+            worker.join()
+    finally:
+        if previous is None:
+            os.environ.pop(threads.DYNAMIC_VARIABLE, None)
+        else:
+            os.environ[threads.DYNAMIC_VARIABLE] = previous
+    assert seen == {"1": 1, "0": 0}
