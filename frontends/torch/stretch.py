@@ -244,12 +244,15 @@ class ImportFailure(Exception):
 
 def _export_example(live_in: LiveIn) -> torch.Tensor:
     """The example torch.export traces with: size 0 along a dynamic dimension would trip
-    shape checks of the trace (a `view(-1)` of nothing), so such a dimension gets size 2."""
+    shape checks of the trace (a `view(-1)` of nothing), and size 1 lets the trace treat
+    the dimension as broadcastable and give a result a static 1 where the run-time size
+    is the batch's (act_rnn with `dynamic=True` wrote a batch into a one-item buffer); such
+    a dimension gets size 2."""
     example = live_in.example
-    empty = [d for d in live_in.dynamic_dims if example.shape[d] == 0]
-    if not empty:
+    degenerate = [d for d in live_in.dynamic_dims if example.shape[d] <= 1]
+    if not degenerate:
         return example
-    shape = [2 if d in empty else size for d, size in enumerate(example.shape)]
+    shape = [2 if d in degenerate else size for d, size in enumerate(example.shape)]
     return torch.zeros(shape, dtype=example.dtype)
 
 

@@ -360,3 +360,35 @@ def test_python_modulo_of_host_ints_takes_the_divisor_sign():
 
     samples = [(torch.tensor([v]),) for v in (-2.5, -1.0, 0.0, 1.4, 2.9)]
     check_backend(Modulo().eval(), samples[0], samples, "interpreter")
+
+
+class HaltingOnADynamicBatch(nn.Module):
+    """ACT's halting unit: a one-output Linear on a state whose batch is dynamic, compiled
+    from an example batch of 1. (The zoo's `act_rnn` compiled so wrote a batch into a
+    one-item buffer; `tests/runtime/test_zoo_dynamic_batch.py`, slow, runs it at 1/3/8/32.)"""
+
+    def __init__(self):
+        super().__init__()
+        self.cell = nn.Linear(8, 8)
+        self.halting_unit = nn.Linear(8, 1)
+
+    def forward(self, u):
+        state = torch.zeros(u.shape[0], 8)
+        halting = torch.zeros(u.shape[0])
+        n = 0
+        while (halting < 0.99).any() and n < 4:
+            state = torch.tanh(self.cell(u + state))
+            halting = halting + torch.sigmoid(self.halting_unit(state)).squeeze(1)
+            n += 1
+        return state * halting.unsqueeze(1)
+
+
+@pytest.mark.parametrize("backend", ["interpreter", "llvm"])
+def test_a_dynamic_batch_compiled_at_batch_one_runs_at_any_batch(backend):
+    torch.manual_seed(0)
+    model = HaltingOnADynamicBatch().eval()
+    program = ft.compile(model, (torch.randn(1, 8),), backend=backend, dynamic=True, cache_dir=None)
+    for batch in (1, 3, 8):
+        u = torch.randn(batch, 8)
+        with torch.no_grad():
+            torch.testing.assert_close(program(u), model(u))
