@@ -28,6 +28,7 @@ from typing import ClassVar
 from xdsl.dialects import arith
 from xdsl.dialects.builtin import (
     I64,
+    ArrayAttr,
     DenseArrayBase,
     FlatSymbolRefAttrConstr,
     FunctionType,
@@ -1521,7 +1522,7 @@ class TupleOp(IRDLOperation):
 
     def __init__(self, fields: Sequence[SSAValue | Operation]):
         types = [SSAValue.get(field).type for field in fields]
-        super().__init__(operands=[fields], result_types=[TupleType(types)])
+        super().__init__(operands=[fields], result_types=[TupleType(ArrayAttr(types))])
 
     def verify_(self) -> None:
         result_type = self.result.type

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from typing import TYPE_CHECKING, Any
 
-from frontends.torch import lists, operators, scalars, selection, sizes
+from frontends.torch import list_loops, lists, operators, scalars, selection, sizes
 from frontends.torch.loops import static_items
 from frontends.torch.values import HostScalar, StagedList, StagedTensor, SymSize, scalar_kind
 
@@ -24,6 +24,10 @@ def call_builtin(cx: Converter, function: Any, args: tuple, kwargs: dict, node: 
             return shape[0]
         if isinstance(value, StagedList):
             return lists.list_len(cx, value, node)
+    if isinstance(value, StagedList) and len(args) == 1:
+        return _over_staged_list(cx, function, value, kwargs, node)
+    if function is sum and isinstance(value, StagedList) and len(args) == 2 and not kwargs:
+        return list_loops.total(cx, value, args[1], node)
     if function is bool:
         return scalars.truth(cx, value, node)
     if function in (int, float) and len(args) == 1:
@@ -61,3 +65,22 @@ def call_builtin(cx: Converter, function: Any, args: tuple, kwargs: dict, node: 
             total = operators.binary(cx, ast.Add(), total, item, node)
         return total
     raise cx.unsupported(node, f"{function.__name__}()", "on values known only at run time")
+
+
+def _over_staged_list(
+    cx: Converter, function: Any, value: StagedList, kwargs: dict, node: ast.AST
+) -> Any:
+    """Builtins of one list whose length is known only at run time."""
+    if function is sorted and set(kwargs) <= {"key", "reverse"}:
+        return list_loops.sort(cx, value, kwargs.get("key"), kwargs.get("reverse", False), node)
+    if function in (max, min):
+        return list_loops.extreme(cx, function is max, value, kwargs, node)
+    if function in (all, any) and not kwargs:
+        return list_loops.all_or_any(cx, function is all, value, node)
+    if function is sum and not kwargs:
+        return list_loops.total(cx, value, 0, node)
+    if function is list and not kwargs:
+        return StagedList(value.value, value.example_item, value.observed_element)
+    raise cx.unsupported(
+        node, f"{function.__name__}()", "on a list whose length depends on the data"
+    )

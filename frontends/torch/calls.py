@@ -88,8 +88,10 @@ def call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: ast.AST)
     container = getattr(function, "__self__", None)
     if isinstance(container, torch.Tensor) and is_staged((args, kwargs)):
         return _constant_tensor_method(cx, container, function.__name__, args, kwargs, node)
-    python_level = isinstance(container, list | dict | set) or (
-        getattr(function, "__module__", None) == "builtins"
+    python_level = (
+        isinstance(container, list | dict | set)
+        or getattr(function, "__module__", None) == "builtins"
+        or _is_named_tuple_class(function)
     )
     if isinstance(container, list | dict | set) and sources.mutates(function):
         sources.check_local_update(cx, container, f"call of {callable_name(function)}", node)
@@ -104,6 +106,12 @@ def call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: ast.AST)
         raise cx.unsupported(
             node, f"call of {callable_name(function)}", first_line(error)
         ) from None
+
+
+def _is_named_tuple_class(function: Any) -> bool:
+    """A named tuple class: building one only packs its fields (run-time numbers stay
+    numbers, they are not recorded as tensors of a tensor call)."""
+    return isinstance(function, type) and issubclass(function, tuple) and hasattr(function, "_fields")
 
 
 def _constant_tensor_method(
@@ -249,6 +257,10 @@ def special_call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: 
         return higher_order.torch_cond(cx, args, kwargs, node)
     if function in (torch.equal, torch.allclose) and is_staged((args, kwargs)):
         return scalars.tensor_predicate(cx, function, args, kwargs, node)
+    if function in (torch.tensor, torch.as_tensor) and args and isinstance(args[0], StagedList):
+        if len(args) != 1 or set(kwargs) - {"dtype", "device"} or is_staged(kwargs):
+            raise cx.unsupported(node, callable_name(function), "only dtype= and device= are supported")
+        return lists.list_to_tensor(cx, args[0], kwargs.get("dtype"), node)
     reduced = reductions.reduce_list(cx, function, args, kwargs, node)
     if reduced is NotImplemented:
         reduced = reductions.tensor_of_numbers(cx, function, args, kwargs, node)
