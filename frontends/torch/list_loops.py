@@ -109,7 +109,7 @@ def total(cx: Converter, sequence: StagedList, start: Any, node: ast.AST) -> Any
     hidden = _Hidden(cx, node)
     accumulator, items = hidden.bind("acc", start), hidden.bind("items", sequence)
     item = _hidden_name(node, "item")
-    add = ast.AugAssign(_store(accumulator), ast.Add(), _load(item))
+    add = ast.Assign([_store(accumulator)], ast.BinOp(_load(accumulator), ast.Add(), _load(item)))
     loop = ast.For(target=_store(item), iter=_load(items), body=[add], orelse=[])
     return hidden.run([loop], accumulator, [item])
 
