@@ -18,6 +18,7 @@ from torch import nn
 
 from frontends.torch import (
     builtin_calls,
+    guards,
     higher_order,
     lists,
     recording,
@@ -177,6 +178,7 @@ def call_module(cx: Converter, module: nn.Module, args: tuple, kwargs: dict, nod
         return inline(cx, module.forward, args, kwargs, node)
     if not is_staged((args, kwargs)):
         return module(*args, **kwargs)
+    guards.check_rnn_cell_batch(cx, module, args, node)
     return recording.stage_call(cx, node, module, args, kwargs, module=module)
 
 

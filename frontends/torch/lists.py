@@ -16,11 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from xdsl.dialects import arith
-from xdsl.dialects.builtin import i64
-from xdsl.ir import Block, Region
-
-from frontends.torch import items, scalars
+from frontends.torch import guards, items, scalars
 from frontends.torch.errors import callable_name
 from frontends.torch.values import (
     SCALAR_KINDS,
@@ -192,16 +188,6 @@ def list_to_tensor(
 
 
 def _trap_if_empty(cx: Converter, target: StagedList, node: ast.AST) -> None:
-    length = list_len(cx, target, node).value
-    zero = cx.emit(arith.ConstantOp.from_int_and_width(0, i64), node).result
-    empty = cx.emit(arith.CmpiOp(length, zero, "eq"), node).result
+    empty = scalars.compare_scalars(cx, ast.Eq(), list_len(cx, target, node), 0, node)
     message = "torch.tensor() of an empty list is float32: pass dtype= for a list that may be empty"
-    trap = Block()
-    trap.add_op(dy.TrapOp(message))
-    go_on = Block()
-    go_on.add_op(dy.YieldOp())
-    for op in trap.ops:
-        op.location = cx.location(node)
-    for op in go_on.ops:
-        op.location = cx.location(node)
-    cx.emit(dy.IfOp(empty, [], Region(trap), Region(go_on)), node)
+    guards.trap_if(cx, empty, message, node)

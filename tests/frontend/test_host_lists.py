@@ -3,7 +3,8 @@ appended under data-dependent branches, grown as `tokens + [word]`, indexed at -
 and reduced by host keys, sliced, updated at run-time positions and turned into tensors.
 
 Each model is checked against eager on inputs that take every path (every region runs
-under the interpreter) and produce lists of several lengths, on both backends.
+under the interpreter) and produce lists of several lengths, on both backends (the LLVM
+runs of the two larger models are `-m slow`).
 """
 
 from __future__ import annotations
@@ -114,7 +115,9 @@ def _beam_samples() -> list[tuple[torch.Tensor]]:
     return [(torch.randn(1, 4, generator=generator) * 3,) for _ in range(16)]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "backend", ["interpreter", pytest.param("llvm", marks=pytest.mark.slow)]
+)
 def test_records_sorted_sliced_and_reduced_by_host_keys(backend):
     samples = _row_samples()
     check_backend(RankedRows(), samples[0], samples, backend)
@@ -196,3 +199,30 @@ def test_unsupported_list_uses_are_located_errors(model, message):
         convert(model, (torch.randn(2, 3),))
     text = str(raised.value)
     assert "test_host_lists.py:" in text and message in text and "\n" not in text
+
+
+class CellOnOneToken(nn.Module):
+    """A decoder step on one token against a state whose batch is dynamic: eager raises
+    at batch > 1 (ATen checks the cell's batch sizes), the decomposed cell would broadcast."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(5, 3)
+        self.cell = nn.LSTMCell(3, 4)
+
+    def forward(self, x: torch.Tensor):
+        h, c = self.cell(self.embed(torch.tensor([1])), (torch.tanh(x), x * 0))
+        return h + c
+
+
+def test_rnn_cell_batch_mismatch_at_run_time_is_a_located_error():
+    model = CellOnOneToken().eval()
+    program = compile_model(
+        model, (torch.randn(1, 4),), backend="interpreter", cache_dir=None, dynamic=True
+    )
+    x = torch.randn(1, 4)
+    torch.testing.assert_close(program(x), model(x))
+    with pytest.raises(RuntimeError, match="doesn't match hidden0 batch size"):
+        model(torch.randn(3, 4))
+    with pytest.raises(ExecutionError, match=r"test_host_lists.py:\d+:\d+: .*LSTMCell: input batch"):
+        program(torch.randn(3, 4))
