@@ -20,7 +20,9 @@ from frontends.torch import (
     builtin_calls,
     guards,
     higher_order,
+    list_loops,
     lists,
+    operators,
     recording,
     reductions,
     scalars,
@@ -138,11 +140,24 @@ def call_staged_method(
             return None
         if name == "pop" and len(args) <= 1 and not kwargs:
             return lists.list_pop(cx, receiver, args[0] if args else -1, node)
+        if name == "sort" and not args and set(kwargs) <= {"key", "reverse"}:
+            ordered = list_loops.sort(
+                cx, receiver, kwargs.get("key"), kwargs.get("reverse", False), node
+            )
+            lists.list_replace(cx, receiver, ordered)
+            return None
+        if name == "extend" and len(args) == 1 and not kwargs:
+            extra = list(args[0]) if type(args[0]) is tuple else args[0]
+            operators.binary(cx, ast.Add(), receiver, extra, node, inplace=True)
+            return None
+        if name == "copy" and not args and not kwargs:
+            return StagedList(receiver.value, receiver.example_item, receiver.observed_element)
         raise cx.unsupported(
             node,
             f"list.{name}",
             "on a list whose length depends on "
-            "the data (only append, pop, del, len, indexing, torch.stack/cat)",
+            "the data (only append, extend, pop, sort, copy, del, len, indexing, slicing, "
+            "torch.stack/cat/tensor)",
         )
     if name == "item":
         return scalars.item(cx, receiver, node)

@@ -46,9 +46,13 @@ specialises)."""
 
 
 def is_record(value: Any) -> bool:
-    """A tuple or a named tuple (not another tuple subclass such as `torch.Size`)."""
+    """A tuple, a named tuple or a `torch.return_types` result (`topk`'s values and
+    indices); not another tuple subclass such as `torch.Size`."""
     kind = type(value)
-    return kind is tuple or (issubclass(kind, tuple) and hasattr(kind, "_fields"))
+    return kind is tuple or (
+        issubclass(kind, tuple)
+        and (hasattr(kind, "_fields") or kind.__module__ == "torch.return_types")
+    )
 
 
 def item_type(cx: Converter, value: Any) -> Attribute | None:
@@ -99,12 +103,17 @@ def item_example(value: Any) -> Any:
     if isinstance(value, list):
         return [item_example(item) for item in value]
     if is_record(value):
-        return _rebuild(type(value), [item_example(field) for field in value])
+        return rebuild_record(type(value), [item_example(field) for field in value])
     return example_of(value)
 
 
-def _rebuild(kind: type, fields: list) -> Any:
-    return tuple(fields) if kind is tuple else kind(*fields)
+def rebuild_record(kind: type, fields: list) -> Any:
+    """A record of class `kind` with these fields."""
+    if kind is tuple:
+        return tuple(fields)
+    if kind.__module__ == "torch.return_types":
+        return kind(fields)
+    return kind(*fields)
 
 
 def conforms(value: Attribute, pattern: Attribute) -> bool:
@@ -165,7 +174,7 @@ def unpack(cx: Converter, value: SSAValue, example: Any, node: ast.AST) -> Any:
     for index, field_example in enumerate(example):
         field = cx.emit(dy.TupleGetOp(value, index), node).result
         fields.append(unpack(cx, field, field_example, node))
-    return _rebuild(type(example), fields)
+    return rebuild_record(type(example), fields)
 
 
 def stand_in(cx: Converter, item: Attribute, node: ast.AST) -> Any:
@@ -184,4 +193,4 @@ def stand_in(cx: Converter, item: Attribute, node: ast.AST) -> Any:
     kind = cx.tuple_classes.get(item) or next(
         (k for t, k in cx.tuple_classes.items() if join_types(t, item) is not None), tuple
     )
-    return _rebuild(kind, [stand_in(cx, field, node) for field in item.types.data])
+    return rebuild_record(kind, [stand_in(cx, field, node) for field in item.types.data])

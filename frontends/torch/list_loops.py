@@ -26,8 +26,9 @@ import copy
 import itertools
 from typing import TYPE_CHECKING, Any
 
-from frontends.torch import lists
+from frontends.torch import items, lists
 from frontends.torch.values import SCALAR_KINDS, StagedList, describe
+from ir.torch import ValueTensorType
 
 if TYPE_CHECKING:
     from frontends.torch.converter import Converter
@@ -48,11 +49,11 @@ def comprehension(
     target, element = _renamed(generator.target, renames), _renamed(element, renames)
     conditions = [_renamed(condition, renames) for condition in generator.ifs]
     hidden = _Hidden(cx, node)
-    out, items = hidden.bind("out", []), hidden.bind("items", sequence)
+    out, held = hidden.bind("out", []), hidden.bind("items", sequence)
     statement: ast.stmt = ast.Expr(_call(ast.Attribute(_load(out), "append", ast.Load()), element))
     for condition in reversed(conditions):
         statement = ast.If(test=condition, body=[statement], orelse=[])
-    loop = ast.For(target=target, iter=_load(items), body=[statement], orelse=[])
+    loop = ast.For(target=target, iter=_load(held), body=[statement], orelse=[])
     result = hidden.run([loop], out, [*renames.values()])
     if not isinstance(result, StagedList):
         raise cx.unsupported(node, "comprehension", f"it gave a {describe(result)}")
@@ -66,7 +67,10 @@ def sort(cx: Converter, sequence: StagedList, key: Any, reverse: Any, node: ast.
     if not isinstance(reverse, bool):
         raise cx.unsupported(node, "sorted()", "reverse must be known at compile time")
     keys = sequence if key is None else _mapped(cx, sequence, key, node)
-    key_type = keys.element_type if keys.observed_element is None else keys.observed_element
+    key_type = items.list_item_type(keys)
+    if isinstance(key_type, ValueTensorType) and _one_element(key_type):
+        keys = _items_of(cx, keys, node)  # Python compares one-element tensors by value
+        key_type = items.list_item_type(keys)
     if key_type not in SCALAR_KINDS:
         raise cx.unsupported(
             node, "sorted()", f"by keys of type {key_type}: the keys must be Python numbers"
@@ -90,7 +94,7 @@ def extreme(
 def all_or_any(cx: Converter, is_all: bool, sequence: StagedList, node: ast.AST) -> Any:
     """`all(sequence)` / `any(sequence)`, stopping at the first item that decides it."""
     hidden = _Hidden(cx, node)
-    accumulator, items = hidden.bind("acc", is_all), hidden.bind("items", sequence)
+    accumulator, held = hidden.bind("acc", is_all), hidden.bind("items", sequence)
     item = _hidden_name(node, "item")
     test: ast.expr = _load(item)
     if is_all:
@@ -100,17 +104,17 @@ def all_or_any(cx: Converter, is_all: bool, sequence: StagedList, node: ast.AST)
         body=[ast.Assign([_store(accumulator)], ast.Constant(not is_all)), ast.Break()],
         orelse=[],
     )
-    loop = ast.For(target=_store(item), iter=_load(items), body=[decided], orelse=[])
+    loop = ast.For(target=_store(item), iter=_load(held), body=[decided], orelse=[])
     return hidden.run([loop], accumulator, [item])
 
 
 def total(cx: Converter, sequence: StagedList, start: Any, node: ast.AST) -> Any:
     """`sum(sequence, start)`."""
     hidden = _Hidden(cx, node)
-    accumulator, items = hidden.bind("acc", start), hidden.bind("items", sequence)
+    accumulator, held = hidden.bind("acc", start), hidden.bind("items", sequence)
     item = _hidden_name(node, "item")
     add = ast.Assign([_store(accumulator)], ast.BinOp(_load(accumulator), ast.Add(), _load(item)))
-    loop = ast.For(target=_store(item), iter=_load(items), body=[add], orelse=[])
+    loop = ast.For(target=_store(item), iter=_load(held), body=[add], orelse=[])
     return hidden.run([loop], accumulator, [item])
 
 
@@ -123,16 +127,28 @@ def concatenated(cx: Converter, left: Any, right: StagedList, node: ast.AST, inp
         if isinstance(left, StagedList)
         else list(left)
     )
-    out, items = hidden.bind("out", start), hidden.bind("items", right)
+    out, held = hidden.bind("out", start), hidden.bind("items", right)
     item = _hidden_name(node, "item")
     append = ast.Expr(_call(ast.Attribute(_load(out), "append", ast.Load()), _load(item)))
-    loop = ast.For(target=_store(item), iter=_load(items), body=[append], orelse=[])
+    loop = ast.For(target=_store(item), iter=_load(held), body=[append], orelse=[])
     result = hidden.run([loop], out, [item])
     if not inplace:
         return result
     cx.mutations.append((left, (left.value, left.observed_element)))
     left.value, left.observed_element = result.value, result.observed_element
     return left
+
+
+def _one_element(tensor: ValueTensorType) -> bool:
+    return tensor.shape is not None and all(size == 1 for size in tensor.shape)
+
+
+def _items_of(cx: Converter, tensors: StagedList, node: ast.AST) -> StagedList:
+    """`[t.item() for t in tensors]`."""
+    item = _hidden_name(node, "tensor")
+    generator = ast.comprehension(target=_store(item), iter=ast.Constant(None), ifs=[], is_async=0)
+    read = _call(ast.Attribute(_load(item), "item", ast.Load()))
+    return comprehension(cx, node, tensors, [generator], read)
 
 
 def _mapped(cx: Converter, sequence: StagedList, function: Any, node: ast.AST) -> StagedList:

@@ -141,6 +141,12 @@ def list_set(cx: Converter, target: StagedList, index: Any, item: Any, node: ast
     target.value = cx.emit(dy.ListSetOp(target.value, from_index, packed), node).result
 
 
+def list_replace(cx: Converter, target: StagedList, new: StagedList) -> None:
+    """Make `target` hold `new`'s items (an in-place update: `items.sort()`)."""
+    cx.mutations.append((target, (target.value, target.observed_element)))
+    target.value, target.observed_element = new.value, new.observed_element
+
+
 def list_slice(cx: Converter, target: StagedList, bounds: slice, node: ast.AST) -> StagedList:
     """`target[start:stop]` (`dy.list_slice`): a new list."""
     if bounds.step not in (None, 1):

@@ -187,12 +187,12 @@ def rebuild(plan: CarryPlan, results: list[SSAValue]) -> Any:
                 return value if present else None
             return OptionalValue(present, value)
         if isinstance(node, Container):
-            items = [build(item) for item in node.items]
+            parts = [build(item) for item in node.items]
             if node.kind is dict:
-                return dict(zip(node.keys, items))
-            if node.kind not in (list, tuple):
-                return node.kind(*items)  # a named tuple
-            return node.kind(items)
+                return dict(zip(node.keys, parts))
+            if node.kind is list:
+                return parts
+            return items.rebuild_record(node.kind, parts)
         assert isinstance(node, Hole)
         return leaf_value(
             plan.kinds[node.index],

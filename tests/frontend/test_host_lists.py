@@ -99,6 +99,32 @@ class TupleBeams(nn.Module):
         return torch.tensor(best[0]), best[1]
 
 
+class TensorScoredBeams(nn.Module):
+    """Beam search in another common style: scores kept as 0-d tensors (sorted by them, as
+    Python compares one-element tensors), `enumerate` over the beams, `pool.extend`,
+    `pool.sort(key=..., reverse=True)`, and a Python list of token ids returned."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(3, 6)
+
+    def forward(self, x: torch.Tensor):
+        hyps = [(torch.zeros(()), [2], x)]
+        for _ in range(3):
+            pool = []
+            for i, (score, seq, state) in enumerate(hyps):
+                top = torch.log_softmax(self.proj(state)[0], -1).topk(2)
+                for j in range(2):
+                    word = top.indices[j].item()
+                    if word == 0 and i == 0:
+                        continue
+                    pool.extend([(score + top.values[j], seq + [word], torch.tanh(state * (word + 1)))])
+            pool.sort(key=lambda h: h[0], reverse=True)
+            hyps = pool[:2]
+        lengths = [len(h[1]) for h in hyps]
+        return hyps[0][1], hyps[0][0], torch.stack([h[2] for h in hyps]), lengths
+
+
 def _row_samples() -> list[tuple[torch.Tensor]]:
     generator = torch.Generator().manual_seed(3)
     samples = [(torch.randn(4, 3, generator=generator),) for _ in range(10)]
@@ -136,6 +162,16 @@ def test_tuple_beams_in_a_while_loop_with_item_assignment(backend):
     torch.manual_seed(0)
     samples = _beam_samples()
     check_backend(TupleBeams().eval(), samples[0], samples, backend)
+
+
+@pytest.mark.parametrize(
+    "backend", ["interpreter", pytest.param("llvm", marks=pytest.mark.slow)]
+)
+def test_tensor_scored_beams_enumerated_extended_sorted_in_place(backend):
+    torch.manual_seed(1)
+    generator = torch.Generator().manual_seed(7)
+    samples = [(torch.randn(1, 3, generator=generator) * 2,) for _ in range(12)]
+    check_backend(TensorScoredBeams().eval(), samples[0], samples, backend)
 
 
 class EmptyToTensor(nn.Module):
