@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from frontends.torch import items, lists
 from frontends.torch.values import SCALAR_KINDS, StagedList, describe
+from ir import dy
 from ir.torch import ValueTensorType
 
 if TYPE_CHECKING:
@@ -62,8 +63,6 @@ def comprehension(
 
 def sort(cx: Converter, sequence: StagedList, key: Any, reverse: Any, node: ast.AST) -> StagedList:
     """`sorted(sequence, key=key, reverse=reverse)`: `dy.list_sort` by the keys."""
-    from ir import dy
-
     if not isinstance(reverse, bool):
         raise cx.unsupported(node, "sorted()", "reverse must be known at compile time")
     keys = sequence if key is None else _mapped(cx, sequence, key, node)
