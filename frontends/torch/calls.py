@@ -144,7 +144,7 @@ def call_staged_method(
             ordered = list_loops.sort(
                 cx, receiver, kwargs.get("key"), kwargs.get("reverse", False), node
             )
-            lists.list_replace(cx, receiver, ordered)
+            lists.list_replace(cx, receiver, ordered, node)
             return None
         if name == "extend" and len(args) == 1 and not kwargs:
             extra = list(args[0]) if type(args[0]) is tuple else args[0]
@@ -274,6 +274,13 @@ def special_call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: 
         return higher_order.torch_cond(cx, args, kwargs, node)
     if function in (torch.equal, torch.allclose) and is_staged((args, kwargs)):
         return scalars.tensor_predicate(cx, function, args, kwargs, node)
+    if (
+        builtin_calls.is_math_function(function)
+        and len(args) == 1
+        and not kwargs
+        and isinstance(args[0], HostScalar | SymSize)
+    ):
+        return builtin_calls.math_function(cx, function, args[0], node)
     if function in (torch.tensor, torch.as_tensor) and args and isinstance(args[0], StagedList):
         if len(args) != 1 or set(kwargs) - {"dtype", "device"} or is_staged(kwargs):
             raise cx.unsupported(node, callable_name(function), "only dtype= and device= are supported")

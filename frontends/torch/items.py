@@ -168,7 +168,7 @@ def unpack(cx: Converter, value: SSAValue, example: Any, node: ast.AST) -> Any:
     if item in SCALAR_KINDS:
         return HostScalar(value, example)
     if isinstance(item, ListType):
-        return StagedList(value, example[0] if example else None)
+        return StagedList(value, example[0] if example else None, borrowed=True)
     assert isinstance(item, TupleType)
     fields = []
     for index, field_example in enumerate(example):

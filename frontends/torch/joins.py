@@ -268,7 +268,11 @@ def merge(cx: Converter, values: list, plan: CarryPlan, owner: Block | None) -> 
             )
         element, example = list_element(cx, values)
         if element is None:
-            return Conflict("it is a list whose items differ in type between paths")
+            return Conflict(
+                "it is a list whose length differs between paths and whose items are not "
+                "of one type (tensors, numbers, lists or tuples of these; a record written "
+                "as a list, `[tokens, score]`, must be a tuple)"
+            )
         return add_leaf(plan, values, "list", ListType(element), example)
     if _tuples_of_one_type(values):
         columns = [merge(cx, list(column), plan, owner) for column in zip(*values)]

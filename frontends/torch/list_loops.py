@@ -120,6 +120,8 @@ def total(cx: Converter, sequence: StagedList, start: Any, node: ast.AST) -> Any
 def concatenated(cx: Converter, left: Any, right: StagedList, node: ast.AST, inplace: bool) -> Any:
     """`left + right` / `left += right` where `right` has a run-time length: `left`'s items,
     then a loop appending each of `right`'s."""
+    if inplace:
+        lists.check_owned(cx, left, "+=", node)
     hidden = _Hidden(cx, node)
     start = (
         StagedList(left.value, left.example_item, left.observed_element)
@@ -133,8 +135,7 @@ def concatenated(cx: Converter, left: Any, right: StagedList, node: ast.AST, inp
     result = hidden.run([loop], out, [item])
     if not inplace:
         return result
-    cx.mutations.append((left, (left.value, left.observed_element)))
-    left.value, left.observed_element = result.value, result.observed_element
+    lists.list_replace(cx, left, result, node)
     return left
 
 

@@ -41,7 +41,19 @@ def list_len(cx: Converter, value: StagedList, node: ast.AST) -> HostScalar:
     return HostScalar(op.result, 1)
 
 
+def check_owned(cx: Converter, target: StagedList, what: str, node: ast.AST) -> None:
+    """Refuse an in-place update of a list read out of another run-time list."""
+    if target.borrowed:
+        raise cx.unsupported(
+            node,
+            what,
+            "of a list read out of a list of run-time length, in place: the outer list "
+            "would not see it (build a new list: `tokens + [word]`, `list(tokens)`)",
+        )
+
+
 def list_append(cx: Converter, target: StagedList, item: Any, node: ast.AST) -> None:
+    check_owned(cx, target, "append", node)
     item_type = items.item_type(cx, item)
     if item_type is None:
         raise cx.unsupported(
@@ -82,6 +94,7 @@ def list_get(cx: Converter, target: StagedList, index: Any, node: ast.AST) -> An
 
 def list_remove(cx: Converter, target: StagedList, index: Any, node: ast.AST) -> None:
     """`del target[index]` (`dy.list_remove`), updating the list in place."""
+    check_owned(cx, target, "del", node)
     from_index = scalars.scalar_value(cx, index, int, node)
     cx.mutations.append((target, (target.value, target.observed_element)))
     target.value = cx.emit(dy.ListRemoveOp(target.value, from_index), node).result
@@ -129,6 +142,7 @@ def list_join(cx: Converter, function: Callable, target: StagedList, dim: int, n
 
 def list_set(cx: Converter, target: StagedList, index: Any, item: Any, node: ast.AST) -> None:
     """`target[index] = item` (`dy.list_set`), updating the list in place."""
+    check_owned(cx, target, "item assignment", node)
     item_type = items.item_type(cx, item)
     element = target.element_type
     if item_type is None or not items.conforms(item_type, element) or is_unknown_item(element):
@@ -141,8 +155,9 @@ def list_set(cx: Converter, target: StagedList, index: Any, item: Any, node: ast
     target.value = cx.emit(dy.ListSetOp(target.value, from_index, packed), node).result
 
 
-def list_replace(cx: Converter, target: StagedList, new: StagedList) -> None:
+def list_replace(cx: Converter, target: StagedList, new: StagedList, node: ast.AST) -> None:
     """Make `target` hold `new`'s items (an in-place update: `items.sort()`)."""
+    check_owned(cx, target, "in-place update", node)
     cx.mutations.append((target, (target.value, target.observed_element)))
     target.value, target.observed_element = new.value, new.observed_element
 

@@ -202,7 +202,7 @@ class StagedList:
     `items.item_example`), None when no item was seen.
     """
 
-    __slots__ = ("example_item", "observed_element", "origin", "value")
+    __slots__ = ("borrowed", "example_item", "observed_element", "origin", "value")
 
     def __init__(
         self,
@@ -210,11 +210,16 @@ class StagedList:
         example_item: Any,
         observed_element: Attribute | None = None,
         origin: StagedList | None = None,
+        borrowed: bool = False,
     ):
         self.value = value
         self.example_item = example_item
         self.observed_element = observed_element
         self.origin = origin
+        self.borrowed = borrowed
+        """Read out of another run-time list (`beam.tokens`): Python would update that
+        list's item through it, which a value copy cannot, so it must not be updated in
+        place (`beam.tokens + [w]` builds a new list and is fine)."""
 
     @property
     def element_type(self) -> Attribute:
@@ -223,10 +228,18 @@ class StagedList:
         return list_type.element_type
 
     def copy(self) -> StagedList:
-        return StagedList(self.value, self.example_item, self.observed_element)
+        return StagedList(
+            self.value, self.example_item, self.observed_element, borrowed=self.borrowed
+        )
 
     def snapshot(self) -> StagedList:
-        return StagedList(self.value, self.example_item, self.observed_element, self.origin or self)
+        return StagedList(
+            self.value,
+            self.example_item,
+            self.observed_element,
+            self.origin or self,
+            self.borrowed,
+        )
 
 
 @dataclass(frozen=True)

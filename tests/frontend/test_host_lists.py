@@ -9,6 +9,7 @@ runs of the two larger models are `-m slow`).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import pytest
@@ -222,10 +223,32 @@ class TensorKeys(nn.Module):
         return torch.stack(sorted(rows, key=lambda r: r * 2))  # eager: ambiguous truth
 
 
+class UpdatesABorrowedList(nn.Module):
+    def forward(self, x: torch.Tensor):
+        hyps = []
+        for i in range(2):
+            if x[i].sum() > 0:
+                hyps.append(([i], x[i]))
+        for tokens, _ in hyps:
+            tokens.append(5)  # Python would update the hypothesis inside `hyps`
+        return len(hyps)
+
+
+class ListRecords(nn.Module):
+    def forward(self, x: torch.Tensor):
+        candidates = []
+        for i in range(2):
+            if x[i].sum() > 0:
+                candidates.append([[i], x[i].sum().item()])
+        return len(candidates)
+
+
 @pytest.mark.parametrize(
     ("model", "message"),
     [
         (MixedKinds(), "does not match"),
+        (UpdatesABorrowedList(), "read out of a list of run-time length"),
+        (ListRecords(), "must be a tuple"),
         (NestedToTensor(), "torch.tensor()"),
         (TensorKeys(), "sorted()"),
     ],
@@ -262,3 +285,21 @@ def test_rnn_cell_batch_mismatch_at_run_time_is_a_located_error():
         model(torch.randn(3, 4))
     with pytest.raises(ExecutionError, match=r"test_host_lists.py:\d+:\d+: .*LSTMCell: input batch"):
         program(torch.randn(3, 4))
+
+
+class LogScore(nn.Module):
+    def forward(self, x: torch.Tensor):
+        p = x.sum().item()
+        return math.log(p) + math.exp(-p) + math.sqrt(abs(p)) + math.tanh(p)
+
+
+def test_math_of_run_time_numbers_and_its_domain_error():
+    model = LogScore()
+    x = torch.rand(2, 3) + 0.1
+    program = compile_model(model, (x,), backend="interpreter", cache_dir=None)
+    for scale in (0.5, 1.0, 3.0):
+        assert program(x * scale) == pytest.approx(model(x * scale), rel=1e-12)
+    with pytest.raises(ValueError, match="math domain error"):
+        model(-x)
+    with pytest.raises(ExecutionError, match=r"test_host_lists.py:\d+:\d+: .*math.log: math domain"):
+        program(-x)
