@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from frontends.torch import guards, list_loops, lists, operators, recording, scalars, selection, sizes
+from frontends.torch import (
+    guards,
+    list_loops,
+    lists,
+    operators,
+    recording,
+    scalars,
+    selection,
+    sizes,
+)
 from frontends.torch.loops import static_items
 from frontends.torch.values import (
     HostScalar,

@@ -114,7 +114,9 @@ def call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: ast.AST)
 def _is_named_tuple_class(function: Any) -> bool:
     """A named tuple class: building one only packs its fields (run-time numbers stay
     numbers, they are not recorded as tensors of a tensor call)."""
-    return isinstance(function, type) and issubclass(function, tuple) and hasattr(function, "_fields")
+    return (
+        isinstance(function, type) and issubclass(function, tuple) and hasattr(function, "_fields")
+    )
 
 
 def _constant_tensor_method(
@@ -283,7 +285,9 @@ def special_call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: 
         return builtin_calls.math_function(cx, function, args[0], node)
     if function in (torch.tensor, torch.as_tensor) and args and isinstance(args[0], StagedList):
         if len(args) != 1 or set(kwargs) - {"dtype", "device"} or is_staged(kwargs):
-            raise cx.unsupported(node, callable_name(function), "only dtype= and device= are supported")
+            raise cx.unsupported(
+                node, callable_name(function), "only dtype= and device= are supported"
+            )
         return lists.list_to_tensor(cx, args[0], kwargs.get("dtype"), node)
     reduced = reductions.reduce_list(cx, function, args, kwargs, node)
     if reduced is NotImplemented:

@@ -225,7 +225,7 @@ def eval_list_comp(cx: Converter, node: ast.ListComp) -> list | StagedList:
     if isinstance(first, StagedList):
         return list_loops.comprehension(cx, node, first, node.generators, node.elt)
     result: list = []
-    produce = lambda: result.append(cx.eval(node.elt))  # noqa: E731
+    produce = lambda: result.append(cx.eval(node.elt))
     eval_comprehension(cx, node, node.generators, produce, first)
     return result
 
@@ -235,7 +235,7 @@ def eval_generator_exp(cx: Converter, node: ast.GeneratorExp) -> tuple | StagedL
     if isinstance(first, StagedList):
         return list_loops.comprehension(cx, node, first, node.generators, node.elt)
     result: list = []
-    produce = lambda: result.append(cx.eval(node.elt))  # noqa: E731
+    produce = lambda: result.append(cx.eval(node.elt))
     eval_comprehension(cx, node, node.generators, produce, first)
     return tuple(result)
 

@@ -56,7 +56,9 @@ def check_rnn_cell_batch(cx: Converter, module: nn.Module, args: tuple, node: as
         differ = scalars.compare_scalars(
             cx, ast.NotEq(), _host(cx, batch, node), _host(cx, other, node), node
         )
-        message = f"{type(module).__name__}: input batch size doesn't match hidden{index} batch size"
+        message = (
+            f"{type(module).__name__}: input batch size doesn't match hidden{index} batch size"
+        )
         trap_if(cx, differ, message, node)
 
 

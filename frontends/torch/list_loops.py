@@ -205,7 +205,8 @@ class _Hidden:
 
 
 def _hidden_name(node: ast.AST, role: str) -> str:
-    return f"list@{getattr(node, 'lineno', 0)}:{getattr(node, 'col_offset', 0)}:{role}:{next(_counter)}"
+    place = f"{getattr(node, 'lineno', 0)}:{getattr(node, 'col_offset', 0)}"
+    return f"list@{place}:{role}:{next(_counter)}"
 
 
 def _bound_names(target: ast.expr) -> list[str]:

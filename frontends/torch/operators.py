@@ -42,7 +42,8 @@ def _list_operator(
     cx: Converter, op: ast.operator, left: Any, right: Any, node: ast.AST, inplace: bool
 ) -> Any:
     """`+` / `+=` of lists, one of whose length is known only at run time."""
-    if not isinstance(op, ast.Add) or not all(isinstance(v, list | StagedList) for v in (left, right)):
+    lists_only = all(isinstance(v, list | StagedList) for v in (left, right))
+    if not isinstance(op, ast.Add) or not lists_only:
         raise cx.unsupported(
             node, "operator", f"between {describe(left)} and {describe(right)}"
         )

@@ -19,8 +19,8 @@ from xdsl.ir import Attribute, SSAValue
 from frontends.torch import items, scalars, staging
 from frontends.torch.items import cast_to
 from frontends.torch.values import (
-    UNKNOWN_ITEM,
     SCALAR_TYPES,
+    UNKNOWN_ITEM,
     HostScalar,
     OptionalValue,
     StagedList,
@@ -396,7 +396,7 @@ def leaf_type(cx: Converter, value: Any, kind: Any, expected: Any) -> Any:
         if isinstance(value, list):
             element, _ = list_element(cx, [value])
             if element is None:
-                return f"a list of items of different types"
+                return "a list of items of different types"
             if is_unknown_item(element):
                 return expected
             if element != expected.element_type:

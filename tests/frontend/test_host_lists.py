@@ -86,7 +86,8 @@ class TupleBeams(nn.Module):
                     if word == 0:
                         finished.append((tokens + [word], score + value))
                     else:
-                        candidates.append((tokens + [word], score + value, torch.tanh(state + word)))
+                        grown = (tokens + [word], score + value, torch.tanh(state + word))
+                        candidates.append(grown)
             beams = sorted(candidates, key=lambda b: b[1], reverse=True)[:2]
             beams = [b for b in beams if b[1] > -3.5]
             for i in range(len(beams)):
@@ -119,7 +120,8 @@ class TensorScoredBeams(nn.Module):
                     word = top.indices[j].item()
                     if word == 0 and i == 0:
                         continue
-                    pool.extend([(score + top.values[j], seq + [word], torch.tanh(state * (word + 1)))])
+                    state_after = torch.tanh(state * (word + 1))
+                    pool.extend([(score + top.values[j], seq + [word], state_after)])
             pool.sort(key=lambda h: h[0], reverse=True)
             hyps = pool[:2]
         lengths = [len(h[1]) for h in hyps]
@@ -283,7 +285,8 @@ def test_rnn_cell_batch_mismatch_at_run_time_is_a_located_error():
     torch.testing.assert_close(program(x), model(x))
     with pytest.raises(RuntimeError, match="doesn't match hidden0 batch size"):
         model(torch.randn(3, 4))
-    with pytest.raises(ExecutionError, match=r"test_host_lists.py:\d+:\d+: .*LSTMCell: input batch"):
+    located = r"test_host_lists.py:\d+:\d+: .*LSTMCell: input batch"
+    with pytest.raises(ExecutionError, match=located):
         program(torch.randn(3, 4))
 
 
@@ -301,5 +304,6 @@ def test_math_of_run_time_numbers_and_its_domain_error():
         assert program(x * scale) == pytest.approx(model(x * scale), rel=1e-12)
     with pytest.raises(ValueError, match="math domain error"):
         model(-x)
-    with pytest.raises(ExecutionError, match=r"test_host_lists.py:\d+:\d+: .*math.log: math domain"):
+    located = r"test_host_lists.py:\d+:\d+: .*math.log: math domain"
+    with pytest.raises(ExecutionError, match=located):
         program(-x)
