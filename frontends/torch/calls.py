@@ -95,6 +95,8 @@ def call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: ast.AST)
         isinstance(container, list | dict | set)
         or getattr(function, "__module__", None) == "builtins"
         or _is_named_tuple_class(function)
+        or _is_named_tuple_class(container)
+        or _is_named_tuple_class(type(container))
     )
     if isinstance(container, list | dict | set) and sources.mutates(function):
         sources.check_local_update(cx, container, f"call of {callable_name(function)}", node)
@@ -112,8 +114,9 @@ def call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: ast.AST)
 
 
 def _is_named_tuple_class(function: Any) -> bool:
-    """A named tuple class: building one only packs its fields (run-time numbers stay
-    numbers, they are not recorded as tensors of a tensor call)."""
+    """A named tuple class: building one (or `_make` / `_replace` of one) only packs its
+    fields (run-time numbers stay numbers, they are not recorded as tensors of a tensor
+    call)."""
     return (
         isinstance(function, type) and issubclass(function, tuple) and hasattr(function, "_fields")
     )

@@ -27,7 +27,7 @@ import itertools
 from typing import TYPE_CHECKING, Any
 
 from frontends.torch import items, lists
-from frontends.torch.values import SCALAR_KINDS, StagedList, describe
+from frontends.torch.values import SCALAR_KINDS, SCALAR_TYPES, StagedList, describe
 from ir import dy
 from ir.torch import ValueTensorType
 
@@ -108,7 +108,11 @@ def all_or_any(cx: Converter, is_all: bool, sequence: StagedList, node: ast.AST)
 
 
 def total(cx: Converter, sequence: StagedList, start: Any, node: ast.AST) -> Any:
-    """`sum(sequence, start)`."""
+    """`sum(sequence, start)`. Over floats the int start 0 is carried as 0.0 (a staged loop
+    carries one type; Python's `0 + x` is a float anyway): so the sum of an empty list of
+    floats is 0.0 where Python gives 0."""
+    if type(start) is int and items.list_item_type(sequence) == SCALAR_TYPES[float]:
+        start = float(start)
     hidden = _Hidden(cx, node)
     accumulator, held = hidden.bind("acc", start), hidden.bind("items", sequence)
     item = _hidden_name(node, "item")

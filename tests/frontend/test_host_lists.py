@@ -128,6 +128,18 @@ class TensorScoredBeams(nn.Module):
         return hyps[0][1], hyps[0][0], torch.stack([h[2] for h in hyps]), lengths
 
 
+class Rescored(nn.Module):
+    """`_replace` on records read out of a run-time list, and `sum` of their float scores."""
+
+    def forward(self, x: torch.Tensor):
+        kept = [Candidate(0.5, -1, x[0])]
+        for i in range(x.shape[0]):
+            if x[i].sum() > 0:
+                kept.append(Candidate(x[i].max().item(), i, x[i]))
+        kept = [c._replace(score=c.score / 2) for c in kept]
+        return sum(c.score for c in kept), sum(c.position for c in kept)
+
+
 def _row_samples() -> list[tuple[torch.Tensor]]:
     generator = torch.Generator().manual_seed(3)
     samples = [(torch.randn(4, 3, generator=generator),) for _ in range(10)]
@@ -156,6 +168,11 @@ def test_records_sorted_sliced_and_reduced_by_host_keys(backend):
 def test_host_ints_grown_indexed_and_made_a_tensor(backend):
     samples = _row_samples()
     check_backend(GrownTokens(), samples[0], samples, backend)
+
+
+def test_named_tuple_replace_and_float_sums_over_a_run_time_list():
+    samples = _row_samples()
+    check_backend(Rescored(), samples[0], samples, "interpreter")
 
 
 @pytest.mark.parametrize(
