@@ -15,7 +15,9 @@ dialect, exactly as its FX importer emits it; `dy` adds what tracing compilers l
   attribute `dy.params` names, so weights never travel inside the IR text;
 * `dy.item` / `dy.scalar_to_tensor`: the crossing between tensors and host scalars, which
   are builtin `i1`/`i64`/`f64` values computed with the `arith` dialect;
-* `!dy.list<T>` and its ops: Python lists of tensors whose length depends on the data.
+* `!dy.list<T>` and its ops: Python lists whose length depends on the data, of tensors,
+  host scalars, lists or `tuple<...>`s of these (a beam search's hypotheses), with
+  `dy.tuple` / `dy.tuple_get` to build and read the tuples on the host.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import ClassVar
 from xdsl.dialects import arith
 from xdsl.dialects.builtin import (
     I64,
+    ArrayAttr,
     DenseArrayBase,
     FlatSymbolRefAttrConstr,
     FunctionType,
@@ -33,6 +36,8 @@ from xdsl.dialects.builtin import (
     StringAttr,
     SymbolNameConstraint,
     SymbolRefAttr,
+    TupleType,
+    UnitAttr,
     UnregisteredOp,
     f64,
     i1,
@@ -58,6 +63,7 @@ from xdsl.irdl import (
     irdl_attr_definition,
     irdl_op_definition,
     operand_def,
+    opt_prop_def,
     prop_def,
     region_def,
     result_def,
@@ -120,17 +126,28 @@ HOST_SCALAR_TYPES = (i1, i64, f64)
 
 @irdl_attr_definition
 class ListType(ParametrizedAttribute, TypeAttribute):
-    """`!dy.list<!torch.vtensor<[1],si64>>`: a host list of tensors of one element type.
+    """`!dy.list<T>`: a host list of items of one type `T`.
 
-    Dimensions of the element type may be dynamic (`?`) when items differ in size.
+    `T` is a tensor type (`!torch.vtensor<[1],si64>`; dynamic dims when items differ in
+    size), a host scalar (`i1`, `i64`, `f64`: a hypothesis's token ids), another list, or a
+    builtin `tuple<...>` of these (a hypothesis: `tuple<!dy.list<i64>, f64, !torch.vtensor<...>>`).
+    A Python list of records is one list of tuples, so a join or a loop carries it as one
+    value and its items keep their fields together.
     """
 
     name = "dy.list"
 
-    element_type: ValueTensorType
+    element_type: Attribute
 
-    def __init__(self, element_type: ValueTensorType):
+    def __init__(self, element_type: Attribute):
         super().__init__(element_type)
+
+    def verify(self) -> None:
+        if not is_list_item_type(self.element_type):
+            raise VerifyException(
+                f"list items must be tensors, i1/i64/f64, lists or tuples of these, "
+                f"got {self.element_type}"
+            )
 
     def print_parameters(self, printer: Printer) -> None:
         with printer.in_angle_brackets():
@@ -140,6 +157,32 @@ class ListType(ParametrizedAttribute, TypeAttribute):
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
         with parser.in_angle_brackets():
             return (parser.parse_type(),)
+
+
+def is_list_item_type(item_type: Attribute) -> bool:
+    """Whether a `!dy.list` may hold items of this type."""
+    if isinstance(item_type, ValueTensorType | ListType) or item_type in HOST_SCALAR_TYPES:
+        return True
+    return isinstance(item_type, TupleType) and all(
+        is_list_item_type(field) for field in item_type.types.data
+    )
+
+
+def item_conforms(value: Attribute, pattern: Attribute) -> bool:
+    """Whether an item of type `value` may be stored where items of type `pattern` are:
+    tensors by `tensor_conforms`, lists and tuples part by part, anything else equal."""
+    if value == pattern:
+        return True
+    if isinstance(value, ValueTensorType) and isinstance(pattern, ValueTensorType):
+        return tensor_conforms(value, pattern)
+    if isinstance(value, ListType) and isinstance(pattern, ListType):
+        return item_conforms(value.element_type, pattern.element_type)
+    if isinstance(value, TupleType) and isinstance(pattern, TupleType):
+        fields, expected = value.types.data, pattern.types.data
+        return len(fields) == len(expected) and all(
+            item_conforms(f, e) for f, e in zip(fields, expected)
+        )
+    return False
 
 
 def tensor_conforms(value: ValueTensorType, pattern: ValueTensorType) -> bool:
@@ -1138,7 +1181,7 @@ class ScalarToTensorOp(IRDLOperation):
 # ----------------------------------------------------------------------------- lists
 
 
-def _list_element(value: SSAValue) -> ValueTensorType:
+def _list_element(value: SSAValue) -> Attribute:
     list_type = value.type
     assert isinstance(list_type, ListType)
     return list_type.element_type
@@ -1170,7 +1213,7 @@ class ListAppendOp(IRDLOperation):
     name = "dy.list_append"
     LIST: ClassVar = VarConstraint("LIST", base(ListType))
     list = operand_def(LIST)
-    item = operand_def(ValueTensorType)
+    item = operand_def()
     result = result_def(LIST)
     traits = traits_def(Pure())
     assembly_format = "$list `,` $item attr-dict `:` type($list) `,` type($item)"
@@ -1181,8 +1224,7 @@ class ListAppendOp(IRDLOperation):
 
     def verify_(self) -> None:
         item_type = self.item.type
-        assert isinstance(item_type, ValueTensorType)
-        if not tensor_conforms(item_type, _list_element(self.list)):
+        if not item_conforms(item_type, _list_element(self.list)):
             raise VerifyException(
                 f"item {item_type} does not conform to the list element "
                 f"type {_list_element(self.list)}"
@@ -1237,7 +1279,7 @@ class ListGetOp(IRDLOperation):  # not speculatable: the index may be out of ran
     name = "dy.list_get"
     list = operand_def(ListType)
     index = operand_def(i64)
-    result = result_def(ValueTensorType)
+    result = result_def()
     traits = traits_def(NoMemoryEffect())
     assembly_format = "$list `[` $index `]` attr-dict `:` type($list) `->` type($result)"
 
@@ -1275,6 +1317,7 @@ class _ListJoinOp(IRDLOperation, ConditionallySpeculatableInterface):
         element = _list_element(self.list)
         return (
             isinstance(self.list.owner, ListAppendOp)
+            and isinstance(element, ValueTensorType)
             and element.has_static_shape
             and element.element_type is not None
         )
@@ -1283,6 +1326,8 @@ class _ListJoinOp(IRDLOperation, ConditionallySpeculatableInterface):
         element = _list_element(self.list)
         result_type = self.result.type
         assert isinstance(result_type, ValueTensorType)
+        if not isinstance(element, ValueTensorType):
+            raise VerifyException(f"can only join a list of tensors, got items of type {element}")
         if element.element_type is not None and result_type.element_type != element.element_type:
             raise VerifyException(
                 f"result dtype {result_type.element_type} differs from the "
@@ -1337,6 +1382,195 @@ class ListCatOp(_ListJoinOp):
     RANK_INCREASE: ClassVar[int] = 0
 
 
+@irdl_op_definition
+class ListSetOp(IRDLOperation):  # not speculatable: the index may be out of range
+    """The list with the item at `index` replaced by `item` (negative counts from the end,
+    as Python's `l[i] = v`); fails at run time when `index` is out of range.
+
+    %l2 = dy.list_set %l[%i], %v : !dy.list<f64>, f64
+    """
+
+    name = "dy.list_set"
+    LIST: ClassVar = VarConstraint("LIST", base(ListType))
+    list = operand_def(LIST)
+    index = operand_def(i64)
+    item = operand_def()
+    result = result_def(LIST)
+    traits = traits_def(NoMemoryEffect())
+    assembly_format = "$list `[` $index `]` `,` $item attr-dict `:` type($list) `,` type($item)"
+
+    def __init__(
+        self,
+        list_value: SSAValue | Operation,
+        index: SSAValue | Operation,
+        item: SSAValue | Operation,
+    ):
+        list_type = SSAValue.get(list_value).type
+        super().__init__(operands=[list_value, index, item], result_types=[list_type])
+
+    def verify_(self) -> None:
+        if not item_conforms(self.item.type, _list_element(self.list)):
+            raise VerifyException(
+                f"item {self.item.type} does not conform to the list element "
+                f"type {_list_element(self.list)}"
+            )
+
+
+@irdl_op_definition
+class ListSliceOp(IRDLOperation):
+    """`list[start:stop]` with Python's rules: negative bounds count from the end and
+    bounds past either end are clamped, so it never fails.
+
+    %l2 = dy.list_slice %l[%start : %stop] : !dy.list<f64>
+    """
+
+    name = "dy.list_slice"
+    LIST: ClassVar = VarConstraint("LIST", base(ListType))
+    list = operand_def(LIST)
+    start = operand_def(i64)
+    stop = operand_def(i64)
+    result = result_def(LIST)
+    traits = traits_def(Pure())
+    assembly_format = "$list `[` $start `:` $stop `]` attr-dict `:` type($list)"
+
+    def __init__(
+        self,
+        list_value: SSAValue | Operation,
+        start: SSAValue | Operation,
+        stop: SSAValue | Operation,
+    ):
+        list_type = SSAValue.get(list_value).type
+        super().__init__(operands=[list_value, start, stop], result_types=[list_type])
+
+
+@irdl_op_definition
+class ListSortOp(IRDLOperation):  # not speculatable: the lists may differ in length
+    """The items of `list` in the order of `keys` (item i has key i), ascending or
+    `descending`, stable as Python's `sorted(..., key=..., reverse=...)` (equal keys keep
+    their order, also when descending). Fails at run time when the lengths differ; NaN keys
+    compare as Python compares them (never less than anything).
+
+    %sorted = dy.list_sort %hyps by %scores descending : !dy.list<tuple<!dy.list<i64>, f64>>, !dy.list<f64>
+    """
+
+    name = "dy.list_sort"
+    LIST: ClassVar = VarConstraint("LIST", base(ListType))
+    list = operand_def(LIST)
+    keys = operand_def(ListType)
+    descending = opt_prop_def(UnitAttr)
+    result = result_def(LIST)
+    traits = traits_def(NoMemoryEffect())
+    assembly_format = (
+        "$list `by` $keys (`descending` $descending^)? attr-dict `:` type($list) `,` type($keys)"
+    )
+
+    def __init__(
+        self, list_value: SSAValue | Operation, keys: SSAValue | Operation, descending: bool
+    ):
+        list_type = SSAValue.get(list_value).type
+        super().__init__(
+            operands=[list_value, keys],
+            result_types=[list_type],
+            properties={"descending": UnitAttr()} if descending else {},
+        )
+
+    def verify_(self) -> None:
+        key_type = _list_element(self.keys)
+        if key_type not in HOST_SCALAR_TYPES:
+            raise VerifyException(f"keys must be host scalars (i1, i64, f64), got {key_type}")
+
+
+@irdl_op_definition
+class ListToTensorOp(IRDLOperation):
+    """`torch.tensor(list)` of a list of host scalars: a 1-d tensor of the result's dtype
+    whose size is the list length (0 for an empty list).
+
+    %t = dy.list_to_tensor %tokens : !dy.list<i64> -> !torch.vtensor<[?],si64>
+    """
+
+    name = "dy.list_to_tensor"
+    list = operand_def(ListType)
+    result = result_def(ValueTensorType)
+    traits = traits_def(Pure())
+    assembly_format = "$list attr-dict `:` type($list) `->` type($result)"
+
+    def __init__(self, list_value: SSAValue | Operation, result_type: ValueTensorType):
+        super().__init__(operands=[list_value], result_types=[result_type])
+
+    def verify_(self) -> None:
+        element = _list_element(self.list)
+        if element not in HOST_SCALAR_TYPES:
+            raise VerifyException(f"items must be host scalars (i1, i64, f64), got {element}")
+        result_type = self.result.type
+        assert isinstance(result_type, ValueTensorType)
+        if result_type.shape is None or len(result_type.shape) != 1:
+            raise VerifyException(f"result must have rank 1, got {result_type}")
+        if result_type.element_type is None:
+            raise VerifyException(f"result must have a dtype, got {result_type}")
+
+
+# ----------------------------------------------------------------------------- tuples
+
+
+@irdl_op_definition
+class TupleOp(IRDLOperation):
+    """A host tuple of its operands (a list item with fields, such as a hypothesis).
+
+    %h = dy.tuple %tokens, %score : !dy.list<i64>, f64 -> tuple<!dy.list<i64>, f64>
+    """
+
+    name = "dy.tuple"
+    fields = var_operand_def()
+    result = result_def(TupleType)
+    traits = traits_def(Pure())
+    assembly_format = "$fields attr-dict `:` type($fields) `->` type($result)"
+
+    def __init__(self, fields: Sequence[SSAValue | Operation]):
+        types = [SSAValue.get(field).type for field in fields]
+        super().__init__(operands=[fields], result_types=[TupleType(ArrayAttr(types))])
+
+    def verify_(self) -> None:
+        result_type = self.result.type
+        assert isinstance(result_type, TupleType)
+        _check_types("fields", self.fields.types, result_type.types.data)
+
+
+@irdl_op_definition
+class TupleGetOp(IRDLOperation):
+    """Field `index` of a host tuple.
+
+    %score = dy.tuple_get %h[1] : tuple<!dy.list<i64>, f64> -> f64
+    """
+
+    name = "dy.tuple_get"
+    tuple = operand_def(TupleType)
+    index = prop_def(IntegerAttr[I64])
+    result = result_def()
+    traits = traits_def(Pure())
+    assembly_format = "$tuple `[` $index `]` attr-dict `:` type($tuple) `->` type($result)"
+
+    def __init__(self, tuple_value: SSAValue | Operation, index: int):
+        tuple_type = SSAValue.get(tuple_value).type
+        assert isinstance(tuple_type, TupleType)
+        super().__init__(
+            operands=[tuple_value],
+            result_types=[tuple_type.types.data[index]],
+            properties={"index": IntegerAttr(index, i64)},
+        )
+
+    def verify_(self) -> None:
+        tuple_type = self.tuple.type
+        assert isinstance(tuple_type, TupleType)
+        fields = tuple_type.types.data
+        index = self.index.value.data
+        if not 0 <= index < len(fields):
+            raise VerifyException(f"field {index} out of range for {tuple_type}")
+        if self.result.type != fields[index]:
+            raise VerifyException(
+                f"result type {self.result.type} is not field {index}'s type {fields[index]}"
+            )
+
+
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -1373,6 +1607,12 @@ Dy = Dialect(
         ListGetOp,
         ListStackOp,
         ListCatOp,
+        ListSetOp,
+        ListSliceOp,
+        ListSortOp,
+        ListToTensorOp,
+        TupleOp,
+        TupleGetOp,
     ],
     [ListType],
 )

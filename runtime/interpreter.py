@@ -541,6 +541,55 @@ class Interpreter:
 
         return run
 
+    def _list_set(self, op: dy.ListSetOp) -> Step:
+        items, index, item, result = op.list, op.index, op.item, op.result
+
+        def run(env: Environment) -> None:
+            values, position = env[items], env[index]
+            if not -len(values) <= position < len(values):
+                raise _located(op, f"index {position} is out of range for a list of {len(values)}")
+            position %= len(values)
+            env[result] = values[:position] + (env[item],) + values[position + 1 :]
+
+        return run
+
+    def _list_slice(self, op: dy.ListSliceOp) -> Step:
+        items, start, stop, result = op.list, op.start, op.stop, op.result
+        return lambda env: env.__setitem__(result, env[items][env[start] : env[stop]])
+
+    def _list_sort(self, op: dy.ListSortOp) -> Step:
+        items, keys, result = op.list, op.keys, op.result
+        descending = op.descending is not None
+
+        def run(env: Environment) -> None:
+            values, order_keys = env[items], env[keys]
+            if len(values) != len(order_keys):
+                raise _located(
+                    op, f"{len(values)} items but {len(order_keys)} keys to sort them by"
+                )
+            order = sorted(range(len(values)), key=order_keys.__getitem__, reverse=descending)
+            env[result] = tuple(values[i] for i in order)
+
+        return run
+
+    def _list_to_tensor(self, op: dy.ListToTensorOp) -> Step:
+        items, result = op.list, op.result
+        assert isinstance(result.type, ValueTensorType)
+        dtype = torch_dtype_of(result.type)
+
+        def run(env: Environment) -> None:
+            env[result] = torch.tensor(env[items], dtype=dtype).reshape(-1)
+
+        return run
+
+    def _tuple(self, op: dy.TupleOp) -> Step:
+        fields, result = tuple(op.fields), op.result
+        return lambda env: env.__setitem__(result, tuple(env[f] for f in fields))
+
+    def _tuple_get(self, op: dy.TupleGetOp) -> Step:
+        value, result, index = op.tuple, op.result, op.index.value.data
+        return lambda env: env.__setitem__(result, env[value][index])
+
 
 def _wrap_i64(value: int) -> int:
     """Two's complement wrap-around, as `arith` defines i64 arithmetic."""
@@ -634,6 +683,12 @@ _OP_COMPILERS: dict[type[Operation], Callable[[Interpreter, Any], Step]] = {
     dy.ListGetOp: Interpreter._list_get,
     dy.ListStackOp: Interpreter._list_join,
     dy.ListCatOp: Interpreter._list_join,
+    dy.ListSetOp: Interpreter._list_set,
+    dy.ListSliceOp: Interpreter._list_slice,
+    dy.ListSortOp: Interpreter._list_sort,
+    dy.ListToTensorOp: Interpreter._list_to_tensor,
+    dy.TupleOp: Interpreter._tuple,
+    dy.TupleGetOp: Interpreter._tuple_get,
     arith.ConstantOp: Interpreter._constant,
     arith.CmpiOp: Interpreter._compare,
     arith.CmpfOp: Interpreter._compare,

@@ -39,10 +39,7 @@ ZOO: dict[str, str] = {
 
 #: Zoo models the compiler does not convert yet -> why (the acceptance tests expect them to
 #: fail, strictly: a model that starts converting must be moved out of here).
-NOT_CONVERTED: dict[str, str] = {
-    "beam_search_caption": "lists of run-time length hold tensors only: a list of "
-    "hypotheses (named tuples) or of token ids (host ints) is refused",
-}
+NOT_CONVERTED: dict[str, str] = {}
 
 
 def load(name: str) -> ModuleType:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from frontends.torch import masks, recording, selection, sizes, sources, staging
+from frontends.torch import lists, masks, recording, selection, sizes, sources, staging
 from frontends.torch.errors import first_line
 from frontends.torch.values import (
     HostScalar,
@@ -17,6 +17,7 @@ from frontends.torch.values import (
     Undefined,
     describe,
     is_staged,
+    scalar_kind,
 )
 
 if TYPE_CHECKING:
@@ -41,6 +42,10 @@ def assign(cx: Converter, target: ast.expr, value: Any) -> None:
             container = staging.promote(cx, container, target)
         if isinstance(container, StagedTensor):
             recording.stage_call(cx, target, masks.setitem, (container, index, value), {})
+        elif isinstance(container, StagedList):
+            if scalar_kind(index) is not int:
+                raise cx.unsupported(target, "item assignment", "a list index must be an int")
+            lists.list_set(cx, container, index, value, target)
         elif is_staged(index):
             if not isinstance(container, list):
                 raise cx.unsupported(

@@ -19,8 +19,11 @@ from torch import nn
 from frontends.torch import (
     attribute_logs,
     builtin_calls,
+    guards,
     higher_order,
+    list_loops,
     lists,
+    operators,
     recording,
     reductions,
     scalars,
@@ -89,8 +92,12 @@ def call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: ast.AST)
     container = getattr(function, "__self__", None)
     if isinstance(container, torch.Tensor) and is_staged((args, kwargs)):
         return _constant_tensor_method(cx, container, function.__name__, args, kwargs, node)
-    python_level = isinstance(container, list | dict | set) or (
-        getattr(function, "__module__", None) == "builtins"
+    python_level = (
+        isinstance(container, list | dict | set)
+        or getattr(function, "__module__", None) == "builtins"
+        or _is_named_tuple_class(function)
+        or _is_named_tuple_class(container)
+        or _is_named_tuple_class(type(container))
     )
     if getattr(function, "__name__", "") == "append" and attribute_logs.is_log(cx, container):
         return attribute_logs.log_append(cx, container, args, node)
@@ -107,6 +114,15 @@ def call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: ast.AST)
         raise cx.unsupported(
             node, f"call of {callable_name(function)}", first_line(error), error
         ) from None
+
+
+def _is_named_tuple_class(function: Any) -> bool:
+    """A named tuple class: building one (or `_make` / `_replace` of one) only packs its
+    fields (run-time numbers stay numbers, they are not recorded as tensors of a tensor
+    call)."""
+    return (
+        isinstance(function, type) and issubclass(function, tuple) and hasattr(function, "_fields")
+    )
 
 
 def _constant_tensor_method(
@@ -132,11 +148,24 @@ def call_staged_method(
             return None
         if name == "pop" and len(args) <= 1 and not kwargs:
             return lists.list_pop(cx, receiver, args[0] if args else -1, node)
+        if name == "sort" and not args and set(kwargs) <= {"key", "reverse"}:
+            ordered = list_loops.sort(
+                cx, receiver, kwargs.get("key"), kwargs.get("reverse", False), node
+            )
+            lists.list_replace(cx, receiver, ordered, node)
+            return None
+        if name == "extend" and len(args) == 1 and not kwargs:
+            extra = list(args[0]) if type(args[0]) is tuple else args[0]
+            operators.binary(cx, ast.Add(), receiver, extra, node, inplace=True)
+            return None
+        if name == "copy" and not args and not kwargs:
+            return StagedList(receiver.value, receiver.example_item, receiver.observed_element)
         raise cx.unsupported(
             node,
             f"list.{name}",
             "on a list whose length depends on "
-            "the data (only append, pop, del, len, indexing, torch.stack/cat)",
+            "the data (only append, extend, pop, sort, copy, del, len, indexing, slicing, "
+            "torch.stack/cat/tensor)",
         )
     if name == "item":
         return scalars.item(cx, receiver, node)
@@ -172,6 +201,7 @@ def call_module(cx: Converter, module: nn.Module, args: tuple, kwargs: dict, nod
         return inline(cx, module.forward, args, kwargs, node)
     if not is_staged((args, kwargs)):
         return module(*args, **kwargs)
+    guards.check_rnn_cell_batch(cx, module, args, node)
     return recording.stage_call(cx, node, module, args, kwargs, module=module)
 
 
@@ -252,6 +282,19 @@ def special_call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: 
         return higher_order.torch_cond(cx, args, kwargs, node)
     if function in (torch.equal, torch.allclose) and is_staged((args, kwargs)):
         return scalars.tensor_predicate(cx, function, args, kwargs, node)
+    if (
+        builtin_calls.is_math_function(function)
+        and len(args) == 1
+        and not kwargs
+        and isinstance(args[0], HostScalar | SymSize)
+    ):
+        return builtin_calls.math_function(cx, function, args[0], node)
+    if function in (torch.tensor, torch.as_tensor) and args and isinstance(args[0], StagedList):
+        if len(args) != 1 or set(kwargs) - {"dtype", "device"} or is_staged(kwargs):
+            raise cx.unsupported(
+                node, callable_name(function), "only dtype= and device= are supported"
+            )
+        return lists.list_to_tensor(cx, args[0], kwargs.get("dtype"), node)
     reduced = reductions.reduce_list(cx, function, args, kwargs, node)
     if reduced is NotImplemented:
         reduced = reductions.tensor_of_numbers(cx, function, args, kwargs, node)

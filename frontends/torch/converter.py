@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from xdsl.dialects import func
 from xdsl.dialects.builtin import FileLineColLoc, IntAttr, ModuleOp, StringAttr
-from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
 from frontends.torch import calls, expressions, operators, sources, statements
 from frontends.torch.attribute_logs import AttributeList, LoggedAppend, check_logs
@@ -79,6 +79,9 @@ class Converter:
         """Per scope (module globals, a module's attributes): the ids of the lists, dicts
         and sets it holds, which `forward` must not update."""
         self.returns: list[ReturnPath] = []
+        self.tuple_classes: dict[Attribute, type] = {}
+        """The Python class (a named tuple, or tuple) of each list item tuple type seen, to
+        rebuild items of lists appended to only in staged loops."""
         self.inputs: list[tuple[int, StagedTensor]] = []
         """The program's tensor inputs: position and the handle `forward` received."""
         self.attribute_lists: dict[int, AttributeList] = {}

@@ -10,7 +10,8 @@ first dimension is `?` cannot be unrolled. Each is rewritten into the loop Pytho
         index = index + step             index = index + 1
         <body>                           <body>
 
-The increment comes before the body, so a `continue` in it still advances. The iterable is
+`for i, h in enumerate(beams)` binds `(index, sequence[index])` the same way. The increment
+comes before the body, so a `continue` in it still advances. The iterable is
 evaluated once, as Python does; `len(sequence)` is read at every test, as a list iterator
 does. The `while` is then staged by `loops.exec_while` like any data-dependent loop.
 """
@@ -44,12 +45,28 @@ def iteration(cx: Converter, statement: ast.For) -> Iteration:
         if any(_known_at_run_time(bound) for bound in bounds):
             return Iteration(loop=_range_loop(cx, statement, bounds))
         return Iteration(iterable=range(*bounds))
+    if _is_enumerate(cx, node):
+        sequence = cx.eval(node.args[0])
+        if isinstance(sequence, StagedList):
+            return Iteration(loop=_sequence_loop(cx, statement, sequence, enumerated=True))
+        return Iteration(iterable=cx.call(enumerate, (sequence,), {}, node))
     iterable = cx.eval(node)
     if isinstance(iterable, StagedList) or (
         isinstance(iterable, StagedTensor) and _first_dim_at_run_time(cx, iterable)
     ):
         return Iteration(loop=_sequence_loop(cx, statement, iterable))
     return Iteration(iterable=iterable)
+
+
+def _is_enumerate(cx: Converter, node: ast.expr) -> bool:
+    """`enumerate(sequence)` (one argument, no start)."""
+    return (
+        isinstance(node, ast.Call)
+        and len(node.args) == 1
+        and not node.keywords
+        and not isinstance(node.args[0], ast.Starred)
+        and cx.eval(node.func) is enumerate
+    )
 
 
 def _known_at_run_time(value: Any) -> bool:
@@ -80,12 +97,16 @@ def _range_loop(cx: Converter, statement: ast.For, bounds: list[Any]) -> ast.Whi
     return _counted_while(statement, test, _load(index), index, step)
 
 
-def _sequence_loop(cx: Converter, statement: ast.For, sequence: Any) -> ast.While:
+def _sequence_loop(
+    cx: Converter, statement: ast.For, sequence: Any, enumerated: bool = False
+) -> ast.While:
     index = _hidden(cx, statement, "index", 0)
     held = _hidden(cx, statement, "sequence", sequence)
     length = ast.Call(func=ast.Name(id="len", ctx=ast.Load()), args=[_load(held)], keywords=[])
     test = ast.Compare(left=_load(index), ops=[ast.Lt()], comparators=[length])
-    item = ast.Subscript(value=_load(held), slice=_load(index), ctx=ast.Load())
+    item: ast.expr = ast.Subscript(value=_load(held), slice=_load(index), ctx=ast.Load())
+    if enumerated:
+        item = ast.Tuple(elts=[_load(index), item], ctx=ast.Load())
     return _counted_while(statement, test, item, index, 1)
 
 

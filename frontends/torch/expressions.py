@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from frontends.torch import attribute_logs, lists, masks, recording, scalars, selection, sizes
+from frontends.torch import (
+    attribute_logs,
+    list_loops,
+    lists,
+    masks,
+    recording,
+    scalars,
+    selection,
+    sizes,
+)
 from frontends.torch.assignment import assign
 from frontends.torch.branches import staged_branch
 from frontends.torch.errors import first_line
@@ -94,6 +103,8 @@ def eval_subscript(cx: Converter, node: ast.Subscript) -> Any:
     if isinstance(value, StagedTensor) or (isinstance(value, torch.Tensor) and is_staged(index)):
         return recording.stage_call(cx, node, masks.getitem, (value, index), {})
     if isinstance(value, StagedList):
+        if isinstance(index, slice):
+            return lists.list_slice(cx, value, index, node)
         if scalar_kind(index) is not int:
             raise cx.unsupported(node, "list index", "must be an int")
         return lists.list_get(cx, value, index, node)
@@ -186,7 +197,15 @@ def check_defined(cx: Converter, value: Any, node: ast.AST) -> Any:
     return value
 
 
-def eval_comprehension(cx: Converter, node: ast.expr, generators: list, produce: Callable) -> None:
+def eval_comprehension(
+    cx: Converter,
+    node: ast.expr,
+    generators: list,
+    produce: Callable,
+    first_iterable: Any = NotImplemented,
+) -> None:
+    """Unroll a comprehension over iterables known at compile time (`first_iterable`, when
+    given, is the first one, already evaluated)."""
     frame = cx.frame
     assert frame is not None
     saved = dict(frame.env)
@@ -198,7 +217,11 @@ def eval_comprehension(cx: Converter, node: ast.expr, generators: list, produce:
         generator = generators[level]
         if generator.is_async:
             raise cx.unsupported(node, "async comprehension", "not supported")
-        for item in static_items(cx, cx.eval(generator.iter), generator.iter):
+        if level == 0 and first_iterable is not NotImplemented:
+            iterable = first_iterable
+        else:
+            iterable = cx.eval(generator.iter)
+        for item in static_items(cx, iterable, generator.iter):
             assign(cx, generator.target, item)
             conditions = [scalars.truth(cx, cx.eval(c), c) for c in generator.ifs]
             if any(isinstance(c, HostScalar) for c in conditions):
@@ -212,15 +235,23 @@ def eval_comprehension(cx: Converter, node: ast.expr, generators: list, produce:
         frame.env = saved
 
 
-def eval_list_comp(cx: Converter, node: ast.ListComp) -> list:
+def eval_list_comp(cx: Converter, node: ast.ListComp) -> list | StagedList:
+    first = cx.eval(node.generators[0].iter)
+    if isinstance(first, StagedList):
+        return list_loops.comprehension(cx, node, first, node.generators, node.elt)
     result: list = []
-    eval_comprehension(cx, node, node.generators, lambda: result.append(cx.eval(node.elt)))
+    produce = lambda: result.append(cx.eval(node.elt))
+    eval_comprehension(cx, node, node.generators, produce, first)
     return result
 
 
-def eval_generator_exp(cx: Converter, node: ast.GeneratorExp) -> tuple:
+def eval_generator_exp(cx: Converter, node: ast.GeneratorExp) -> tuple | StagedList:
+    first = cx.eval(node.generators[0].iter)
+    if isinstance(first, StagedList):
+        return list_loops.comprehension(cx, node, first, node.generators, node.elt)
     result: list = []
-    eval_comprehension(cx, node, node.generators, lambda: result.append(cx.eval(node.elt)))
+    produce = lambda: result.append(cx.eval(node.elt))
+    eval_comprehension(cx, node, node.generators, produce, first)
     return tuple(result)
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from xdsl.ir import Block, BlockArgument, Region, SSAValue
 
-from frontends.torch import staging
+from frontends.torch import items, staging
 from frontends.torch.plans import (
     PLACEHOLDER,
     CarryPlan,
@@ -203,7 +203,7 @@ def merge_environments(
     """Merge the variables of the paths name by name; a name that some paths never
     assigned is undefined after the join (an error only where it is read)."""
     names = list(dict.fromkeys(name for env in environments for name in env))
-    items = []
+    merged_items = []
     aliases: dict[tuple, Any] = {}
     for name in names:
         if all(name in env for env in environments):
@@ -211,13 +211,13 @@ def merge_environments(
             key = tuple(id(v) for v in values)
             if key not in aliases:
                 aliases[key] = merge(cx, values, plan, owner)
-            items.append(aliases[key])
+            merged_items.append(aliases[key])
         else:
             line = getattr(node, "lineno", 0) + (cx.frame.source.line_offset if cx.frame else 0)
-            items.append(
+            merged_items.append(
                 Keep(Undefined(f"'{name}' is assigned on some paths to line {line}, not all"))
             )
-    return Container(dict, items, names)
+    return Container(dict, merged_items, names)
 
 
 def merge(cx: Converter, values: list, plan: CarryPlan, owner: Block | None) -> Any:
@@ -272,7 +272,11 @@ def merge(cx: Converter, values: list, plan: CarryPlan, owner: Block | None) -> 
             )
         element, example = list_element(cx, values)
         if element is None:
-            return Conflict("it is a list whose items differ in type between paths")
+            return Conflict(
+                "it is a list whose length differs between paths and whose items are not "
+                "of one type (tensors, numbers, lists or tuples of these; a record written "
+                "as a list, `[tokens, score]`, must be a tuple)"
+            )
         return add_leaf(plan, values, "list", ListType(element), example)
     if _tuples_of_one_type(values):
         columns = [merge(cx, list(column), plan, owner) for column in zip(*values)]
@@ -317,7 +321,7 @@ def _tuples_of_one_type(values: list) -> bool:
     """Tuples, or named tuples of one class (a beam search's hypotheses), of one length."""
     kind = type(values[0])
     return (
-        (kind is tuple or (issubclass(kind, tuple) and hasattr(kind, "_fields")))
+        items.is_record(values[0])
         and all(type(v) is kind for v in values)
         and len({len(v) for v in values}) == 1
     )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from xdsl.dialects import arith
 
-from frontends.torch import recording, scalars, sizes
+from frontends.torch import list_loops, lists, recording, scalars, sizes
 from frontends.torch.ast_facts import BINARY, COMPARE, INPLACE
 from frontends.torch.scalars import negate
 from frontends.torch.values import (
@@ -38,14 +38,32 @@ def eval_bin_op(cx: Converter, node: ast.BinOp) -> Any:
     return binary(cx, node.op, cx.eval(node.left), cx.eval(node.right), node)
 
 
+def _list_operator(
+    cx: Converter, op: ast.operator, left: Any, right: Any, node: ast.AST, inplace: bool
+) -> Any:
+    """`+` / `+=` of lists, one of whose length is known only at run time."""
+    lists_only = all(isinstance(v, list | StagedList) for v in (left, right))
+    if not isinstance(op, ast.Add) or not lists_only:
+        raise cx.unsupported(node, "operator", f"between {describe(left)} and {describe(right)}")
+    if isinstance(left, StagedList) and isinstance(right, list):
+        if inplace:
+            for item in right:
+                lists.list_append(cx, left, item, node)
+            return left
+        return lists.list_extended(cx, left, right, node)
+    if inplace and isinstance(left, list):
+        raise cx.unsupported(node, "operator", "+= of a list of run-time length to a Python list")
+    return list_loops.concatenated(cx, left, right, node, inplace)
+
+
 def binary(
     cx: Converter, op: ast.operator, left: Any, right: Any, node: ast.AST, inplace: bool = False
 ) -> Any:
     table = INPLACE if inplace else BINARY
     function = table.get(type(op), BINARY[type(op)])
-    if isinstance(left, StagedTensor | StagedList) or isinstance(right, StagedTensor):
-        if isinstance(left, StagedList):
-            raise cx.unsupported(node, "operator", "on a list of run-time length")
+    if isinstance(left, StagedList) or isinstance(right, StagedList):
+        return _list_operator(cx, op, left, right, node, inplace)
+    if isinstance(left, StagedTensor) or isinstance(right, StagedTensor):
         if not isinstance(left, StagedTensor):
             function = BINARY[type(op)]
         return recording.stage_call(cx, node, function, (left, right), {})

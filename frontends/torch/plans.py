@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
-from xdsl.dialects.builtin import UnregisteredOp
-from xdsl.ir import SSAValue
+from xdsl.ir import Attribute, SSAValue
 
-from frontends.torch import scalars, staging
+from frontends.torch import items, scalars, staging
+from frontends.torch.items import cast_to
 from frontends.torch.values import (
     SCALAR_TYPES,
+    UNKNOWN_ITEM,
     HostScalar,
     OptionalValue,
     RuntimeChoice,
@@ -28,6 +29,7 @@ from frontends.torch.values import (
     Undefined,
     describe,
     example_of,
+    is_unknown_item,
     join_types,
     same,
     scalar_kind,
@@ -166,32 +168,27 @@ def add_leaf(
     return Hole(len(plan.types) - 1)
 
 
-def list_element(cx: Converter, values: list) -> tuple[ValueTensorType | None, Any]:
-    """The item type that every list among `values` (Python lists of tensors, run-time
-    lists) conforms to, and an example item; (None, None) when there is none."""
-    element = None
+def list_element(cx: Converter, values: list) -> tuple[Attribute | None, Any]:
+    """The item type that every list among `values` (Python lists, run-time lists)
+    conforms to, and an example item (see `items`); (None, None) when there is none."""
+    element: Attribute = UNKNOWN_ITEM
     example = None
     for value in values:
         if isinstance(value, StagedList):
-            candidates = [(value.element_type, value.example_item)]
+            candidates = [(items.list_item_type(value), value.example_item)]
         else:
-            candidates = []
-            for item in value:
-                if not isinstance(item, StagedTensor | torch.Tensor):
-                    return None, None
-                item_example = item.example if isinstance(item, StagedTensor) else item
-                candidates.append((staging.tensor_type_of(cx, item), item_example))
+            candidates = [(items.item_type(cx, item), items.item_example(item)) for item in value]
         for candidate, candidate_example in candidates:
-            if candidate.shape is None:
+            if candidate is None:
+                return None, None
+            if is_unknown_item(candidate):
                 continue
-            if element is None:
-                element, example = candidate, candidate_example
-            else:
-                element = join_types(element, candidate)
-                if element is None:
-                    return None, None
-    if element is None:
-        element = ValueTensorType(None, None)
+            joined = candidate if is_unknown_item(element) else join_types(element, candidate)
+            if joined is None:
+                return None, None
+            if example is None:
+                example = candidate_example
+            element = joined
     return element, example
 
 
@@ -226,12 +223,12 @@ def rebuild(plan: CarryPlan, results: list[SSAValue]) -> Any:
                 return options[tag]
             return RuntimeChoice(tag, list(range(len(options))), options, UNION_MESSAGE)
         if isinstance(node, Container):
-            items = [build(item) for item in node.items]
+            parts = [build(item) for item in node.items]
             if node.kind is dict:
-                return dict(zip(node.keys, items))
-            if node.kind not in (list, tuple):
-                return node.kind(*items)  # a named tuple
-            return node.kind(items)
+                return dict(zip(node.keys, parts))
+            if node.kind is list:
+                return parts
+            return items.rebuild_record(node.kind, parts)
         assert isinstance(node, Hole)
         return leaf_value(
             plan.kinds[node.index],
@@ -299,11 +296,12 @@ def carry_node(cx: Converter, value: Any, plan: CarryPlan, node: ast.AST) -> Any
             raise cx.unsupported(
                 node,
                 "loop",
-                "a list carried by a data-dependent loop must hold tensors of one type",
+                "a list carried by a data-dependent loop must hold items of one type "
+                "(tensors, numbers, lists or tuples of these)",
             )
         return add_leaf(plan, [value], "list", ListType(element), example)
-    if type(value) is tuple:
-        return Container(tuple, [carry_node(cx, v, plan, node) for v in value])
+    if items.is_record(value):
+        return Container(type(value), [carry_node(cx, v, plan, node) for v in value])
     if isinstance(value, OptionalValue):
         present = carry_node(cx, value.present, plan, node)
         return OptionalNode(present, carry_node(cx, value.value, plan, node))
@@ -390,7 +388,7 @@ def _collect(cx: Converter, value: Any, item: Any, leaves: list, node: ast.AST) 
                 f"becomes {describe(value)} in a data-dependent loop",
             )
     elif isinstance(item, Container):
-        if not isinstance(value, tuple) or len(value) != len(item.items):
+        if type(value) is not item.kind or len(value) != len(item.items):
             raise cx.unsupported(node, "loop", "a loop-carried tuple changes shape")
         for part, part_item in zip(value, item.items):
             _collect(cx, part, part_item, leaves, node)
@@ -417,7 +415,7 @@ def conforms(observed: Any, expected: Any) -> bool:
         return dy.tensor_conforms(observed, expected)
     if isinstance(observed, ListType) and isinstance(expected, ListType):
         element = expected.element_type
-        return element.shape is not None and dy.tensor_conforms(observed.element_type, element)
+        return not is_unknown_item(element) and dy.item_conforms(observed.element_type, element)
     return False
 
 
@@ -433,12 +431,12 @@ def leaf_type(cx: Converter, value: Any, kind: Any, expected: Any) -> Any:
         return staging.tensor_type_of(cx, value)
     if kind == "list":
         if isinstance(value, StagedList):
-            if value.element_type.shape is None and value.observed_element is not None:
-                return ListType(value.observed_element)
-            return value.value.type
+            return ListType(items.list_item_type(value))
         if isinstance(value, list):
             element, _ = list_element(cx, [value])
-            if element is None or element.shape is None:
+            if element is None:
+                return "a list of items of different types"
+            if is_unknown_item(element):
                 return expected
             if element != expected.element_type:
                 return ListType(element)
@@ -446,19 +444,6 @@ def leaf_type(cx: Converter, value: Any, kind: Any, expected: Any) -> Any:
         return f"a {describe(value)}"
     observed = scalar_kind(value)
     return SCALAR_TYPES[observed] if observed is not None else f"a {describe(value)}"
-
-
-def cast_to(cx: Converter, value: SSAValue, expected: Any, node: ast.AST) -> SSAValue:
-    """`value` as a value of the less precise tensor type `expected` (sizes become `?`):
-    torch-mlir's `torch.tensor_static_info_cast`, which computes nothing."""
-    if expected is None or value.type == expected:
-        return value
-    assert isinstance(expected, ValueTensorType) and dy.tensor_conforms(value.type, expected)
-    cast = _STATIC_INFO_CAST.create(operands=[value], result_types=[expected])
-    return cx.emit(cast, node).results[0]
-
-
-_STATIC_INFO_CAST = UnregisteredOp.with_name("torch.tensor_static_info_cast")
 
 
 def materialize(
@@ -471,15 +456,8 @@ def materialize(
     if kind == "tensor":
         return cast_to(cx, staging.tensor_value(cx, value, node), expected, node)
     if kind == "list":
-        if isinstance(value, StagedList):
-            return value.value
         list_type = expected if expected is not None else ListType(list_element(cx, [value])[0])
-        current = cx.emit(dy.ListEmptyOp(list_type), node).result
-        element = list_type.element_type if list_type.element_type.shape is not None else None
-        for item in value:
-            tensor = materialize(cx, item, "tensor", node, element)
-            current = cx.emit(dy.ListAppendOp(current, tensor), node).result
-        return current
+        return items.pack(cx, value, list_type, node)
     return scalars.scalar_value(cx, value, kind, node)
 
 

@@ -33,6 +33,7 @@ from frontends.torch.plans import (
     materialize,
 )
 from frontends.torch.values import (
+    SCALAR_KINDS,
     SCALAR_TYPES,
     HostScalar,
     StagedList,
@@ -43,6 +44,7 @@ from frontends.torch.values import (
     scalar_kind,
 )
 from ir import dy
+from ir.torch import ValueTensorType
 
 if TYPE_CHECKING:
     from frontends.torch.converter import Converter
@@ -160,6 +162,14 @@ def _result_tree(cx: Converter, node: Any, plan: CarryPlan, paths: list[ReturnPa
     if kind == "tensor":
         return {"tensor": node.index}
     if kind == "list":
+        element = plan.types[node.index].element_type
+        if not isinstance(element, ValueTensorType) and element not in SCALAR_KINDS:
+            raise cx.unsupported(
+                paths[-1].node,
+                "return",
+                f"a list of run-time length holding {element}: only lists of tensors or "
+                "numbers are returned (return a tensor, or one field)",
+            )
         return {"tensor_list": node.index}
     return {kind.__name__: node.index}
 

@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from xdsl.dialects.builtin import (
+    ArrayAttr,
     BFloat16Type,
     Float16Type,
     Float32Type,
     Float64Type,
     IntegerType,
     Signedness,
+    TupleType,
     f64,
     i1,
     i64,
@@ -76,19 +78,36 @@ def tensor_type(example: torch.Tensor, dynamic: Collection[int] = ()) -> ValueTe
     return ValueTensorType(shape, element_type(example.dtype))
 
 
+UNKNOWN_ITEM = ValueTensorType(None, None)
+"""The item type of a list that has held no item yet (an empty list before a loop that
+appends to it): any item fits it."""
+
+
+def is_unknown_item(item: Attribute) -> bool:
+    """Whether a list's item type is not known (a tensor type without shape or dtype)."""
+    return isinstance(item, ValueTensorType) and item.shape is None
+
+
 def join_types(first: Any, second: Any) -> Any:
     """The most precise type both values conform to: tensors of one dtype and rank whose
     sizes differ get `?` there (a sequence grown by `torch.cat`, a shrinking batch), lists
-    likewise by item type. None when there is none (other dtypes, ranks, kinds)."""
+    likewise by item type (a list without items takes the other's), tuples field by
+    field. None when there is none (other dtypes, ranks, kinds)."""
     if first == second:
         return first
     if isinstance(first, ListType) and isinstance(second, ListType):
-        if first.element_type.shape is None:
+        if is_unknown_item(first.element_type):
             return second
-        if second.element_type.shape is None:
+        if is_unknown_item(second.element_type):
             return first
         element = join_types(first.element_type, second.element_type)
         return None if element is None else ListType(element)
+    if isinstance(first, TupleType) and isinstance(second, TupleType):
+        ours, theirs = first.types.data, second.types.data
+        fields = [join_types(a, b) for a, b in zip(ours, theirs)]
+        if len(ours) != len(theirs) or any(field is None for field in fields):
+            return None
+        return TupleType(ArrayAttr(fields))
     if not (isinstance(first, ValueTensorType) and isinstance(second, ValueTensorType)):
         return None
     if (
@@ -174,38 +193,53 @@ class HostScalar:
 
 
 class StagedList:
-    """A Python list of tensors whose length is known only at run time (`!dy.list`).
+    """A Python list whose length is known only at run time (`!dy.list`): of tensors, host
+    numbers, lists or tuples of these (see `items`).
 
     A mutable handle like `StagedTensor`: `append` rebinds `value` to the new list.
     `observed_element` is the type of the items appended so far: a list that starts empty
-    has no item type until then.
+    has no item type until then. `example_item` is an item's example (see
+    `items.item_example`), None when no item was seen.
     """
 
-    __slots__ = ("example_item", "observed_element", "origin", "value")
+    __slots__ = ("borrowed", "example_item", "observed_element", "origin", "value")
 
     def __init__(
         self,
         value: SSAValue,
-        example_item: torch.Tensor | None,
-        observed_element: ValueTensorType | None = None,
+        example_item: Any,
+        observed_element: Attribute | None = None,
         origin: StagedList | None = None,
+        borrowed: bool = False,
     ):
         self.value = value
         self.example_item = example_item
         self.observed_element = observed_element
         self.origin = origin
+        self.borrowed = borrowed
+        """Read out of another run-time list (`beam.tokens`): Python would update that
+        list's item through it, which a value copy cannot, so it must not be updated in
+        place (`beam.tokens + [w]` builds a new list and is fine)."""
 
     @property
-    def element_type(self) -> ValueTensorType:
+    def element_type(self) -> Attribute:
         list_type = self.value.type
         assert isinstance(list_type, ListType)
         return list_type.element_type
 
     def copy(self) -> StagedList:
-        return StagedList(self.value, self.example_item, self.observed_element)
+        return StagedList(
+            self.value, self.example_item, self.observed_element, borrowed=self.borrowed
+        )
 
     def snapshot(self) -> StagedList:
-        return StagedList(self.value, self.example_item, self.observed_element, self.origin or self)
+        return StagedList(
+            self.value,
+            self.example_item,
+            self.observed_element,
+            self.origin or self,
+            self.borrowed,
+        )
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,28 @@ _DIM_AND_TRAP = _forward(
     results="i64",
 )
 
+_HYP = f"tuple<!dy.list<i64>, f64, {T}>"
+_HOST_LISTS = _forward(
+    f"""  %c0 = arith.constant 0 : i64
+  %c2 = arith.constant 2 : i64
+  %s = arith.constant 1.5 : f64
+  %t = dy.list_empty : !dy.list<i64>
+  %t2 = dy.list_append %t, %c2 : !dy.list<i64>, i64
+  %h = dy.tuple %t2, %s, %x : !dy.list<i64>, f64, {T} -> {_HYP}
+  %l = dy.list_empty : !dy.list<{_HYP}>
+  %l2 = dy.list_append %l, %h : !dy.list<{_HYP}>, {_HYP}
+  %k = dy.list_empty : !dy.list<f64>
+  %k2 = dy.list_append %k, %s : !dy.list<f64>, f64
+  %l3 = dy.list_sort %l2 by %k2 descending : !dy.list<{_HYP}>, !dy.list<f64>
+  %l4 = dy.list_slice %l3[%c0 : %c2] : !dy.list<{_HYP}>
+  %best = dy.list_get %l4[%c0] : !dy.list<{_HYP}> -> {_HYP}
+  %toks = dy.tuple_get %best[0] : {_HYP} -> !dy.list<i64>
+  %toks2 = dy.list_set %toks[%c0], %c2 : !dy.list<i64>, i64
+  %r = dy.list_to_tensor %toks2 : !dy.list<i64> -> !torch.vtensor<[?],si64>
+  dy.return %r : !torch.vtensor<[?],si64>""",
+    results="!torch.vtensor<[?],si64>",
+)
+
 SNIPPETS: dict[str, str] = {
     "dy.dim": _DIM_AND_TRAP,
     "dy.trap": _DIM_AND_TRAP,
@@ -154,4 +176,10 @@ SNIPPETS: dict[str, str] = {
     "dy.list_get": _LISTS,
     "dy.list_stack": _LISTS,
     "dy.list_cat": _LISTS,
+    "dy.list_set": _HOST_LISTS,
+    "dy.list_slice": _HOST_LISTS,
+    "dy.list_sort": _HOST_LISTS,
+    "dy.list_to_tensor": _HOST_LISTS,
+    "dy.tuple": _HOST_LISTS,
+    "dy.tuple_get": _HOST_LISTS,
 }
