@@ -242,14 +242,15 @@ class ImportFailure(Exception):
     """torch-mlir could not import a stretch; the message says which op."""
 
 
-def _export_example(live_in: LiveIn) -> torch.Tensor:
+def _export_example(live_in: LiveIn, widen_ones: bool) -> torch.Tensor:
     """The example torch.export traces with: size 0 along a dynamic dimension would trip
-    shape checks of the trace (a `view(-1)` of nothing), and size 1 lets the trace treat
-    the dimension as broadcastable and give a result a static 1 where the run-time size
-    is the batch's (act_rnn with `dynamic=True` wrote a batch into a one-item buffer); such
-    a dimension gets size 2."""
+    shape checks of the trace (a `view(-1)` of nothing), so such a dimension gets size 2;
+    with `widen_ones`, size 1 too, which the trace may otherwise treat as broadcastable and
+    give a result a static 1 where the run-time size is the batch's (act_rnn with
+    `dynamic=True` wrote a batch into a one-item buffer)."""
     example = live_in.example
-    degenerate = [d for d in live_in.dynamic_dims if example.shape[d] <= 1]
+    smallest = 1 if widen_ones else 0
+    degenerate = [d for d in live_in.dynamic_dims if example.shape[d] <= smallest]
     if not degenerate:
         return example
     shape = [2 if d in degenerate else size for d, size in enumerate(example.shape)]
@@ -261,11 +262,26 @@ def import_stretch(stretch: Stretch, outputs: list[Ref]) -> func.FuncOp:
 
     Live-ins with `?` dimensions are exported with those dimensions dynamic, each its own
     symbol (no duck sizing: two sizes equal on the example need not be equal at run time)
-    and without specialising sizes 0 and 1, so the import holds for every size."""
+    and without specialising sizes 0 and 1, so the import holds for every size. Dynamic
+    sizes of 1 are traced at 2 first; a stretch whose trace needs them to be 1 (a dynamic
+    batch checked against a static batch of one) is traced at its example's sizes."""
+    try:
+        return _import_stretch(stretch, outputs, widen_ones=True)
+    except ImportFailure:
+        if not any(
+            live_in.example.shape[d] == 1
+            for live_in in stretch.live_ins
+            for d in live_in.dynamic_dims
+        ):
+            raise
+        return _import_stretch(stretch, outputs, widen_ones=False)
+
+
+def _import_stretch(stretch: Stretch, outputs: list[Ref], widen_ones: bool) -> func.FuncOp:
     examples = []
     seen: set[int] = set()
     for live_in in stretch.live_ins:
-        example = _export_example(live_in)
+        example = _export_example(live_in, widen_ones)
         # torch.export merges inputs that are one tensor object; ours are distinct values.
         examples.append(example.clone() if id(example) in seen else example)
         seen.add(id(example))
