@@ -12,6 +12,7 @@ become a presence flag plus the value, and names whose values disagree in type b
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -403,55 +404,57 @@ def freeze(value: Any, constants: FrozenConstants, memo: dict[int, Any] | None =
     """A snapshot of `value`: handles, containers and compile-time tensors (which the
     model may update in place later) copied, so later updates do not leak; objects
     reached twice (aliases) are copied once, so the snapshot keeps the aliasing."""
-    memo = {} if memo is None else memo
-    if id(value) in memo:
-        return memo[id(value)]
-    if isinstance(value, StagedTensor | StagedList):
-        copy: Any = value.snapshot()
-    elif isinstance(value, torch.Tensor):
-        copy = constants.freeze(value)
-    elif isinstance(value, OptionalValue):
-        copy = OptionalValue(value.present, freeze(value.value, constants, memo))
-    elif isinstance(value, list):
-        copy = []
-        memo[id(value)] = copy
-        copy.extend(freeze(v, constants, memo) for v in value)
-    elif isinstance(value, dict):
-        copy = {}
-        memo[id(value)] = copy
-        copy.update((k, freeze(v, constants, memo)) for k, v in value.items())
-    elif type(value) is tuple:
-        copy = tuple(freeze(v, constants, memo) for v in value)
-    else:
-        return value
-    memo[id(value)] = copy
-    return copy
+
+    def snapshot(leaf: Any) -> Any:
+        if isinstance(leaf, StagedTensor | StagedList):
+            return leaf.snapshot()
+        if isinstance(leaf, torch.Tensor):
+            return constants.freeze(leaf)
+        return _NOT_A_LEAF
+
+    return _copy_structure(value, snapshot, {} if memo is None else memo)
 
 
-def thaw(value: Any, constants: FrozenConstants, memo: dict[int, Any] | None = None) -> Any:
+def thaw(value: Any, constants: FrozenConstants) -> Any:
     """The live form of a merged payload, which goes on as the program's values: each
     snapshot becomes the handle it was taken of where it still holds that handle's value
     (so aliases see later updates), else a handle of its own. A snapshot left in the
     program's values would take later in-place updates that a join credits to its origin."""
-    memo = {} if memo is None else memo
+
+    def live(leaf: Any) -> Any:
+        if isinstance(leaf, StagedTensor | StagedList) and leaf.origin is not None:
+            return leaf.origin if _current(leaf.origin) == _current(leaf) else leaf.copy()
+        if isinstance(leaf, torch.Tensor):
+            return constants.live(leaf)
+        return _NOT_A_LEAF
+
+    return _copy_structure(value, live, {})
+
+
+_NOT_A_LEAF = object()
+
+
+def _copy_structure(value: Any, leaf: Callable[[Any], Any], memo: dict[int, Any]) -> Any:
+    """`value` with its lists, dicts, tuples and optional values copied and each leaf
+    replaced by `leaf(...)` (`_NOT_A_LEAF`: kept as is); an object reached twice is copied
+    once, so the copy keeps the aliasing."""
     if id(value) in memo:
         return memo[id(value)]
-    if isinstance(value, StagedTensor | StagedList) and value.origin is not None:
-        copy: Any = value.origin if _current(value.origin) == _current(value) else value.copy()
-    elif isinstance(value, torch.Tensor):
-        copy = constants.live(value)
+    replaced = leaf(value)
+    if replaced is not _NOT_A_LEAF:
+        copy: Any = replaced
     elif isinstance(value, OptionalValue):
-        copy = OptionalValue(value.present, thaw(value.value, constants, memo))
+        copy = OptionalValue(value.present, _copy_structure(value.value, leaf, memo))
     elif isinstance(value, list):
         copy = []
         memo[id(value)] = copy
-        copy.extend(thaw(v, constants, memo) for v in value)
+        copy.extend(_copy_structure(v, leaf, memo) for v in value)
     elif isinstance(value, dict):
         copy = {}
         memo[id(value)] = copy
-        copy.update((k, thaw(v, constants, memo)) for k, v in value.items())
+        copy.update((k, _copy_structure(v, leaf, memo)) for k, v in value.items())
     elif type(value) is tuple:
-        copy = tuple(thaw(v, constants, memo) for v in value)
+        copy = tuple(_copy_structure(v, leaf, memo) for v in value)
     else:
         return value
     memo[id(value)] = copy
