@@ -7,6 +7,7 @@ load kernels the same way, and a cache hit runs no MLIR at all.
 """
 
 import atexit
+import ctypes
 import functools
 import hashlib
 import importlib.metadata
@@ -128,9 +129,10 @@ def _load_verified(directory: pathlib.Path, key: str, func_name: str) -> Compile
 
 
 def _create_engine(module: ir.Module, context: ir.Context,
-                   shared_libs: list[str]) -> ExecutionEngine:
+                   runtime_symbols: Mapping[str, int]) -> ExecutionEngine:
     """JIT-compiles `module`, turning translation diagnostics into a LoweringError;
-    `shared_libs` resolve the symbols it calls (the OpenMP runtime)."""
+    `runtime_symbols` (name: address) resolve the OpenMP runtime calls it makes, so the
+    runtime is not loaded into the global symbol scope (see `threads`)."""
     diagnostics = []
 
     def record(diagnostic: ir.DiagnosticInfo) -> bool:
@@ -139,13 +141,16 @@ def _create_engine(module: ir.Module, context: ir.Context,
 
     handler = context.attach_diagnostic_handler(record)
     try:
-        return ExecutionEngine(module, opt_level=LLVM_OPT_LEVEL, shared_libs=shared_libs,
-                               enable_object_dump=True, enable_pic=True)
+        engine = ExecutionEngine(module, opt_level=LLVM_OPT_LEVEL, enable_object_dump=True,
+                                 enable_pic=True)
     except RuntimeError as error:
         raise LoweringError(f"LLVM code generation failed: {'; '.join(diagnostics) or error}"
                             ) from None
     finally:
         handler.detach()
+    for name, address in runtime_symbols.items():
+        engine.raw_register_runtime(name, ctypes.c_void_p(address))
+    return engine
 
 
 def _build(
@@ -164,7 +169,8 @@ def _build(
         with lowering.new_context() as context:
             lowered = lowering.lower_to_llvm(module_text, func_name, bound_args, context)
             libraries = [str(threads.openmp_library())] if lowered.uses_openmp else []
-            engine = _create_engine(lowered.module, context, libraries)
+            engine = _create_engine(lowered.module, context,
+                                    threads.runtime_symbols() if lowered.uses_openmp else {})
             if not engine.raw_lookup(ENTRY_PREFIX + func_name):
                 raise LoweringError(f"LLVM code generation produced no entry @{func_name}")
             engine.dump_to_object_file(str(obj))

@@ -22,6 +22,13 @@ forks only as many workers as there are idle cores. On a loaded machine a fixed 
 two waited at every join for a worker the scheduler had not run (``Conv2d(16, 16, 3)`` +
 batch-norm + ReLU at batch 8, load average 4.8 on 2 cores: 497 us per image with two
 threads, 131 us with one); ``DYNN_OMP_DYNAMIC=0`` keeps the team fixed.
+
+``libiomp5`` is never loaded into the process's global symbol scope: it also defines
+``GOMP_*`` and ``omp_*`` under libgomp's own symbol versions, so once it is global, the
+lazily bound OpenMP calls of libtorch that run after it was loaded go to libiomp5 while
+the earlier ones stay on libgomp, and eager PyTorch's 2-thread ops ran 10-70x slower. It
+is loaded ``RTLD_LOCAL``; the JIT resolves its entry points from :func:`runtime_symbols`
+and each kernel's shared object names it as a dependency of its own.
 """
 
 import ctypes
@@ -29,12 +36,17 @@ import functools
 import importlib.metadata
 import os
 import pathlib
+import struct
 import threading
+from collections.abc import Iterator
 
 import torch
 
 DEFAULT_BLOCKTIME_MS = "1"
 DYNAMIC_VARIABLE = "DYNN_OMP_DYNAMIC"
+ENTRY_POINT_PREFIXES = ("__kmpc_", "omp_")
+_ELF_DYNAMIC_SYMBOLS = 11
+_ELF_FUNCTION = 2
 
 _fixed_threads: int | None = None
 _applied = threading.local()
@@ -65,7 +77,40 @@ def _runtime() -> ctypes.CDLL | None:
         return None
     os.environ.setdefault("KMP_BLOCKTIME", DEFAULT_BLOCKTIME_MS)
     os.environ.setdefault("KMP_DYNAMIC_MODE", "load_balance")
-    return ctypes.CDLL(str(library), mode=ctypes.RTLD_GLOBAL)
+    return ctypes.CDLL(str(library), mode=ctypes.RTLD_LOCAL)
+
+
+@functools.cache
+def runtime_symbols() -> dict[str, int]:
+    """Addresses of the runtime's entry points (``__kmpc_*``, ``omp_*``) for the JIT to
+    resolve the calls that the OpenMP lowering emits; empty without the runtime."""
+    runtime = _runtime()
+    if runtime is None:
+        return {}
+    return {name: ctypes.cast(getattr(runtime, name), ctypes.c_void_p).value
+            for name in _exported_functions(openmp_library())
+            if name.startswith(ENTRY_POINT_PREFIXES)}
+
+
+def _exported_functions(library: pathlib.Path) -> Iterator[str]:
+    """Names of the functions an ELF64 little-endian shared object defines (its dynamic
+    symbol table); nothing for other formats."""
+    data = library.read_bytes()
+    if data[:6] != b"\x7fELF\x02\x01":
+        return
+    (section_offset,) = struct.unpack_from("<Q", data, 0x28)
+    entry_size, count = struct.unpack_from("<HH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, section_offset + entry_size * index)
+                for index in range(count)]
+    for _, kind, _, _, offset, size, link, _, _, symbol_size in sections:
+        if kind != _ELF_DYNAMIC_SYMBOLS or not symbol_size:
+            continue
+        strings = sections[link][4]
+        for position in range(offset, offset + size, symbol_size):
+            name, info, _, section = struct.unpack_from("<IBBH", data, position)
+            if section and info & 0xF == _ELF_FUNCTION:
+                start = strings + name
+                yield data[start:data.index(b"\0", start)].decode()
 
 
 def _dynamic_teams() -> bool:

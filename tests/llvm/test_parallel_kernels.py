@@ -153,6 +153,26 @@ def test_without_the_openmp_runtime_parallel_loops_run_sequentially(tmp_path):
     assert completed.returncode == 0, completed.stderr[-2000:]
 
 
+def test_the_openmp_runtime_stays_out_of_the_global_symbol_scope(tmp_path):
+    """libiomp5 also defines libgomp's versioned ``GOMP_*`` / ``omp_*``: loaded globally (as
+    the JIT's ``shared_libs`` did), it takes over libtorch's OpenMP calls that bind after it
+    and eager 2-thread ops slowed 10-70x. A fresh cache (``HOME``) makes the JIT run."""
+    if threads.openmp_library() is None:
+        pytest.skip("intel-openmp is not installed: kernels compile sequential")
+    script = (
+        "import ctypes, torch, tests.llvm.test_parallel_kernels as t\n"
+        "p = t._linear_parameters()\n"
+        "c = t.compile_function(t._linears, [torch.randn(4, 512)], p, [t.batch()])\n"
+        "assert b'__kmpc_fork_call' in c.library_path.read_bytes()\n"
+        "t.check_sizes(c, t._linears, p, lambda b: [torch.randn(b, 512)], [1, 17])\n"
+        "assert not hasattr(ctypes.CDLL(None), '__kmpc_fork_call'), 'libiomp5 is global'\n")
+    environment = {**os.environ, "HOME": str(tmp_path)}
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                               env=environment, timeout=300,
+                               cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert completed.returncode == 0, completed.stderr[-2000:]
+
+
 def test_team_sizes_are_dynamic_unless_disabled():
     """Teams follow the idle cores (``omp_set_dynamic``); ``DYNN_OMP_DYNAMIC=0`` fixes them.
     A fresh Python thread is a fresh OpenMP root, so each applies the setting anew."""
