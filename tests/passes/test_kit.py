@@ -85,7 +85,7 @@ def test_a_pass_joining_the_registry_is_covered_without_editing_tests():
         "from passes.registry import PASSES\n"
         "from tests.passes.test_kit import TrueConditionsFirst\n"
         "PASSES[TrueConditionsFirst.name] = TrueConditionsFirst\n"
-        "sys.exit(pytest.main(['-q', '-rA', '-p', 'no:cacheprovider', "
+        "sys.exit(pytest.main(['-q', '-rA', '-n', '0', '-p', 'no:cacheprovider', "
         "'--hypothesis-profile=smoke', '-k', "
         "'true-conditions-first', 'tests/passes/test_registry_properties.py', "
         "'tests/test_filecheck.py']))\n"
