@@ -3,7 +3,7 @@
 The FX importer spells an aten call as `torch.aten.<name>[.<overload>]` with every schema
 argument passed positionally, including defaults, so the op name and schema are enough to
 rebuild the call: positional arguments stay positional, keyword-only ones become keywords.
-`torch.constant.*`, `torch.prim.ListConstruct` and small dense literals are evaluated here.
+`torch.constant.*`, `torch.prim.ListConstruct` / `ListUnpack` and small dense literals are evaluated here.
 """
 
 from __future__ import annotations
@@ -145,6 +145,11 @@ def _runtime_assertion(op: Operation) -> TorchOpFunction:
     return check
 
 
+def _only_item(items: Sequence[Any]) -> Any:
+    (item,) = items  # a list of another length is a ValueError, located by the caller
+    return item
+
+
 def torch_op_function(op: Operation) -> TorchOpFunction:
     """An eager implementation of one torch op, resolved once when the program loads."""
     name = op_name(op)
@@ -156,6 +161,10 @@ def torch_op_function(op: Operation) -> TorchOpFunction:
         return lambda values: literal
     if name == "torch.prim.ListConstruct":
         return list
+    if name == "torch.prim.ListUnpack":
+        if len(op.results) == 1:
+            return lambda values: _only_item(values[0])
+        return lambda values: tuple(values[0])
     if name == "torch.tensor_static_info_cast":
         return lambda values: values[0]
     if name == "torch.aten.tensor":

@@ -15,6 +15,7 @@ torch-mlir lowers it to linalg like any elementwise op.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable
 
 import torch
@@ -60,4 +61,46 @@ def decomposition_table() -> dict[torch._ops.OperatorBase, Callable]:
         if op._overloadpacket not in replaced
     }
     table[aten._native_batch_norm_legit_no_training.default] = _batch_norm_inference
+    table[aten.split_with_sizes.default] = _split_with_sizes
     return table
+
+
+def _split_with_sizes(x: torch.Tensor, split_sizes: list, dim: int = 0) -> list[torch.Tensor]:
+    """`aten.split_with_sizes` as slices: sizes known only at run time made torch-mlir
+    import a list (`prim.ListUnpack`), which has no lowering to linalg. The sizes must
+    add up to the dimension, as eager checks (a run-time assertion when they are symbolic)."""
+    torch._check(
+        sum(split_sizes) == x.size(dim),
+        lambda: "split_with_sizes expects split_sizes to sum exactly to the dimension",
+    )
+    pieces, start = [], 0
+    for size in split_sizes:
+        pieces.append(aten.slice.Tensor(x, dim, start, start + size))
+        start = start + size
+    return pieces
+
+
+def drop_storage_offset_checks(program: torch.export.ExportedProgram) -> None:
+    """Removes the run-time checks that a view's storage offset is not negative.
+
+    A slice at a run-time start (`x[i:i + 1]` with `i` from `.item()`) gives its view an
+    unbacked storage offset, and torch.export asserts `offset >= 0` through
+    `aten.sym_storage_offset`, which torch-mlir cannot import. A view's offset is never
+    negative, so the check can say nothing; every other run-time assertion stays."""
+    graph = program.graph_module.graph
+    for check in list(graph.find_nodes(op="call_function", target=aten._assert_scalar.default)):
+        condition = check.args[0]
+        if not (
+            isinstance(condition, torch.fx.Node)
+            and condition.target is operator.ge
+            and condition.args[1] == 0
+            and isinstance(condition.args[0], torch.fx.Node)
+            and condition.args[0].target is aten.sym_storage_offset.default
+        ):
+            continue
+        offset = condition.args[0]
+        graph.erase_node(check)
+        for node in (condition, offset):
+            if not node.users:
+                graph.erase_node(node)
+    program.graph_module.recompile()

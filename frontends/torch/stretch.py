@@ -38,7 +38,11 @@ from xdsl.ir import Block, SSAValue
 from xdsl.utils.exceptions import ParseError, VerifyException
 
 from frontends.torch.cache import Unfingerprintable, describe_value
-from frontends.torch.decompositions import BACKEND_LEGAL_OPS, decomposition_table
+from frontends.torch.decompositions import (
+    BACKEND_LEGAL_OPS,
+    decomposition_table,
+    drop_storage_offset_checks,
+)
 from frontends.torch.errors import first_line
 from frontends.torch.values import StagedTensor
 from ir.parser import MLIRParser
@@ -291,13 +295,18 @@ def _import_stretch(stretch: Stretch, outputs: list[Ref], widen_ones: bool) -> f
     symbolic = any(dynamic_shapes)
     try:
         with redirect_stderr(io.StringIO()), _dynamic_export(symbolic):
-            imported = torch_mlir.fx.export_and_import(
+            program = torch.export.export(
                 _Replay(stretch, outputs),
-                *examples,
+                tuple(examples),
+                dynamic_shapes=(dynamic_shapes,) if symbolic else None,
+                strict=False,
+            ).run_decompositions(decomposition_table())
+            drop_storage_offset_checks(program)
+            imported = torch_mlir.fx.export_and_import(
+                program,
                 output_type="torch",
                 func_name="stretch",
-                dynamic_shapes=(dynamic_shapes,) if symbolic else None,
-                decomposition_table=decomposition_table(),
+                decomposition_table={},
                 backend_legal_ops=BACKEND_LEGAL_OPS,
             )
     except Exception as error:  # noqa: BLE001 - torch.export and the importer raise many types

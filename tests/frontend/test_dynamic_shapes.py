@@ -392,3 +392,50 @@ def test_a_dynamic_batch_compiled_at_batch_one_runs_at_any_batch(backend):
         u = torch.randn(batch, 8)
         with torch.no_grad():
             torch.testing.assert_close(program(u), model(u))
+
+
+class RunTimeSlicesAndSplits(nn.Module):
+    """Slices whose bounds are ints of data (`x[i:i + 1]` at the argmax row, a window that
+    starts before row 0 when the argmax is row 0) on a batch of data-dependent size, and
+    `torch.split` at a data-dependent size: slices at a run-time start, split into slices
+    (torch-mlir could import neither)."""
+
+    def forward(self, x):
+        kept = x[x[:, 1] > 0]
+        if kept.shape[0] == 0:
+            return x[:1] * 0, x.sum(0)
+        best = int(torch.argmax(kept[:, 0]))
+        row = kept[best:best + 1] * 2 + kept[best - 1:best].sum()
+        count = int((x[:, 2] > 0).sum())
+        first, rest = torch.split(x, [count, x.shape[0] - count])
+        return row, first.sum(0) - rest.sum(0)
+
+
+@backends
+def test_slices_at_run_time_bounds_and_splits_at_run_time_sizes(backend):
+    samples = []
+    for seed in range(8):
+        x = torch.randn(6, 4, generator=torch.Generator().manual_seed(seed))
+        if seed == 0:
+            x[:, 1] = -1.0  # nothing kept
+        if seed in (1, 2):
+            x[:, 1], x[0, 0] = 1.0, 9.0  # the best row is row 0: the window starts at -1
+        samples.append((x,))
+    check_backend(RunTimeSlicesAndSplits().eval(), samples[3], samples, backend)
+
+
+def test_split_sizes_that_miss_the_dimension_raise_as_eager_does():
+    class BadSplit(nn.Module):
+        def forward(self, x):
+            count = int((x[:, 0] > 0).sum())
+            first, rest = torch.split(x, [count, 2])
+            return first.sum() + rest.sum()
+
+    x = torch.randn(5, 3)
+    x[:3, 0] = 1.0
+    program = ft.compile(BadSplit().eval(), (x,), backend="interpreter")
+    x[:, 0] = 1.0
+    with pytest.raises(Exception):
+        BadSplit()(x)
+    with pytest.raises(Exception, match="[Rr]untime assertion failed"):
+        program(x)

@@ -134,3 +134,31 @@ def test_concurrent_calls_agree_with_eager(params, tmp_path):
     for thread in threads:
         thread.join()
     assert not failures, failures[:5]
+
+
+UNBIND_PROGRAM = f"""
+builtin.module {{
+  dy.func @forward(%x: {T}<[2,4],f32>) -> ({T}<[4],f32>, {T}<[4],f32>) {{
+    %a, %b = dy.call @rows(%x) : ({T}<[2,4],f32>) -> ({T}<[4],f32>, {T}<[4],f32>)
+    dy.return %a, %b : {T}<[4],f32>, {T}<[4],f32>
+  }}
+  dy.graph @rows(%x: {T}<[2,4],f32>) -> ({T}<[4],f32>, {T}<[4],f32>) {{
+    %int0 = "torch.constant.int"() <{{value = 0 : i64}}> : () -> !torch.int
+    %rows = "torch.aten.unbind.int"(%x, %int0) : ({T}<[2,4],f32>, !torch.int) -> !torch.list<vtensor>
+    %a, %b = "torch.prim.ListUnpack"(%rows) : (!torch.list<vtensor>) -> ({T}<[4],f32>, {T}<[4],f32>)
+    dy.output %a, %b : {T}<[4],f32>, {T}<[4],f32>
+  }}
+}}
+"""
+
+
+def test_a_list_result_unpacked_into_tensors_runs_eagerly_when_it_cannot_compile(tmp_path):
+    """`prim.ListUnpack` of a list-returning op (torch-mlir imports such lists when it
+    cannot see their length): the interpreter's torch ops unpack it; the LLVM back end
+    cannot lower it and runs the graph eagerly."""
+    x = torch.randn(2, 4)
+    for backend in ("interpreter", "llvm"):
+        program = compile_program(UNBIND_PROGRAM, {}, backend=backend, cache_dir=tmp_path)
+        first, second = program(x)
+        torch.testing.assert_close(first, x[0])
+        torch.testing.assert_close(second, x[1])
