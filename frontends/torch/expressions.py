@@ -203,9 +203,12 @@ def eval_comprehension(
     generators: list,
     produce: Callable,
     first_iterable: Any = NotImplemented,
+    restage_run_time_filters: bool = False,
 ) -> None:
     """Unroll a comprehension over iterables known at compile time (`first_iterable`, when
-    given, is the first one, already evaluated)."""
+    given, is the first one, already evaluated). A filter known only at run time is an
+    error, or, with `restage_run_time_filters`, raises `_RunTimeFilter` for the caller to
+    stage the loop instead."""
     frame = cx.frame
     assert frame is not None
     saved = dict(frame.env)
@@ -225,6 +228,8 @@ def eval_comprehension(
             assign(cx, generator.target, item)
             conditions = [scalars.truth(cx, cx.eval(c), c) for c in generator.ifs]
             if any(isinstance(c, HostScalar) for c in conditions):
+                if restage_run_time_filters:
+                    raise _RunTimeFilter()
                 raise cx.unsupported(node, "comprehension", "its filter depends on run-time values")
             if all(conditions):
                 run(level + 1)
@@ -235,13 +240,30 @@ def eval_comprehension(
         frame.env = saved
 
 
+class _RunTimeFilter(Exception):
+    """An unrolled comprehension met a filter whose truth is known only at run time."""
+
+
 def eval_list_comp(cx: Converter, node: ast.ListComp) -> list | StagedList:
+    """An unrolled list, or, when a filter depends on run-time values (or the iterable has a
+    run-time length), the loop Python runs, staged (`list_loops.comprehension`): a list of
+    run-time length."""
     first = cx.eval(node.generators[0].iter)
     if isinstance(first, StagedList):
         return list_loops.comprehension(cx, node, first, node.generators, node.elt)
     result: list = []
     produce = lambda: result.append(cx.eval(node.elt))
-    eval_comprehension(cx, node, node.generators, produce, first)
+    try:
+        eval_comprehension(
+            cx,
+            node,
+            node.generators,
+            produce,
+            first,
+            restage_run_time_filters=len(node.generators) == 1,
+        )
+    except _RunTimeFilter:
+        return list_loops.comprehension(cx, node, first, node.generators, node.elt)
     return result
 
 

@@ -108,15 +108,25 @@ def all_or_any(cx: Converter, is_all: bool, sequence: StagedList, node: ast.AST)
 def total(cx: Converter, sequence: StagedList, start: Any, node: ast.AST) -> Any:
     """`sum(sequence, start)`. Over floats the int start 0 is carried as 0.0 (a staged loop
     carries one type; Python's `0 + x` is a float anyway): so the sum of an empty list of
-    floats is 0.0 where Python gives 0."""
-    if type(start) is int and items.list_item_type(sequence) == SCALAR_TYPES[float]:
+    floats is 0.0 where Python gives 0. Over tensors from a number, the first item is
+    peeled (`start + items[0]`, then the loop over the rest): the accumulator is a tensor
+    from the start, and an empty list stops the program at `items[0]` with a located
+    error (Python would give the number `start`, which no tensor result can stand for)."""
+    item_type = items.list_item_type(sequence)
+    if type(start) is int and item_type == SCALAR_TYPES[float]:
         start = float(start)
     hidden = _Hidden(cx, node)
     accumulator, held = hidden.bind("acc", start), hidden.bind("items", sequence)
     item = _hidden_name(node, "item")
     add = ast.Assign([_store(accumulator)], ast.BinOp(_load(accumulator), ast.Add(), _load(item)))
-    loop = ast.For(target=_store(item), iter=_load(held), body=[add], orelse=[])
-    return hidden.run([loop], accumulator, [item])
+    if not (isinstance(item_type, ValueTensorType) and type(start) in (int, float, bool)):
+        loop = ast.For(target=_store(item), iter=_load(held), body=[add], orelse=[])
+        return hidden.run([loop], accumulator, [item])
+    first = ast.Subscript(_load(held), ast.Constant(0), ast.Load())
+    rest = ast.Subscript(_load(held), ast.Slice(ast.Constant(1), None, None), ast.Load())
+    peeled = ast.Assign([_store(accumulator)], ast.BinOp(_load(accumulator), ast.Add(), first))
+    loop = ast.For(target=_store(item), iter=rest, body=[add], orelse=[])
+    return hidden.run([peeled, loop], accumulator, [item])
 
 
 def concatenated(cx: Converter, left: Any, right: StagedList, node: ast.AST, inplace: bool) -> Any:

@@ -213,6 +213,47 @@ def test_tensor_of_an_empty_int_list_is_a_located_run_time_error():
         program(-x)
 
 
+class MeanOfCollectedLosses(nn.Module):
+    """`sum(losses) / len(losses)` over tensors collected by a data-dependent loop, and
+    `sum` of a comprehension over them: a number start and tensor items."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor):
+        losses, h = [], x
+        while h.abs().sum() > 1.0 and len(losses) < 6:
+            h = torch.tanh(self.layer(h)) * 0.7
+            losses.append(h.pow(2).mean())
+        if not losses:
+            return x.sum(), 0
+        squares = [loss * loss for loss in losses]
+        return sum(losses) / len(losses), sum(squares, 1.0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sum_of_a_run_time_list_of_tensors_from_a_number(backend):
+    samples = [(torch.randn(2, 4, generator=torch.Generator().manual_seed(seed)) * scale,)
+               for seed, scale in enumerate((0.05, 0.3, 1.0, 3.0, 10.0))]
+    check_backend(MeanOfCollectedLosses().eval(), samples[2], samples, backend)
+
+
+class SumOfPossiblyEmpty(nn.Module):
+    def forward(self, x: torch.Tensor):
+        kept = [row for row in x if row.sum() > 0]
+        return sum(kept)
+
+
+def test_sum_of_an_empty_run_time_list_of_tensors_is_a_located_error():
+    """Python's `sum([])` is the int 0, which a tensor result cannot stand for."""
+    x = torch.ones(2, 3)
+    program = compile_model(SumOfPossiblyEmpty(), (x,), backend="interpreter", cache_dir=None)
+    assert torch.equal(program(x), SumOfPossiblyEmpty()(x))
+    with pytest.raises(ExecutionError, match=r"test_host_lists.py:\d+:\d+: "):
+        program(-x)
+
+
 class MixedKinds(nn.Module):
     def forward(self, x: torch.Tensor):
         values = []
