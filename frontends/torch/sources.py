@@ -218,18 +218,33 @@ def bind_frame(
 def bind_user_arguments(
     cx: Converter, arguments: ast.arguments, args: tuple, kwargs: dict, node: ast.AST
 ) -> dict:
-    if arguments.vararg or arguments.kwarg or arguments.kwonlyargs or arguments.posonlyargs:
-        raise cx.unsupported(
-            node, "call of a nested function", "only plain positional parameters are supported"
+    """Python's binding of a call's arguments to a nested function's or lambda's parameters
+    (positional-only, defaults, `*args`, keyword-only, `**kwargs`); the defaults are
+    evaluated at the call."""
+    parameter = inspect.Parameter
+    positional = [*arguments.posonlyargs, *arguments.args]
+    defaults = [cx.eval(default) for default in arguments.defaults]
+    first_default = len(positional) - len(defaults)
+    parameters = [
+        parameter(
+            argument.arg,
+            parameter.POSITIONAL_ONLY
+            if index < len(arguments.posonlyargs)
+            else parameter.POSITIONAL_OR_KEYWORD,
+            default=defaults[index - first_default] if index >= first_default else parameter.empty,
         )
-    names = [a.arg for a in arguments.args]
-    defaults = [cx.eval(d) for d in arguments.defaults]
-    env: dict[str, Any] = dict(zip(names[len(names) - len(defaults) :], defaults))
-    if len(args) > len(names):
-        raise cx.unsupported(node, "call of a nested function", "too many arguments")
-    env.update(zip(names, args))
-    env.update(kwargs)
-    missing = [n for n in names if n not in env]
-    if missing:
-        raise cx.unsupported(node, "call of a nested function", f"missing argument '{missing[0]}'")
-    return env
+        for index, argument in enumerate(positional)
+    ]
+    if arguments.vararg:
+        parameters.append(parameter(arguments.vararg.arg, parameter.VAR_POSITIONAL))
+    for argument, default in zip(arguments.kwonlyargs, arguments.kw_defaults):
+        value = parameter.empty if default is None else cx.eval(default)
+        parameters.append(parameter(argument.arg, parameter.KEYWORD_ONLY, default=value))
+    if arguments.kwarg:
+        parameters.append(parameter(arguments.kwarg.arg, parameter.VAR_KEYWORD))
+    try:
+        bound = inspect.Signature(parameters).bind(*args, **kwargs)
+    except TypeError as error:
+        raise cx.unsupported(node, "call of a nested function", str(error)) from None
+    bound.apply_defaults()
+    return dict(bound.arguments)

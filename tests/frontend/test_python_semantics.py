@@ -257,3 +257,51 @@ class LambdasFromATable(nn.Module):
 def test_lambdas_defined_in_a_module_level_dict(backend):
     samples = [(torch.randn(2, 3) + shift,) for shift in (-2.0, 0.0, 2.0)]
     check_backend(LambdasFromATable().eval(), samples[0], samples, backend)
+
+
+class NestedHelpersWithKeywords(nn.Module):
+    """Helpers defined inside forward with every kind of parameter Python has: defaults,
+    `*rest`, keyword-only, `**options`, positional-only; called with keywords, a `**` dict
+    and a `*` tuple, under a data-dependent branch."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(4, 4)
+
+    def forward(self, x):
+        def block(h, *rest, scale=1.0, shift=None, **options):
+            h = self.layer(h) * scale
+            if shift is not None:
+                h = h + shift
+            for extra in rest:
+                h = h + extra
+            if h.sum() > 0:
+                return h * options.get("gain", 1.0)
+            return h
+
+        def mix(a, b, /, weight=0.5):
+            return a * weight + b * (1 - weight)
+
+        settings = {"scale": 0.5, "gain": 2.0}
+        pair = (x, x * 2)
+        out = block(x, x, scale=2.0, gain=3.0) + block(x, shift=1.0) + block(x, **settings)
+        return mix(*pair, weight=0.25) + out + block(*pair)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nested_helpers_bind_arguments_as_python_does(backend):
+    samples = [(torch.randn(2, 4, generator=torch.Generator().manual_seed(seed)) * scale,)
+               for seed, scale in enumerate((0.1, 1.0, 4.0, -4.0))]
+    check_backend(NestedHelpersWithKeywords().eval(), samples[1], samples, backend)
+
+
+def test_a_nested_helper_called_with_a_missing_argument_is_located():
+    class Missing(nn.Module):
+        def forward(self, x):
+            def scaled(h, *, factor):
+                return h * factor
+
+            return scaled(x)
+
+    with pytest.raises(ft.UnsupportedError, match=r"test_python_semantics.py:\d+: .*factor"):
+        ft.compile(Missing(), (torch.randn(2),), backend="interpreter")
