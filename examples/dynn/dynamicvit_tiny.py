@@ -15,7 +15,6 @@ self.pruning_loc``; boolean-mask indexing of the token dimension by a data-depen
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ._common import CALIBRATION_SEED, random_images
