@@ -245,9 +245,19 @@ class _RunTimeFilter(Exception):
 
 
 def eval_list_comp(cx: Converter, node: ast.ListComp) -> list | StagedList:
-    """An unrolled list, or, when a filter depends on run-time values (or the iterable has a
-    run-time length), the loop Python runs, staged (`list_loops.comprehension`): a list of
-    run-time length."""
+    items = _comprehension_items(cx, node)
+    return items if isinstance(items, StagedList) else list(items)
+
+
+def eval_generator_exp(cx: Converter, node: ast.GeneratorExp) -> tuple | StagedList:
+    items = _comprehension_items(cx, node)
+    return items if isinstance(items, StagedList) else tuple(items)
+
+
+def _comprehension_items(cx: Converter, node: ast.ListComp | ast.GeneratorExp) -> list | StagedList:
+    """The items, unrolled, or, when a filter depends on run-time values (or the iterable
+    has a run-time length), the loop Python runs, staged (`list_loops.comprehension`): a
+    list of run-time length."""
     first = cx.eval(node.generators[0].iter)
     if isinstance(first, StagedList):
         return list_loops.comprehension(cx, node, first, node.generators, node.elt)
@@ -267,18 +277,13 @@ def eval_list_comp(cx: Converter, node: ast.ListComp) -> list | StagedList:
     return result
 
 
-def eval_generator_exp(cx: Converter, node: ast.GeneratorExp) -> tuple | StagedList:
-    first = cx.eval(node.generators[0].iter)
-    if isinstance(first, StagedList):
-        return list_loops.comprehension(cx, node, first, node.generators, node.elt)
-    result: list = []
-    produce = lambda: result.append(cx.eval(node.elt))
-    eval_comprehension(cx, node, node.generators, produce, first)
-    return tuple(result)
-
-
 def eval_set_comp(cx: Converter, node: ast.SetComp) -> set:
-    return set(eval_list_comp(cx, ast.ListComp(node.elt, node.generators)))
+    items = _comprehension_items(
+        cx, ast.copy_location(ast.ListComp(node.elt, node.generators), node)
+    )
+    if isinstance(items, StagedList):
+        raise cx.unsupported(node, "set comprehension", "its items are known only at run time")
+    return set(items)
 
 
 def eval_dict_comp(cx: Converter, node: ast.DictComp) -> dict:
