@@ -174,6 +174,12 @@ def workloads() -> list[Workload]:
             [*linear(256, 256), *linear(256, 256), *linear(10, 256)],
         ),
         Workload(
+            "stem_3x32",
+            conv_bn_relu,
+            [torch.randn(1, 3, 32, 32)],
+            [conv_weight(16, 3), *batch_norm_parameters(16)],
+        ),
+        Workload(
             "conv_bn_relu_16x32",
             conv_bn_relu,
             [torch.randn(1, 16, 32, 32)],

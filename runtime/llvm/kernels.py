@@ -171,6 +171,36 @@ def _extent(emitter: _Emitter, tensor: str, tensor_type: str, axis: int) -> str:
     return name
 
 
+def _dims(tensor_type: str) -> list[int | None]:
+    """The dimensions of a ``tensor<...xf32>`` type written by :func:`_tensor`."""
+    return [None if d == "?" else int(d) for d in tensor_type[len("tensor<"):-1].split("x")[:-1]]
+
+
+def output_tensor(emitter: _Emitter, initial: float | None, tensor_type: str) -> str:
+    """The tensor a kernel writes its output into: its ``%init`` argument, or, where the
+    output starts at a known constant `initial` (a ``linalg.fill``), a fresh
+    ``tensor.empty`` of the same sizes. Every output element is written, so the fill
+    folds away instead of costing a sequential pass over the output before the
+    parallel loop."""
+    if initial is None:
+        return "%init"
+    sizes = [_extent(emitter, "%init", tensor_type, axis)
+             for axis, size in enumerate(_dims(tensor_type)) if size is None]
+    emitter.emit(f"%fresh = tensor.empty({', '.join(sizes)}) : {tensor_type}")
+    return "%fresh"
+
+
+def initial_vectors(emitter: _Emitter, initial: float | None, count: int, vector_type: str,
+                    read: Callable[[], list[str]]) -> list[str]:
+    """The starting values of a tile's `count` accumulators: `read()` from the output's
+    initial contents, or the splat of the constant `initial` it was filled with."""
+    if initial is None:
+        return read()
+    splat = emitter.fresh("start")
+    emitter.emit(f"{splat} = arith.constant dense<{initial!r}> : {vector_type}")
+    return [splat] * count
+
+
 def _close_loop(emitter: _Emitter, yielded: list[str], types: list[str]) -> None:
     emitter.emit(f"scf.yield {', '.join(yielded)} : {', '.join(types)}")
     emitter.emit("}")
@@ -340,6 +370,12 @@ class ConvShape:
     stride_w: int
     groups: int = 1
     batch: int | None = 1
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    """Zero padding (top, bottom, left, right) the kernel adds itself, one image at a
+    time inside its parallel loop, to an input of the unpadded size: torch-mlir's
+    ``tensor.pad`` of the whole batch was a sequential fill and strided copy."""
+    initial: float | None = None
+    """The constant the output starts at (a zero-filled init), or None: read the init."""
 
     @property
     def vectorize_along_width(self) -> bool:
@@ -480,6 +516,40 @@ def _close_parallel(emitter: _Emitter, loop: _Parallel, value: str) -> str:
     return loop.result
 
 
+def conv_input_argument(shape: ConvShape, input_type: str) -> tuple[str, str]:
+    """The kernel's input argument and its type: ``%input`` (already padded, of
+    `input_type`) or, when the kernel pads, ``%source`` of the unpadded size."""
+    if not any(shape.padding):
+        return "%input", input_type
+    top, bottom, left, right = shape.padding
+    *lead, height, width = _dims(input_type)
+    return "%source", _tensor((*lead, height - top - bottom, width - left - right))
+
+
+def _pad_input(emitter: _Emitter, shape: ConvShape, source_type: str, per_image: bool) -> str:
+    """Emits ``%input``: image ``%n`` of ``%source`` (`per_image`, inside the loop over
+    images) or the whole of it, zero-padded; returns its type."""
+    dims = _dims(source_type)
+    value, value_type = "%source", source_type
+    if per_image:
+        value, value_type = "%image", _tensor((1, *dims[1:]))
+        offsets = ", ".join(["%n"] + ["0"] * (len(dims) - 1))
+        sizes = ", ".join(["1"] + [str(d) for d in dims[1:]])
+        emitter.emit(f"%image = tensor.extract_slice %source[{offsets}] [{sizes}] "
+                     f"[{', '.join('1' for _ in dims)}] : {source_type} to {value_type}")
+    top, bottom, left, right = shape.padding
+    lead = ["0"] * (len(dims) - 2)
+    padded_type = _tensor((*_dims(value_type)[:-2], dims[-2] + top + bottom,
+                           dims[-1] + left + right))
+    indices = ", ".join(f"%p{axis}: index" for axis in range(len(dims)))
+    emitter.emit(f"%input = tensor.pad {value} low[{', '.join(lead + [str(top), str(left)])}] "
+                 f"high[{', '.join(lead + [str(bottom), str(right)])}] {{")
+    emitter.emit(f"^bb0({indices}):")
+    emitter.emit("  tensor.yield %zero : f32")
+    emitter.emit(f"}} : {value_type} to {padded_type}")
+    return padded_type
+
+
 @dataclasses.dataclass
 class _OuterLoops:
     """The loops over images (unless the batch is 1; parallel) and groups (if any)
@@ -492,23 +562,31 @@ class _OuterLoops:
     input_lead: str
     output_lead: str
     closers: list[Callable[[str], str]]
+    input_type: str
+    """The type of ``%input`` as the tile reads it (one padded image, when the kernel
+    pads)."""
 
     @staticmethod
     def open(emitter: _Emitter, shape: ConvShape, input_type: str,
              output_dims: tuple[int | None, ...]) -> "_OuterLoops":
         c0 = emitter.index(0)
-        tensor, tensor_type = "%init", _tensor(output_dims)
+        tensor_type = _tensor(output_dims)
+        tensor = output_tensor(emitter, shape.initial, tensor_type)
         input_lead = output_lead = f"{c0}, "
+        argument, argument_type = conv_input_argument(shape, input_type)
         closers = []
         if shape.batch != 1:
             images = (shape.batch if shape.batch is not None
-                      else _extent(emitter, "%input", input_type, 0))
+                      else _extent(emitter, argument, argument_type, 0))
             item_type = _tensor((1, *output_dims[1:]))
             loop = _open_parallel(
                 emitter, "%n", images, tensor, tensor_type,
                 ["%n"] + ["0"] * (len(output_dims) - 1), [1, *output_dims[1:]], item_type)
             tensor, tensor_type, input_lead = loop.item, item_type, "%n, "
             closers.append(lambda inner, loop=loop: _close_parallel(emitter, loop, inner))
+        if any(shape.padding):
+            input_type = _pad_input(emitter, shape, argument_type, per_image=shape.batch != 1)
+            input_lead = f"{c0}, "
         if shape.groups > 1:
             (result,) = _open_loop(emitter, "%g", shape.groups, 1,
                                    [("%og", tensor, tensor_type)])
@@ -518,7 +596,7 @@ class _OuterLoops:
                 _close_loop(emitter, [inner], [loop_type])
                 return result
             closers.append(close_groups)
-        return _OuterLoops(tensor, tensor_type, input_lead, output_lead, closers)
+        return _OuterLoops(tensor, tensor_type, input_lead, output_lead, closers, input_type)
 
     def close(self, inner: str) -> str:
         """Closes the loops on the tile loops' result `inner`; returns the output."""
@@ -539,7 +617,7 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
     e.emit(f"{zero} = arith.constant 0.0 : f32")
     outer = _OuterLoops.open(e, shape, input_type, _conv_output_dims(shape))
     lead, g = outer.output_lead, outer.output_lead.partition(", ")[2]
-    input_lead, item_type = outer.input_lead, outer.tensor_type
+    input_lead, item_type, read_type = outer.input_lead, outer.tensor_type, outer.input_type
     (out0,) = _open_loop(e, "%fo", shape.filters // filter_block, 1,
                          [("%o0", outer.tensor, item_type)])
     filter_base = e.affine(f"d0 * {filter_block}", ["%fo"])
@@ -560,7 +638,9 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
     reduction, by_channel = _open_reduction(
         e, "%c", shape.channels,
         conv_reduction_block(shape, len(blocks)), 1,
-        "%o2", lambda t: [output_vectors.read(t, k) for k in range(len(blocks))],
+        "%o2", lambda t: initial_vectors(
+            e, shape.initial, len(blocks), vector_type,
+            lambda: [output_vectors.read(t, k) for k in range(len(blocks))]),
         len(blocks), vector_type)
     by_row = _open_loop(e, "%kh", shape.kernel_height, 1, [
         (f"%ka{k}", f"%ra{k}", vector_type) for k in range(len(blocks))])
@@ -572,7 +652,7 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
         for j in range(vectors):
             inputs.append(_read_input_row(e, f"{input_lead}%c, {input_row}",
                                           j * lanes * stride + kw, stride, lanes, zero,
-                                          input_type))
+                                          read_type))
         for i in range(filter_block):
             weight = e.fresh("w")
             e.emit(f"{weight} = tensor.extract %weights[{g}%fo, %c, %kh, {e.index(kw)}, "
@@ -587,7 +667,7 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
     _close_loop(e, [out2], [item_type])
     _close_loop(e, [out1], [item_type])
     out0 = outer.close(out0)
-    return _function(name, [("%input", input_type), ("%weights", weight_type),
+    return _function(name, [conv_input_argument(shape, input_type), ("%weights", weight_type),
                             ("%init", output_type)], output_type, e, out0)
 
 
@@ -606,7 +686,7 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
     c0 = e.index(0)
     outer = _OuterLoops.open(e, shape, input_type, _conv_output_dims(shape))
     lead, g = outer.output_lead, outer.output_lead.partition(", ")[2]
-    input_lead, item_type = outer.input_lead, outer.tensor_type
+    input_lead, item_type, read_type = outer.input_lead, outer.tensor_type, outer.input_type
     (out0,) = _open_loop(e, "%fo", shape.filters // filter_block, 1,
                          [("%o0", outer.tensor, item_type)])
     filter_base = e.affine(f"d0 * {filter_block}", ["%fo"])
@@ -618,8 +698,11 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
                       f"{rows}, {shape.out_width}] [1, {group_size}1, 1, 1]")
     e.emit(f"%slice = tensor.extract_slice %o1{slice_position} : {item_type} to {slice_type}")
     e.emit(f"%tile_init = tensor.empty() : {tile_type}")
-    e.emit(f"%tile = linalg.transpose ins(%slice : {slice_type}) outs(%tile_init : {tile_type}) "
-           f"permutation = [1, 2, 0]")
+    tile = "%tile_init"
+    if shape.initial is None:
+        tile = "%tile"
+        e.emit(f"%tile = linalg.transpose ins(%slice : {slice_type}) outs(%tile_init : "
+               f"{tile_type}) permutation = [1, 2, 0]")
 
     def position(k: int) -> str:
         p, v = blocks[k]
@@ -632,8 +715,10 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
     reduction, by_channel = _open_reduction(
         e, "%c", shape.channels,
         conv_reduction_block(shape, len(blocks)), 1,
-        "%tile",
-        lambda t: [tile_vectors.read(t, k) for k in range(len(blocks))], len(blocks), vector_type)
+        tile, lambda t: initial_vectors(
+            e, shape.initial, len(blocks), vector_type,
+            lambda: [tile_vectors.read(t, k) for k in range(len(blocks))]),
+        len(blocks), vector_type)
     by_row = _open_loop(e, "%kh", shape.kernel_height, 1, [
         (f"%ka{k}", f"%ra{k}", vector_type) for k in range(len(blocks))])
     accumulators = [f"%ka{k}" for k in range(len(blocks))]
@@ -650,7 +735,7 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
         for p, (r, ow) in enumerate(pixels):
             scalar = e.fresh("x")
             e.emit(f"{scalar} = tensor.extract %input[{input_lead}%c, {input_rows[r]}, "
-                   f"{e.index(ow * shape.stride_w + kw)}] : {input_type}")
+                   f"{e.index(ow * shape.stride_w + kw)}] : {read_type}")
             for v in range(filter_vectors):
                 k = blocks.index((p, v))
                 accumulators[k] = e.fma(scalar, weights[v], accumulators[k], vector_type)
@@ -665,68 +750,5 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
     _close_loop(e, [result], [item_type])
     _close_loop(e, [out1], [item_type])
     out0 = outer.close(out0)
-    return _function(name, [("%input", input_type), ("%weights", weight_type),
-                            ("%init", output_type)], output_type, e, out0)
-
-
-def depthwise_is_supported(shape: ConvShape) -> bool:
-    """Rows of at least 8 pixels fill a vector; smaller maps keep linalg's loops."""
-    return shape.out_width >= 8
-
-
-def depthwise_kernel(name: str, shape: ConvShape) -> str:
-    """The function text `(input, weights [C, KH, KW], init) -> output` of a depthwise
-    convolution: vectors along the output row, a block of rows per tile."""
-    lanes = _row_lanes(shape.out_width)
-    vectors = _row_vectors(shape.out_width, lanes)
-    rows = max(r for r in (8, 4, 2, 1)
-               if shape.out_height % r == 0 and r * vectors <= MAX_ACCUMULATORS // 2)
-    row_tile = lanes * vectors
-    vector_type = f"vector<{lanes}xf32>"
-    input_type = _tensor((shape.batch, shape.channels, shape.padded_height, shape.padded_width))
-    weight_type = _tensor((shape.channels, shape.kernel_height, shape.kernel_width))
-    output_type = _tensor(_conv_output_dims(shape))
-    stride = shape.stride_w
-    e = _Emitter()
-    zero = "%zero"
-    e.emit(f"{zero} = arith.constant 0.0 : f32")
-    outer = _OuterLoops.open(e, shape, input_type, _conv_output_dims(shape))
-    lead, input_lead, item_type = outer.output_lead, outer.input_lead, outer.tensor_type
-    (out0,) = _open_loop(e, "%c", shape.channels, 1, [("%o0", outer.tensor, item_type)])
-    (out1,) = _open_loop(e, "%oh", shape.out_height, rows, [("%o1", "%o0", item_type)])
-    (out2,) = _open_loop(e, "%ow", shape.out_width, row_tile,
-                                [("%o2", "%o1", item_type)])
-    output_rows = [e.add("%oh", r) for r in range(rows)]
-    columns = [e.add("%ow", j * lanes) for j in range(vectors)]
-    blocks = [(r, j) for r in range(rows) for j in range(vectors)]
-    accumulators = []
-    for r, j in blocks:
-        value = e.fresh("init")
-        e.emit(f"{value} = vector.transfer_read %o2[{lead}%c, {output_rows[r]}, {columns[j]}], "
-               f"{zero} {{in_bounds = [true]}} : {item_type}, {vector_type}")
-        accumulators.append(value)
-    for kh in range(shape.kernel_height):
-        input_rows = [e.affine(f"(d0 + {r}) * {shape.stride_h} + {kh}", ["%oh"])
-                      for r in range(rows)]
-        for kw in range(shape.kernel_width):
-            weight = e.fresh("w")
-            e.emit(f"{weight} = tensor.extract %weights[%c, {e.index(kh)}, {e.index(kw)}] : "
-                   f"{weight_type}")
-            for k, (r, j) in enumerate(blocks):
-                value = _read_input_row(e, f"{input_lead}%c, {input_rows[r]}",
-                                        j * lanes * stride + kw, stride, lanes, zero,
-                                        input_type)
-                accumulators[k] = e.fma(weight, value, accumulators[k], vector_type)
-    result = "%o2"
-    for k, (r, j) in enumerate(blocks):
-        written = e.fresh("o")
-        e.emit(f"{written} = vector.transfer_write {accumulators[k]}, {result}[{lead}%c, "
-               f"{output_rows[r]}, {columns[j]}] {{in_bounds = [true]}} : {vector_type}, "
-               f"{item_type}")
-        result = written
-    _close_loop(e, [result], [item_type])
-    _close_loop(e, [out2], [item_type])
-    _close_loop(e, [out1], [item_type])
-    out0 = outer.close(out0)
-    return _function(name, [("%input", input_type), ("%weights", weight_type),
+    return _function(name, [conv_input_argument(shape, input_type), ("%weights", weight_type),
                             ("%init", output_type)], output_type, e, out0)

@@ -28,6 +28,7 @@ from torch_mlir.dialects import torch as torch_dialect
 from . import (
     broadcast_sizes,
     fused_multiply_add,
+    parallel_generics,
     prelude,
     schedule,
     special_values,
@@ -62,9 +63,12 @@ TMTENSOR_TO_LINALG = (
 TENSOR_OPTIMIZATION = "builtin.module(canonicalize, linalg-fuse-elementwise-ops, canonicalize, cse)"
 
 INLINE_KERNELS = "builtin.module(inline, symbol-dce)"
-"""For kernels on run-time sizes: ``buffer-results-to-out-params`` cannot give a call
-whose result is dynamically shaped an out-parameter, so such calls are inlined first
-(after fusion, to which the calls had to stay opaque)."""
+"""Kernel calls are inlined after fusion (to which they had to stay opaque). Then the
+kernel's parallel loop writes in place into the buffer its consumer reads: a call kept
+its result in a buffer of its own, copied into the caller's out-parameter by
+``buffer-results-to-out-params``, a sequential pass over the whole output
+(``Conv2d(16, 16, 3)`` + batch-norm + ReLU at batch 16, 2 threads: 57 -> 45 us per image),
+and that pass cannot give a dynamically shaped result an out-parameter at all."""
 
 TM_TENSOR_BUFFERIZATION = "builtin.module(func.func(tm-tensor-bufferize))"
 
@@ -317,11 +321,13 @@ def _tensor_spec(tensor_type: ir.Type) -> TensorSpec:
 @dataclasses.dataclass
 class LoweredSubgraph:
     """An LLVM-dialect module and the signature of its entry point (and prelude);
-    `uses_openmp`: it calls the OpenMP runtime (parallel kernel loops)."""
+    `uses_openmp`: it calls the OpenMP runtime (parallel loops); `kernels`: how many ops
+    became kernels of :mod:`.kernels` (inlined, so no longer named in the module)."""
 
     module: ir.Module
     signature: Signature
     uses_openmp: bool = False
+    kernels: int = 0
 
 
 def lower_to_llvm(
@@ -357,8 +363,11 @@ def lower_to_llvm(
     special_values.apply(module)
     schedule.apply(module)
     allow_reassociation_in_reductions(module)
-    if schedule.has_dynamic_kernels(module):
+    kernels = schedule.kernel_count(module)
+    if kernels:
         run_pipeline(module, INLINE_KERNELS, "kernel inlining")
+    if threads.openmp_library() is not None:
+        parallel_generics.apply(module)
     copy_repeated_results(find_function(module, func_name))
     run_pipeline(module, TM_TENSOR_BUFFERIZATION, "bufferization")
     tm_tensor_buffers.prepare_for_one_shot(module)
@@ -372,4 +381,4 @@ def lower_to_llvm(
     run_pipeline(module, TO_LLVM, "LLVM conversion")
     check_fully_converted(module)
     return LoweredSubgraph(module, Signature(func_name, tuple(inputs), tuple(outputs), sizes),
-                           uses_openmp)
+                           uses_openmp, kernels)

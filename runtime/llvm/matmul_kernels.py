@@ -33,6 +33,8 @@ from .kernels import (  # the shared emitter of kernel text
     _open_reduction,
     _tensor,
     _VectorTile,
+    initial_vectors,
+    output_tensor,
     reduction_block,
 )
 
@@ -45,6 +47,8 @@ class MatmulShape:
     rows: int | None
     depth: int | None
     columns: int | None
+    initial: float | None = None
+    """The constant the output starts at (a zero-filled init), or None: read the init."""
 
 
 #: Rows of the main matmul tile: 4 x 4 vectors with 32 registers (AVX-512); 6 x 2 with
@@ -152,12 +156,12 @@ def _matmul_function(name: str, shape: MatmulShape, batched: bool, batch: int | 
     """The kernel; with rows that :func:`splits_rows`, a function calling two: full tiles
     over the rows up to the last multiple of :data:`MAIN_ROWS`, then 1-row tiles."""
     if not splits_rows(shape):
-        return _matmul_text(name, shape, batched, batch, None)
+        return _matmul_text(name, shape, batched, batch, None, fresh=True)
     types = _matmul_types(shape, batched, batch)
     signature = ", ".join(types)
     output_type = types[2]
-    return (_matmul_text(f"{name}_main", shape, batched, batch, "main")
-            + _matmul_text(f"{name}_tail", shape, batched, batch, "tail")
+    return (_matmul_text(f"{name}_main", shape, batched, batch, "main", fresh=True)
+            + _matmul_text(f"{name}_tail", shape, batched, batch, "tail", fresh=False)
             + f"func.func private @{name}(%lhs: {types[0]}, %rhs: {types[1]}, "
             f"%init: {output_type}) -> {output_type} {{\n"
             f"    %main = func.call @{name}_main(%lhs, %rhs, %init) : ({signature}) -> "
@@ -200,13 +204,15 @@ def _open_rows(e: _Emitter, shape: MatmulShape, batched: bool, lhs_type: str, ro
 
 
 def _matmul_text(name: str, shape: MatmulShape, batched: bool, batch: int | None,
-                 span: str | None) -> str:
+                 span: str | None, fresh: bool) -> str:
     """A tile of :func:`matmul_rows` rows (1 in a ``"tail"`` `span`) x up to 8 vectors
     along ``N`` accumulated over one sweep of ``K``: per step, each rhs vector is loaded
     once and each lhs scalar broadcast once.
 
     Not `batched`: the rhs is packed ``[N / tile, K, tile]``; else the operands are
     ``[batch, M, K]``, ``[batch, K, N]`` as computed and an outer loop runs the batch.
+    `fresh`: the tile writes a new output when it starts at a constant (the tail of a
+    split writes into the main part's).
     """
     lanes, vectors = matmul_tile(shape)
     rows = 1 if span == "tail" else matmul_rows(shape)
@@ -222,14 +228,15 @@ def _matmul_text(name: str, shape: MatmulShape, batched: bool, batch: int | None
     else:
         tiles = -(-shape.columns // tile)
     depth = shape.depth if shape.depth is not None else _extent(e, "%lhs", lhs_type, 2)
+    output = output_tensor(e, shape.initial if fresh else None, output_type)
     if not batched:
-        lead, out_lead, outer, outer_type = "", "", "%init", output_type
+        lead, out_lead, outer, outer_type = "", "", output, output_type
     else:
         images = batch if batch is not None else _extent(e, "%lhs", lhs_type, 0)
         outer_type = _tensor((1, shape.rows, shape.columns))
         item_sizes = [1] + [size if size is not None else _extent(e, "%init", output_type, axis)
                             for axis, size in ((1, shape.rows), (2, shape.columns))]
-        batch_loop = _open_parallel(e, "%bt", images, "%init", output_type,
+        batch_loop = _open_parallel(e, "%bt", images, output, output_type,
                                     ["%bt", "0", "0"], item_sizes, outer_type)
         outer = batch_loop.item
         lead, out_lead = "%bt, ", f"{e.index(0)}, "
@@ -252,7 +259,9 @@ def _matmul_text(name: str, shape: MatmulShape, batched: bool, batch: int | None
     output_vectors = _VectorTile(e, position, row_type, vector_type, zero, in_bounds)
 
     def read_initial(tensor: str) -> list[str]:
-        initial = [output_vectors.read(tensor, b) for b in range(len(blocks))]
+        initial = initial_vectors(
+            e, shape.initial, len(blocks), vector_type,
+            lambda: [output_vectors.read(tensor, b) for b in range(len(blocks))])
         if partials > 1:
             zeros = e.fresh("zv")
             e.emit(f"{zeros} = arith.constant dense<0.0> : {vector_type}")

@@ -7,10 +7,13 @@ once, here, into the layout those kernels stream. Every other op keeps linalg's
 default lowering, which LLVM's loop vectoriser handles well for elementwise code.
 """
 
+import dataclasses
+import math
+
 import numpy as np
 from torch_mlir import ir
 
-from . import kernels, matmul_kernels
+from . import depthwise_kernels, kernels, matmul_kernels
 
 KERNEL_PREFIX = "__dynn_kernel_"
 
@@ -55,6 +58,48 @@ def _grouped_conv_weights(value: ir.Value) -> np.ndarray | None:
         shape = ir.RankedTensorType(value.type).shape
         return None if source is None else source.reshape(shape)
     return _constant_array(value)
+
+
+def _producer(value: ir.Value, name: str) -> ir.Operation | None:
+    """The op defining `value` if it is a `name` op."""
+    owner = value.owner
+    if isinstance(owner, (ir.OpView, ir.Operation)) and owner.operation.name == name:
+        return owner.operation
+    return None
+
+
+def _float_constant(value: ir.Value) -> float | None:
+    """The finite f32 scalar of an ``arith.constant``, else None."""
+    constant = _producer(value, "arith.constant")
+    if constant is None or str(value.type) != "f32":
+        return None
+    number = ir.FloatAttr(constant.attributes["value"]).value
+    return number if math.isfinite(number) else None
+
+
+def _fill_constant(init: ir.Value) -> float | None:
+    """The constant a kernel's output starts at when its init is a ``linalg.fill`` of one
+    (convolutions without bias, ``aten.mm``), else None: the kernel then writes a fresh
+    output and the fill folds away."""
+    fill = _producer(init, "linalg.fill")
+    return None if fill is None else _float_constant(fill.operands[0])
+
+
+def _spatial_zero_padding(value: ir.Value) -> tuple[ir.Value, tuple[int, int, int, int]] | None:
+    """(source, (top, bottom, left, right)) when `value` is a ``tensor.pad`` of static,
+    spatial-only (last two dimensions) padding with +0.0, as torch-mlir emits for a
+    convolution's ``padding``; else None."""
+    pad = _producer(value, "tensor.pad")
+    if pad is None or len(pad.operands) != 1:
+        return None
+    low = list(ir.DenseI64ArrayAttr(pad.attributes["static_low"]))
+    high = list(ir.DenseI64ArrayAttr(pad.attributes["static_high"]))
+    body = pad.regions[0].blocks[0]
+    padding_value = _float_constant(body.operations[len(body.operations) - 1].operands[0])
+    if (any(low[:-2]) or any(high[:-2]) or padding_value != 0.0
+            or math.copysign(1.0, padding_value) < 0):
+        return None
+    return pad.operands[0], (low[-2], high[-2], low[-1], high[-1])
 
 
 def _int_list(attribute: ir.Attribute) -> list[int]:
@@ -116,10 +161,13 @@ def _matmul_shape(operation: ir.Operation, default_maps: str) -> matmul_kernels.
 
 
 def _replace_with_kernel_call(operation: ir.Operation, callee: str,
-                              packed_weights: np.ndarray | None) -> None:
+                              packed_weights: np.ndarray | None,
+                              lhs: ir.Value | None = None) -> None:
     """Swaps `operation` for ``call @callee(lhs, rhs, init)``; the rhs is
-    `packed_weights` as a new constant, or the op's own rhs when None."""
+    `packed_weights` as a new constant, or the op's own rhs when None; the lhs is the
+    op's own unless given (the unpadded input of a kernel that pads)."""
     rhs = operation.operands[1]
+    lhs = operation.operands[0] if lhs is None else lhs
     with ir.InsertionPoint(operation), operation.location:
         if packed_weights is not None:
             weight_type = ir.RankedTensorType.get(list(packed_weights.shape),
@@ -130,10 +178,22 @@ def _replace_with_kernel_call(operation: ir.Operation, callee: str,
                                                               type=weight_type)}).result
         call = ir.Operation.create(
             "func.call", results=[operation.results[0].type],
-            operands=[operation.operands[0], rhs, operation.operands[2]],
+            operands=[lhs, rhs, operation.operands[2]],
             attributes={"callee": ir.FlatSymbolRefAttr.get(callee)})
     operation.results[0].replace_all_uses_with(call.result)
     operation.erase()
+
+
+def _padded_by_kernel(operation: ir.Operation, shape: kernels.ConvShape, initial: float | None
+                      ) -> tuple[kernels.ConvShape, ir.Value | None]:
+    """The shape of a convolution kernel starting at `initial` that pads its input
+    itself, one image at a time, when the input is a spatial zero padding; and the
+    unpadded input to call it with (None: the op's own input)."""
+    padded = _spatial_zero_padding(operation.operands[0])
+    if padded is None:
+        return dataclasses.replace(shape, initial=initial), None
+    source, padding = padded
+    return dataclasses.replace(shape, initial=initial, padding=padding), source
 
 
 def _kernel_sites(module: ir.Module) -> list[ir.Operation]:
@@ -150,19 +210,11 @@ def _kernel_sites(module: ir.Module) -> list[ir.Operation]:
     return sites
 
 
-def _kernel_count(module: ir.Module) -> int:
-    """How many kernels an earlier :func:`apply` on `module` already added."""
+def kernel_count(module: ir.Module) -> int:
+    """How many kernels :func:`apply` added to `module` (before they are inlined)."""
     return sum(1 for operation in module.body.operations
                if operation.operation.name == "func.func"
                and ir.StringAttr(operation.attributes["sym_name"]).value.startswith(KERNEL_PREFIX))
-
-
-def has_dynamic_kernels(module: ir.Module) -> bool:
-    """Whether a kernel of `module` works on a run-time size."""
-    return any(operation.operation.name == "func.func"
-               and ir.StringAttr(operation.attributes["sym_name"]).value.startswith(KERNEL_PREFIX)
-               and "?" in str(operation.attributes["function_type"])
-               for operation in module.body.operations)
 
 
 def apply(module: ir.Module) -> None:
@@ -178,13 +230,16 @@ def apply(module: ir.Module) -> None:
     every step of the next matmul's reduction. A call is opaque to fusion.
     """
     kernel_texts = []
-    first = _kernel_count(module)
+    first = kernel_count(module)
     for operation in _kernel_sites(module):
         callee = f"{KERNEL_PREFIX}{first + len(kernel_texts)}"
+        initial = _fill_constant(operation.operands[2])
+        lhs = None
         if operation.name == "linalg.batch_matmul":
             shape = _matmul_shape(operation, _BATCH_MATMUL_MAPS)
             if shape is None:
                 continue
+            shape = dataclasses.replace(shape, initial=initial)
             batch = _sizes(operation.operands[0])[0]
             kernel_texts.append(matmul_kernels.batch_matmul_kernel(callee, shape, batch))
             _replace_with_kernel_call(operation, callee, None)
@@ -194,6 +249,7 @@ def apply(module: ir.Module) -> None:
             shape = _conv_shape(operation)
             if weights is None or shape is None:
                 continue
+            shape = dataclasses.replace(shape, initial=initial)
             packed = kernels.pack_grouped_conv_weights(weights, kernels.conv_filter_block(shape))
             kernel_texts.append(kernels.conv_kernel(callee, shape))
             _replace_with_kernel_call(operation, callee, packed)
@@ -205,22 +261,25 @@ def apply(module: ir.Module) -> None:
             shape = _conv_shape(operation)
             if shape is None:
                 continue
+            shape, lhs = _padded_by_kernel(operation, shape, initial)
             packed = kernels.pack_conv_weights(weights, kernels.conv_filter_block(shape))
             kernel_texts.append(kernels.conv_kernel(callee, shape))
         elif operation.name == "linalg.depthwise_conv_2d_nchw_chw":
             shape = _conv_shape(operation)
-            if shape is None or not kernels.depthwise_is_supported(shape):
+            if shape is None or not depthwise_kernels.depthwise_is_supported(shape):
                 continue
+            shape, lhs = _padded_by_kernel(operation, shape, initial)
             packed = weights
-            kernel_texts.append(kernels.depthwise_kernel(callee, shape))
+            kernel_texts.append(depthwise_kernels.depthwise_kernel(callee, shape))
         else:
             shape = _matmul_shape(operation, _MATMUL_MAPS)
             if shape is None:
                 continue
+            shape = dataclasses.replace(shape, initial=initial)
             lanes, vectors = matmul_kernels.matmul_tile(shape)
             packed = matmul_kernels.pack_matmul_weights(weights, lanes * vectors)
             kernel_texts.append(matmul_kernels.matmul_kernel(callee, shape))
-        _replace_with_kernel_call(operation, callee, packed)
+        _replace_with_kernel_call(operation, callee, packed, lhs)
     if not kernel_texts:
         return
     if any("@omp_set_num_threads" in text for text in kernel_texts):

@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 
 from runtime.llvm import threads
-
 from tests.llvm.test_dynamic_shapes import batch, check_sizes, compile_function
 
 TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
@@ -56,6 +55,54 @@ def test_static_batch_convolutions_agree():
         compiled = compile_function(_convs, inputs, parameters)
         for got, want in zip(compiled(*inputs), _convs(*inputs, *parameters)):
             torch.testing.assert_close(got, want, **TOLERANCE)
+
+
+def _padded_convs(x, w, depthwise):
+    """Paddings the conv kernels add per image (asymmetric ones from ``F.pad``, a
+    depthwise one) and two they must leave to torch-mlir (a non-zero value, ``-0.0``)."""
+    asymmetric = F.conv2d(F.pad(x, (0, 2, 1, 0)), w)
+    strided = F.conv2d(F.pad(x, (1, 1, 2, 0)), w, stride=2)
+    ones = F.conv2d(F.pad(x, (1, 1, 1, 1), value=1.0), w)
+    negative_zero = F.conv2d(F.pad(x, (1, 1, 1, 1), value=-0.0), w)
+    return asymmetric, strided, ones, negative_zero, F.conv2d(x, depthwise, padding=2, groups=16)
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_convolutions_pad_each_image_as_eager_pads_the_batch(dynamic):
+    torch.manual_seed(3)
+    parameters = [torch.randn(16, 16, 3, 3) / 12, torch.randn(16, 1, 5, 5) / 5]
+    if dynamic:
+        compiled = compile_function(_padded_convs, [torch.randn(2, 16, 16, 16)], parameters,
+                                    [batch()])
+        check_sizes(compiled, _padded_convs, parameters, lambda b: [torch.randn(b, 16, 16, 16)],
+                    ODD_BATCHES)
+        return
+    for size in (1, 3):
+        inputs = [torch.randn(size, 16, 16, 16)]
+        compiled = compile_function(_padded_convs, inputs, parameters)
+        for got, want in zip(compiled(*inputs), _padded_convs(*inputs, *parameters)):
+            torch.testing.assert_close(got, want, **TOLERANCE)
+
+
+def _large_elementwise_and_reductions(x, scale):
+    """Ops big enough to be split among threads (:mod:`runtime.llvm.parallel_generics`):
+    elementwise with broadcasts, sums over the inner and the outer dimensions, a softmax,
+    and positions (``linalg.index``) offset by the split."""
+    y = torch.relu(x * scale + 1.0)
+    positions = torch.arange(x.shape[-1], dtype=torch.float32)
+    return (y, y.mean((2, 3)), y.sum(0), torch.softmax(x.flatten(1), dim=1),
+            x * positions, (x > 0).sum(1))
+
+
+def test_large_generics_split_among_threads_agree_with_eager(thread_count):
+    torch.manual_seed(4)
+    scale = torch.randn(1, 32, 1, 1)
+    compiled = compile_function(_large_elementwise_and_reductions, [torch.randn(2, 32, 32, 32)],
+                                [scale], [batch()])
+    for team in (1, 2):
+        thread_count(team)
+        check_sizes(compiled, _large_elementwise_and_reductions, [scale],
+                    lambda b: [torch.randn(b, 32, 32, 32)], ODD_BATCHES)
 
 
 def _linears(x, w1, b1, w2, b2):
