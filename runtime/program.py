@@ -387,19 +387,22 @@ def outlined_program(
     it is intact and this key's); a damaged or foreign entry is a miss and is written again.
     Given a module, it is transformed in place and the result stored for later lookups by
     text: looking it up would print and parse it, which costs as much as the pipeline.
+    A module is stored under the keys of both its printed forms, with locations
+    (``loc(...)``, as the frontend's cache holds it) and without (as a user prints it); the
+    outlined text keeps its locations, so an error raised by a program read back from the
+    cache names the model's line, not the cache file's.
     """
     pipeline = registry.DEFAULT_PIPELINE
     text = program if isinstance(program, str) else None
-    entry = key = None
     directory = private_directory(pathlib.Path(cache_dir) / OUTLINED_SUBDIR) if cache_dir else None
+    keys = []
     if directory is not None:
-        key_text = text if text is not None else print_module(program)
-        key = hashlib.sha256(
-            f"{_pipeline_fingerprint()}\0{pipeline}\0{key_text}".encode()
-        ).hexdigest()
-        entry = directory / f"{key}.mlir"
-    if text is not None and entry is not None:
-        outlined = _cached_text(entry, key)
+        texts = ([text] if text is not None
+                 else [print_module(program), print_module(program, debuginfo=True)])
+        keys = [_outlined_key(pipeline, key_text) for key_text in texts]
+    if text is not None and keys:
+        entry = directory / f"{keys[0]}.mlir"
+        outlined = _cached_text(entry, keys[0])
         if outlined is not None:
             try:
                 return parse_module(outlined, str(entry))
@@ -407,9 +410,16 @@ def outlined_program(
                 pass  # intact but unreadable (written by other code): written again below
     module = parse_and_verify(text, filename) if text is not None else program
     _run_codegen_pipeline(module, pipeline)
-    if entry is not None:
-        write_private_file(entry, with_checksum(print_module(module), key).encode())
+    if keys:
+        outlined = print_module(module, debuginfo=True)
+        for key in keys:
+            write_private_file(directory / f"{key}.mlir", with_checksum(outlined, key).encode())
     return module
+
+
+def _outlined_key(pipeline: str, program_text: str) -> str:
+    return hashlib.sha256(
+        f"{_pipeline_fingerprint()}\0{pipeline}\0{program_text}".encode()).hexdigest()
 
 
 def _cached_text(entry: pathlib.Path, key: str) -> str | None:

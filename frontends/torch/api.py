@@ -60,7 +60,7 @@ class Conversion:
 
     @property
     def ir(self) -> str:
-        return self._text if self._module is None else print_module(self._module)
+        return print_module(self.module)
 
     def save_params(self, path: str | os.PathLike) -> None:
         """Write the side-car file and point the module's `dy.params` at it."""

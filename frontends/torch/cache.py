@@ -3,7 +3,8 @@
 Converting a large model replays and imports every stretch through torch.export and
 torch-mlir (tens of seconds), while the backend already caches what it compiles; without this
 cache a warm `compile` would still pay the whole conversion. An entry lives in
-`cache_dir / "frontend" / <key>` and holds the printed IR (`program.mlir`), the parameters
+`cache_dir / "frontend" / <key>` and holds the printed IR with its locations (`program.mlir`: errors
+raised later name the model's lines, not this file's), the parameters
 (`params.safetensors`), the source files the conversion read (`sources.json`) and a
 manifest of their SHA-256 digests sealed with the key (`manifest.json`): an entry is used
 only when every file is the one written for this key, as the user's private file (see
@@ -276,7 +277,7 @@ def store(
         return
     sources = {path: _file_hash(path) for path in sorted(set(source_files))}
     contents = {
-        PROGRAM_FILE: print_module(module).encode(),
+        PROGRAM_FILE: print_module(module, debuginfo=True).encode(),
         PARAMS_FILE: safetensors_save(
             {name: tensor.contiguous() for name, tensor in params.items()}
         ),

@@ -36,8 +36,13 @@ SHAPE_CACHE_LIMIT = 4096
 
 
 class SubgraphAssertionError(RuntimeError):
-    """A run-time assertion of the sub-graph (``torch.runtime.assert``, or a shape
-    check torch-mlir emits for dynamic dimensions) failed for these inputs."""
+    """A run-time assertion of the sub-graph (``torch.runtime.assert``, a shape check
+    torch-mlir emits for dynamic dimensions, or an index bounds check) failed for these
+    inputs."""
+
+
+INDEX_OUT_OF_RANGE = ("an index is out of range for the tensor it indexes (x[idx], "
+                      "index_select, gather, embedding, index_put, index_add or scatter)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,18 +93,22 @@ class Prelude:
 @dataclasses.dataclass(frozen=True)
 class Signature:
     """Everything besides the code that a caller needs: the entry name, operand specs and
-    the prelude, if any. Stored beside the shared object as JSON."""
+    the prelude, if any. Stored beside the shared object as JSON. `checks_indices`: the
+    last output is the flag "an index was out of range" (:mod:`.index_bounds`), not a
+    result of the sub-graph."""
 
     func_name: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     prelude: Prelude | None = None
+    checks_indices: bool = False
 
     def to_json(self) -> dict:
         return {"func_name": self.func_name,
                 "inputs": [spec.to_json() for spec in self.inputs],
                 "outputs": [spec.to_json() for spec in self.outputs],
-                "prelude": None if self.prelude is None else self.prelude.to_json()}
+                "prelude": None if self.prelude is None else self.prelude.to_json(),
+                "checks_indices": self.checks_indices}
 
     @staticmethod
     def from_json(data: dict) -> "Signature":
@@ -107,7 +116,8 @@ class Signature:
         return Signature(data["func_name"],
                          tuple(TensorSpec.from_json(s) for s in data["inputs"]),
                          tuple(TensorSpec.from_json(s) for s in data["outputs"]),
-                         None if prelude is None else Prelude.from_json(prelude))
+                         None if prelude is None else Prelude.from_json(prelude),
+                         bool(data.get("checks_indices", False)))
 
 
 def _contiguous_strides(shape) -> list[int]:
@@ -181,6 +191,7 @@ class CompiledSubgraph:
         self._static_results = (tuple((spec.shape, spec.dtype) for spec in self.outputs)
                                 if self._prelude is None and not self._dynamic_inputs
                                 else None)
+        self._checks_indices = signature.checks_indices
 
     def _function(self, name: str, arity: int):
         entry = getattr(self._library, ENTRY_PREFIX + name)
@@ -230,7 +241,7 @@ class CompiledSubgraph:
             for result, descriptor in zip(results, state.output_descriptors):
                 descriptor[0] = descriptor[1] = result.data_ptr()
             self._entry(*state.addresses)
-            return results
+            return self._checked(results) if self._checks_indices else results
         shapes = self._result_shapes(state, arguments)
         results = tuple(torch.empty(shape, dtype=spec.dtype)
                         for shape, spec in zip(shapes, self.outputs))
@@ -242,7 +253,14 @@ class CompiledSubgraph:
                 self._store_sizes(descriptor, result.shape)
                 stored[first_output + index] = result.shape
         self._entry(*state.addresses)
-        return results
+        return self._checked(results) if self._checks_indices else results
+
+    @staticmethod
+    def _checked(results: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """The results without the trailing index-bounds flag; raises if it is set."""
+        if results[-1].item():
+            raise SubgraphAssertionError(INDEX_OUT_OF_RANGE)
+        return results[:-1]
 
     @staticmethod
     def _store_sizes(descriptor: ctypes.Array, shape: torch.Size) -> None:

@@ -28,6 +28,7 @@ from torch_mlir.dialects import torch as torch_dialect
 from . import (
     broadcast_sizes,
     fused_multiply_add,
+    index_bounds,
     parallel_generics,
     prelude,
     schedule,
@@ -342,6 +343,7 @@ def lower_to_llvm(
         raise LoweringError(f"bound argument indices {out_of_range} out of range for @{func_name}")
     unsupported.reject(function)
     drop_symbolic_shape_annotations(module)
+    checks_indices = index_bounds.guard(function)
     broadcast_sizes.mark_program_maxima(module)
     fused_multiply_add.mark(module)
     run_pipeline(module, TORCH_TO_TMTENSOR, "torch to linalg-on-tensors")
@@ -380,5 +382,5 @@ def lower_to_llvm(
         schedule_dynamically(module)
     run_pipeline(module, TO_LLVM, "LLVM conversion")
     check_fully_converted(module)
-    return LoweredSubgraph(module, Signature(func_name, tuple(inputs), tuple(outputs), sizes),
-                           uses_openmp, kernels)
+    signature = Signature(func_name, tuple(inputs), tuple(outputs), sizes, checks_indices)
+    return LoweredSubgraph(module, signature, uses_openmp, kernels)

@@ -155,6 +155,38 @@ def test_a_run_time_index_out_of_range_raises_located():
         program(torch.full((1, 2), 4.0))
 
 
+class ComputedLookups(nn.Module):
+    """Indices computed from the data: a table lookup, an embedding, an index_select and an
+    in-place write at (possibly negative) rows."""
+
+    def __init__(self):
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(10, 4))
+        self.embedding = nn.Embedding(10, 4)
+
+    def forward(self, x):
+        idx = (x.sum(1) * 3).long()
+        rows = self.table[idx] + self.embedding(idx.abs())
+        picked = torch.index_select(self.table, 0, idx.abs())
+        out = torch.zeros(10, 4)
+        out[idx] = rows
+        return rows, picked, out
+
+
+@backends
+def test_computed_indices_agree_in_range_and_raise_located_out_of_range(backend):
+    """An index eager refuses raises eager's error at its model line; the compiled code
+    never reads or writes outside the tensor (it did: garbage rows for index 12)."""
+    samples = [(torch.full((5, 2), s) * torch.linspace(-1, 1, 5)[:, None],) for s in
+               (0.5, -1.0, 1.0, 1.4)]
+    check_backend(ComputedLookups().eval(), samples[0], samples, backend,
+                  require_coverage=False)
+    program = ft.compile(ComputedLookups().eval(), samples[0], backend=backend)
+    for scale in (2.0, 100.0, -5.0):
+        with pytest.raises(Exception, match=r"test_dynamic_shapes\.py:\d+:\d+: .*out of bounds"):
+            program(torch.full((5, 2), scale))
+
+
 class HostData(nn.Module):
     """.tolist(), int(), float() of small tensors; tensors created in forward from run-time
     Python values; torch.equal / allclose as conditions; list del/pop/insert."""

@@ -214,6 +214,47 @@ def test_data_dependent_ops_compile_and_match_eager(name):
         assert compiled.signature.prelude.reads_data and len(sizes) > 1
 
 
+OUT_OF_RANGE_INDEXING = {
+    "index": (lambda x, i: x[i], 0),
+    "index_second_dim": (lambda x, i: x[:, i], 1),
+    "index_select": (lambda x, i: torch.index_select(x, 0, i), 0),
+    "gather": (lambda x, i: torch.gather(x, 1, i.unsqueeze(0).expand(3, -1)), 1),
+    "embedding": (lambda x, i: F.embedding(i, x), 0),
+    "index_put": (lambda x, i: x.index_put((i,), torch.ones(i.shape[0], x.shape[1])), 0),
+    "index_add": (lambda x, i: x.index_add(0, i, torch.ones(i.shape[0], x.shape[1])), 0),
+    "scatter_add": (lambda x, i: x.scatter_add(1, i.unsqueeze(0).expand(3, -1),
+                                               torch.ones(3, i.shape[0])), 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OUT_OF_RANGE_INDEXING))
+def test_out_of_range_indices_raise_instead_of_reading_or_writing_memory(name):
+    """Every index eager accepts gives eager's result, negative ones included where eager
+    counts from the end (``index_put`` reports them, as ``index_add``'s refusal looks the
+    same: the program reruns them eagerly); every one eager refuses raises, never a value
+    from outside the tensor."""
+    function, axis = OUT_OF_RANGE_INDEXING[name]
+    x = torch.randn(3, 6)
+    n = x.shape[axis]
+    compiled = compile_function(function, [x, torch.tensor([0, 1])], (),
+                                [None, {0: torch.export.Dim("k", max=64)}])
+    assert compiled.signature.checks_indices
+    for index in ([0, 1], [n - 1, 0], [-1, -n], [n], [0, n + 40], [-n - 1], [10**9]):
+        i = torch.tensor(index)
+        try:
+            expected = _as_tuple(function(x, i))
+        except (IndexError, RuntimeError):
+            with pytest.raises(SubgraphAssertionError, match="index is out of range"):
+                compiled(x, i)
+            continue
+        if name.startswith("index_put") and min(index) < 0:
+            with pytest.raises(SubgraphAssertionError, match="index is out of range"):
+                compiled(x, i)
+            continue
+        for got, want in zip(compiled(x, i), expected, strict=True):
+            torch.testing.assert_close(got, want, **TOLERANCE)
+
+
 def test_boolean_mask_indexing_is_a_located_error_not_a_hang():
     """torch-mlir's conversion of `x[x > 0]` never ends; the back end refuses it at once."""
     text = export(lambda x: x[x > 0].sum(), [torch.randn(4, 5)])
