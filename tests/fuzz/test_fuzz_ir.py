@@ -8,6 +8,7 @@ import sys
 from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
+
 from ir.program import IRError, parse_and_verify
 from passes.cli import run as opt_pipeline
 from passes.registry import DEFAULT_PIPELINE
