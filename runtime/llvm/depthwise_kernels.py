@@ -10,14 +10,13 @@ from .kernels import (  # the shared emitter of kernel text
     _close_loop,
     _conv_output_dims,
     _Emitter,
-    _function,
     _open_loop,
     _OuterLoops,
     _read_input_row,
     _row_lanes,
     _row_vectors,
     _tensor,
-    conv_input_argument,
+    conv_function,
     initial_vectors,
 )
 
@@ -86,5 +85,4 @@ def depthwise_kernel(name: str, shape: ConvShape) -> str:
     _close_loop(e, [out2], [item_type])
     _close_loop(e, [out1], [item_type])
     out0 = outer.close(out0)
-    return _function(name, [conv_input_argument(shape, input_type), ("%weights", weight_type),
-                            ("%init", output_type)], output_type, e, out0)
+    return conv_function(name, shape, (input_type, weight_type, output_type), e, out0)

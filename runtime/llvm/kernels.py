@@ -550,6 +550,15 @@ def _pad_input(emitter: _Emitter, shape: ConvShape, source_type: str, per_image:
     return padded_type
 
 
+def conv_function(name: str, shape: ConvShape, types: tuple[str, str, str], emitter: _Emitter,
+                  result: str) -> str:
+    """The text of a convolution kernel `(input, weights, init) -> output` of `types`
+    (the input as :func:`conv_input_argument` has it) whose body `emitter` holds."""
+    input_type, weight_type, output_type = types
+    return _function(name, [conv_input_argument(shape, input_type), ("%weights", weight_type),
+                            ("%init", output_type)], output_type, emitter, result)
+
+
 @dataclasses.dataclass
 class _OuterLoops:
     """The loops over images (unless the batch is 1; parallel) and groups (if any)
@@ -667,8 +676,7 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
     _close_loop(e, [out2], [item_type])
     _close_loop(e, [out1], [item_type])
     out0 = outer.close(out0)
-    return _function(name, [conv_input_argument(shape, input_type), ("%weights", weight_type),
-                            ("%init", output_type)], output_type, e, out0)
+    return conv_function(name, shape, (input_type, weight_type, output_type), e, out0)
 
 
 def _conv_along_filters(name: str, shape: ConvShape) -> str:
@@ -750,5 +758,4 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
     _close_loop(e, [result], [item_type])
     _close_loop(e, [out1], [item_type])
     out0 = outer.close(out0)
-    return _function(name, [conv_input_argument(shape, input_type), ("%weights", weight_type),
-                            ("%init", output_type)], output_type, e, out0)
+    return conv_function(name, shape, (input_type, weight_type, output_type), e, out0)
