@@ -113,6 +113,11 @@ APPENDED_ATTRIBUTES_ATTR = "dy.appended_attributes"
 program appends to a list attribute of one of its modules (a log such as saved actions),
 in order; a caller appends each result to that list after the call."""
 
+SIZE_ONE_CHECKS_ATTR = "dy.size_one_checks"
+"""`dy.func` unit attribute: some sub-graph of the program asserts that a dynamic size is not
+1 (it squeezes that dimension, which eager drops only at size 1). A caller that can recompile
+gives inputs with a dynamic size of 1 a specialisation where that size is static."""
+
 RESULT_TREE_ATTR = "dy.result_tree"
 """`dy.func` attribute: JSON of the Python structure the entry function returns, so a caller
 can nest the flat results as the source program did (tuples, lists, dicts, constants)."""

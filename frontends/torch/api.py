@@ -202,6 +202,15 @@ def _entry_attribute(module: ModuleOp, name: str) -> list:
     return []
 
 
+def _entry_flag(module: ModuleOp, name: str) -> bool:
+    return any(
+        isinstance(op, dy.FuncOp)
+        and op.sym_name.data == dy.ENTRY_FUNCTION
+        and name in op.attributes
+        for op in module.ops
+    )
+
+
 def rebuild_results(tree: Any, results: Sequence[Any]) -> Any:
     """Nest a program's flat results as `forward` returned them."""
     if tree is None:
@@ -249,6 +258,7 @@ class _Variant:
             filename=conversion.filename,
         )
         self.tree = result_tree(self.compiled.module)
+        self.checks_size_one = _entry_flag(self.compiled.module, dy.SIZE_ONE_CHECKS_ATTR)
         self.updated_inputs = updated_inputs(self.compiled.module)
         self.appended = appended_attributes(self.compiled.module)
         if self.appended and model is None:
@@ -305,22 +315,39 @@ class Program:
         return program
 
     def compile_for(self, inputs: Sequence[Any]) -> _Variant:
-        """The specialisation for inputs like `inputs`, compiled now if there is none."""
-        key = self._signature(inputs)
-        variant = self._variants.get(key)
-        if variant is not None:
-            return variant
+        """The specialisation for inputs like `inputs`, compiled now if there is none.
+
+        A specialisation whose sub-graphs assert that a dynamic size is not 1
+        (`dy.SIZE_ONE_CHECKS_ATTR`) leaves inputs with a dynamic size of 1 to one where
+        that size is static, as torch.compile specialises sizes 0 and 1."""
         if self.model is None:
             if self._latest is None:
                 raise ValueError("this program has no model to compile")
             return self._latest
+        dims = dynamic_dims(self.model, inputs, self.dynamic)
+        variant = self._compiled(inputs, dims)
+        if variant.checks_size_one:
+            static_ones = tuple(
+                tuple(d for d in dims_of if inputs[position].shape[d] != 1)
+                for position, dims_of in enumerate(dims)
+            )
+            if static_ones != dims:
+                variant = self._compiled(inputs, static_ones)
+        return variant
+
+    def _compiled(self, inputs: Sequence[Any], dims: tuple) -> _Variant:
+        key = self._signature(inputs, dims)
+        variant = self._variants.get(key)
+        if variant is not None:
+            self._latest = variant
+            return variant
         with self._lock:
             variant = self._variants.get(key)
             if variant is None:
                 conversion = convert(
                     self.model,
                     inputs,
-                    dynamic=self.dynamic,
+                    dynamic=dict(enumerate(dims)),
                     source_names=_relative_source_names(self.model),
                     cache_dir=self.cache_dir,
                 )
@@ -329,8 +356,8 @@ class Program:
             self._latest = variant
         return variant
 
-    def _signature(self, inputs: Sequence[Any]) -> Hashable:
-        dims = dynamic_dims(self.model, inputs, self.dynamic) if self.model else ()
+    @staticmethod
+    def _signature(inputs: Sequence[Any], dims: tuple) -> Hashable:
         signature = []
         for position, value in enumerate(inputs):
             if isinstance(value, torch.Tensor):

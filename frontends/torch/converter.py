@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 from xdsl.dialects import func
-from xdsl.dialects.builtin import FileLineColLoc, IntAttr, ModuleOp, StringAttr
+from xdsl.dialects.builtin import FileLineColLoc, IntAttr, ModuleOp, StringAttr, UnitAttr
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
 from frontends.torch import calls, expressions, operators, sources, statements
@@ -66,6 +66,8 @@ class Converter:
         self.imports: dict[Hashable, func.FuncOp] = {}
         """torch-mlir imports by `structure_key`: a stretch that repeats another's structure
         (a block of a deep network) reuses its import instead of another torch.export."""
+        self.checks_size_one = False
+        """Whether an imported stretch asserts that a dynamic size is not 1."""
         self.block = Block()
         self.entry_block = self.block
         self.stretch = Stretch()
@@ -151,6 +153,8 @@ class Converter:
             function.attributes[dy.UPDATED_INPUTS_ATTR] = StringAttr(json.dumps(updated))
         if appended:
             function.attributes[dy.APPENDED_ATTRIBUTES_ATTR] = StringAttr(json.dumps(appended))
+        if self.checks_size_one:
+            function.attributes[dy.SIZE_ONE_CHECKS_ATTR] = UnitAttr()
         function.location = self.location(source.node)
         module = ModuleOp([function])
         module.attributes[dy.PARAMS_FILE_ATTR] = StringAttr(params_file)

@@ -104,3 +104,36 @@ def drop_storage_offset_checks(program: torch.export.ExportedProgram) -> None:
             if not node.users:
                 graph.erase_node(node)
     program.graph_module.recompile()
+
+
+_NEGATED_COMPARISONS = {
+    operator.eq: operator.ne,
+    operator.ne: operator.eq,
+    operator.lt: operator.ge,
+    operator.le: operator.gt,
+    operator.gt: operator.le,
+    operator.ge: operator.lt,
+}
+
+
+def negations_as_comparisons(program: torch.export.ExportedProgram) -> None:
+    """Rewrites `torch.sym_not(a == b)` as `a != b` (and so on for every comparison).
+
+    torch.export spells the run-time assertion of `torch._check(n != 1)` on a data-dependent
+    size with `sym_not`, which torch-mlir cannot import; the comparisons it can."""
+    graph = program.graph_module.graph
+    for negation in list(graph.find_nodes(op="call_function", target=torch.sym_not)):
+        (comparison,) = negation.args
+        if not isinstance(comparison, torch.fx.Node):
+            continue
+        negated = _NEGATED_COMPARISONS.get(comparison.target)
+        if negated is None:
+            continue
+        with graph.inserting_before(negation):
+            replacement = graph.call_function(negated, comparison.args)
+        replacement.meta = dict(negation.meta)
+        negation.replace_all_uses_with(replacement)
+        graph.erase_node(negation)
+        if not comparison.users:
+            graph.erase_node(comparison)
+    program.graph_module.recompile()

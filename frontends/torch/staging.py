@@ -66,6 +66,8 @@ def flush(cx: Converter) -> None:
             ) from None
         if key is not None:
             cx.imports[key] = imported
+    if dy.SIZE_ONE_CHECKS_ATTR in imported.attributes:
+        cx.checks_size_one = True
     # splice() consumes the body: a memoised import is spliced as a copy.
     function = imported.clone() if key is not None else imported
     arguments = [live_in.value for live_in in stretch.live_ins]

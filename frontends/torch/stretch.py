@@ -33,7 +33,7 @@ from torch import nn
 from torch.export import Dim
 from torch.nn.utils.stateless import _reparametrize_module
 from xdsl.dialects import func
-from xdsl.dialects.builtin import FileLineColLoc, ModuleOp
+from xdsl.dialects.builtin import FileLineColLoc, ModuleOp, UnitAttr
 from xdsl.ir import Block, SSAValue
 from xdsl.utils.exceptions import ParseError, VerifyException
 
@@ -42,9 +42,19 @@ from frontends.torch.decompositions import (
     BACKEND_LEGAL_OPS,
     decomposition_table,
     drop_storage_offset_checks,
+    negations_as_comparisons,
 )
 from frontends.torch.errors import first_line
+from frontends.torch.size_checks import (
+    SizeCheck,
+    SizeCheckError,
+    SqueezedSizes,
+    add_size_checks,
+    explain_squeeze_assertions,
+    squeezed_input_checks,
+)
 from frontends.torch.values import StagedTensor
+from ir.dy import SIZE_ONE_CHECKS_ATTR
 from ir.parser import MLIRParser
 from ir.program import ProgramContext
 from ir.torch import DYNAMIC_DIM, ValueTensorType
@@ -258,7 +268,19 @@ def _export_example(live_in: LiveIn, widen_ones: bool) -> torch.Tensor:
     if not degenerate:
         return example
     shape = [2 if d in degenerate else size for d, size in enumerate(example.shape)]
-    return torch.zeros(shape, dtype=example.dtype)
+    return _zeros_laid_out_as(example, shape)
+
+
+def _zeros_laid_out_as(example: torch.Tensor, shape: list[int]) -> torch.Tensor:
+    """Zeros of `shape` whose dimensions lie in memory in the order of `example`'s (a
+    permuted example stays permuted), so a `view` the layout forbids fails in the trace as
+    it does in eager; broadcast (stride-0) dimensions stay broadcast."""
+    order = sorted(range(example.dim()), key=lambda d: -example.stride(d))
+    broadcast = [d for d in range(example.dim()) if example.stride(d) == 0 and shape[d] > 1]
+    dense = [1 if d in broadcast else shape[d] for d in range(example.dim())]
+    base = torch.zeros([dense[d] for d in order], dtype=example.dtype)
+    laid_out = base.permute([order.index(d) for d in range(example.dim())])
+    return laid_out.expand(shape) if broadcast else laid_out
 
 
 def import_stretch(stretch: Stretch, outputs: list[Ref]) -> func.FuncOp:
@@ -266,19 +288,30 @@ def import_stretch(stretch: Stretch, outputs: list[Ref]) -> func.FuncOp:
 
     Live-ins with `?` dimensions are exported with those dimensions dynamic, each its own
     symbol (no duck sizing: two sizes equal on the example need not be equal at run time)
-    and without specialising sizes 0 and 1, so the import holds for every size. Dynamic
-    sizes of 1 are traced at 2 first; a stretch whose trace needs them to be 1 (a dynamic
-    batch checked against a static batch of one) is traced at its example's sizes."""
+    and without specialising sizes 0 and 1, so the import holds for every size, except
+    where `size_checks` asserts it does not (a squeeze of a dynamic size). Dynamic sizes of
+    1 are traced at 2 first; a stretch whose trace needs them to be 1 (a dynamic batch
+    checked against a static batch of one) is traced at its example's sizes and asserts
+    that they are 1. The function carries `SIZE_ONE_CHECKS_ATTR` when it asserts a size is
+    not 1."""
     try:
         return _import_stretch(stretch, outputs, widen_ones=True)
-    except ImportFailure:
-        if not any(
-            live_in.example.shape[d] == 1
-            for live_in in stretch.live_ins
+    except ImportFailure as error:
+        ones = [
+            SizeCheck(index, d, True, f"at other sizes its trace fails: {error}")
+            for index, live_in in enumerate(stretch.live_ins)
             for d in live_in.dynamic_dims
-        ):
+            if live_in.example.shape[d] == 1
+        ]
+        if not ones:
             raise
-        return _import_stretch(stretch, outputs, widen_ones=False)
+        function = _import_stretch(stretch, outputs, widen_ones=False)
+        if SIZE_ONE_CHECKS_ATTR in function.attributes:
+            raise ImportFailure(
+                "it squeezes a dynamic size that its trace also needs to be 1"
+            ) from None
+        add_size_checks(function, ones)
+        return function
 
 
 def _import_stretch(stretch: Stretch, outputs: list[Ref], widen_ones: bool) -> func.FuncOp:
@@ -293,15 +326,21 @@ def _import_stretch(stretch: Stretch, outputs: list[Ref], widen_ones: bool) -> f
         {d: Dim.AUTO for d in live_in.dynamic_dims} or None for live_in in stretch.live_ins
     )
     symbolic = any(dynamic_shapes)
+    squeezed = SqueezedSizes()
     try:
         with redirect_stderr(io.StringIO()), _dynamic_export(symbolic):
-            program = torch.export.export(
-                _Replay(stretch, outputs),
-                tuple(examples),
-                dynamic_shapes=(dynamic_shapes,) if symbolic else None,
-                strict=False,
-            ).run_decompositions(decomposition_table())
+            with squeezed:
+                program = torch.export.export(
+                    _Replay(stretch, outputs),
+                    tuple(examples),
+                    dynamic_shapes=(dynamic_shapes,) if symbolic else None,
+                    strict=False,
+                )
+            checks = squeezed_input_checks(program, squeezed)
+            program = program.run_decompositions(decomposition_table())
             drop_storage_offset_checks(program)
+            negations_as_comparisons(program)
+            explain_squeeze_assertions(program)
             imported = torch_mlir.fx.export_and_import(
                 program,
                 output_type="torch",
@@ -309,6 +348,8 @@ def _import_stretch(stretch: Stretch, outputs: list[Ref], widen_ones: bool) -> f
                 decomposition_table={},
                 backend_legal_ops=BACKEND_LEGAL_OPS,
             )
+    except SizeCheckError as error:
+        raise ImportFailure(str(error)) from None
     except Exception as error:  # noqa: BLE001 - torch.export and the importer raise many types
         raise ImportFailure(first_line(error)) from None
     text = _RESOURCES.sub("", imported.operation.get_asm(print_generic_op_form=True))
@@ -322,6 +363,9 @@ def _import_stretch(stretch: Stretch, outputs: list[Ref], widen_ones: bool) -> f
         raise ImportFailure(f"its torch-mlir output does not parse: {first_line(error)}") from None
     assert isinstance(module, ModuleOp)
     function = next(op for op in module.ops if isinstance(op, func.FuncOp))
+    if checks:
+        add_size_checks(function, checks)
+        function.attributes[SIZE_ONE_CHECKS_ATTR] = UnitAttr()
     return function
 
 

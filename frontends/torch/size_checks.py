@@ -1,0 +1,168 @@
+"""Run-time checks that keep a trace with symbolic sizes true at the sizes it assumed.
+
+torch.export traces a stretch whose live-ins have `?` dimensions with those sizes symbolic
+and size-oblivious (see `stretch._dynamic_export`): a test `size == 1` is decided false.
+For almost every op that is what eager does at any size. `squeeze` is the exception: eager
+drops a dimension of size 1, the trace keeps it, so at size 1 the compiled program would
+return a tensor of another rank where eager returns the squeezed one. While a stretch is
+traced, `SqueezedSizes` sees every symbolic size a squeeze reads:
+
+- a size computed from data (`nonzero`'s count, unbacked) gets `torch._check(size != 1)`,
+  which torch.export keeps as a run-time assertion in the graph;
+- a size of a live-in (backed) is returned as `(live-in, dimension)`, and `add_size_checks`
+  asserts it at the top of the imported function. A caller that can recompile
+  (`frontends.torch.compile`) gives inputs with such a size of 1 a specialisation of their
+  own (`dy.SIZE_ONE_CHECKS_ATTR`), as torch.compile specialises sizes 0 and 1;
+- a size computed from live-in sizes (`2*s0`) is accepted when no small sizes make it 1,
+  refused otherwise.
+
+The other check is the reverse one: a stretch that only traces with a size of 1 (a dynamic
+batch checked against a static batch of one) holds only there, so it asserts that size is 1.
+A failed assertion is a located run-time error (with the LLVM backend, after the eager rerun
+of the sub-graph), never a value of the wrong shape.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
+from torch.overrides import TorchFunctionMode
+from xdsl.dialects import func
+from xdsl.dialects.builtin import StringAttr
+
+from ir.torch import BoolType, IntType
+from ir.torch_build import TorchBuilder
+
+_SQUEEZES = (torch.squeeze, torch.Tensor.squeeze, torch.Tensor.squeeze_)
+
+
+class SizeCheckError(Exception):
+    """A squeeze reads a size that may be 1 at run time and cannot be checked."""
+
+
+@dataclass(frozen=True)
+class SizeCheck:
+    """Dimension `dim` of argument `argument` must be 1 (`equals_one`) or must not be."""
+
+    argument: int
+    dim: int
+    equals_one: bool
+    reason: str
+
+
+class SqueezedSizes(TorchFunctionMode):
+    """Active while torch.export traces a stretch; collects the symbolic sizes squeezed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.symbols: dict[Any, str] = {}
+
+    def __torch_function__(self, function, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if function in _SQUEEZES and args and isinstance(args[0], torch.Tensor):
+            dims = args[1] if len(args) > 1 else kwargs.get("dim")
+            self._check(args[0], dims)
+        return function(*args, **kwargs)
+
+    def _check(self, tensor: torch.Tensor, dims: Any) -> None:
+        rank = tensor.dim()
+        if dims is None:
+            dims = range(rank)
+        elif isinstance(dims, int):
+            dims = [dims]
+        for dim in dims:
+            if rank == 0 or not isinstance(dim, int):
+                continue
+            size = tensor.shape[dim % rank]
+            if not isinstance(size, torch.SymInt):
+                continue
+            reason = "a squeeze of it, which eager drops where its size is 1"
+            if free_unbacked_symbols(size):
+                torch._check(size != 1, lambda reason=reason: reason)
+                continue
+            expression = size.node.expr
+            if expression.is_Symbol:
+                self.symbols.setdefault(expression, reason)
+            elif _may_be_one(expression):
+                raise SizeCheckError(
+                    f"squeeze of a dimension of size {size}, which is 1 at some sizes of "
+                    "its inputs; squeeze a dimension whose size is static, or reshape"
+                )
+
+
+def _may_be_one(expression: Any) -> bool:
+    """Whether some small sizes (0 to 4) of its symbols make `expression` 1."""
+    symbols = sorted(expression.free_symbols, key=str)[:3]
+    for values in itertools.product(range(5), repeat=len(symbols)):
+        if expression.subs(dict(zip(symbols, values))) == 1:
+            return True
+    return False
+
+
+def squeezed_input_checks(
+    program: torch.export.ExportedProgram, squeezed: SqueezedSizes
+) -> list[SizeCheck]:
+    """`SizeCheck`s (must not be 1) for the input dimensions whose symbols were squeezed."""
+    checks = []
+    found = set()
+    placeholders = [node for node in program.graph.nodes if node.op == "placeholder"]
+    for argument, node in enumerate(placeholders):
+        value = node.meta.get("val")
+        if not isinstance(value, torch.Tensor):
+            continue
+        for dim, size in enumerate(value.shape):
+            if isinstance(size, torch.SymInt) and size.node.expr in squeezed.symbols:
+                found.add(size.node.expr)
+                checks.append(SizeCheck(argument, dim, False, squeezed.symbols[size.node.expr]))
+    missing = set(squeezed.symbols) - found
+    if missing:
+        raise SizeCheckError(f"squeeze of a size ({sorted(map(str, missing))[0]}) of no input")
+    return checks
+
+
+_DATA_SIZE_NOT_ONE = re.compile(r"expression Ne\(u\d+, 1\)")
+
+SQUEEZED_DATA_SIZE = (
+    "a size computed from data is 1 where the program squeezes that dimension: eager drops "
+    "it, and the compiled program, whose ranks do not depend on data, holds only for other "
+    "sizes"
+)
+
+
+def explain_squeeze_assertions(program: torch.export.ExportedProgram) -> None:
+    """Gives torch.export's assertions that a data-dependent size is not 1 (which only the
+    squeeze checks make) a message that says why."""
+    graph = program.graph_module.graph
+    for check in graph.find_nodes(op="call_function", target=torch.ops.aten._assert_scalar.default):
+        if len(check.args) > 1 and _DATA_SIZE_NOT_ONE.search(str(check.args[1])):
+            check.args = (check.args[0], SQUEEZED_DATA_SIZE)
+    program.graph_module.recompile()
+
+
+def add_size_checks(function: func.FuncOp, checks: Sequence[SizeCheck]) -> None:
+    """Asserts each check at the top of `function` (`torch.aten.size.int`, a comparison
+    with 1, `torch.runtime.assert`)."""
+    block = function.body.block
+    anchor = block.first_op
+    assert anchor is not None
+    builder = TorchBuilder(lambda op: block.insert_op_before(op, anchor), anchor.location)
+    for check in checks:
+        size = builder.op(
+            "torch.aten.size.int", [block.args[check.argument], builder.int(check.dim)], IntType()
+        )
+        comparison = "torch.aten.eq.int" if check.equals_one else "torch.aten.ne.int"
+        holds = builder.op(comparison, [size, builder.int(1)], BoolType())
+        builder.op(
+            "torch.runtime.assert", [holds], None, {"message": StringAttr(_message(check))}
+        )
+
+
+def _message(check: SizeCheck) -> str:
+    wanted = "1" if check.equals_one else "other than 1"
+    return f"this code was compiled for a run-time size of {wanted} here ({check.reason})"

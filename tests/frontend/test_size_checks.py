@@ -1,0 +1,130 @@
+"""Dynamic sizes the trace decided about: a squeeze of a dimension whose size may be 1, and
+code that only holds where a dynamic size is 1 (`frontends.torch.size_checks`)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import frontends.torch as ft
+from frontends.torch.api import convert
+from tests.frontend.conftest import BACKENDS
+
+backends = pytest.mark.parametrize("backend", BACKENDS)
+
+
+class GateMasks(nn.Module):
+    """SkipNet's feed-forward gates: `masks.append(mask.squeeze())` on a [batch, 1, 1, 1]."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = nn.Conv2d(4, 1, 1)
+
+    def forward(self, x):
+        masks = []
+        for _ in range(2):
+            mask = (torch.sigmoid(self.gate(x).mean((2, 3), keepdim=True)) > 0.5).float()
+            masks.append(mask.squeeze())
+            x = x * mask + torch.tanh(x) * (1 - mask)
+        return x, masks
+
+
+def _agree(program, model, x):
+    with torch.no_grad():
+        expected = model(x)
+        got = program(x)
+    torch.testing.assert_close(got[0], expected[0])
+    assert [m.shape for m in got[1]] == [m.shape for m in expected[1]]
+    for a, b in zip(got[1], expected[1]):
+        torch.testing.assert_close(a, b)
+
+
+@backends
+def test_a_squeezed_dynamic_batch_gives_eager_ranks_at_batch_one(backend):
+    model = GateMasks().eval()
+    torch.manual_seed(0)
+    program = ft.compile(
+        model, (torch.randn(1, 4, 3, 3),), backend=backend, cache_dir=None, dynamic=True
+    )
+    for batch in (1, 3, 1, 8, 2):
+        _agree(program, model, torch.randn(batch, 4, 3, 3) * 3)
+    # batch 1 has its own specialisation (a static size of 1), every other batch shares one
+    assert program.specializations == 2
+
+
+def test_a_squeezed_dynamic_batch_is_asserted_in_the_ir():
+    conversion = convert(GateMasks().eval(), (torch.randn(3, 4, 3, 3),), dynamic=True)
+    text = conversion.ir
+    assert "dy.size_one_checks" in text
+    assert '"torch.aten.ne.int"' in text and '"torch.runtime.assert"' in text
+
+
+class SqueezeSelected(nn.Module):
+    def forward(self, x):
+        rows = x[x.sum(1) > 0]
+        return rows.squeeze(0) * 2
+
+
+@backends
+def test_a_squeezed_data_dependent_size_of_one_raises_located_otherwise_agrees(backend):
+    model = SqueezeSelected().eval()
+    program = ft.compile(model, (torch.randn(4, 3),), backend=backend, cache_dir=None)
+    for rows in (0, 2, 3):
+        x = -torch.ones(4, 3)
+        x[:rows] = 1.0
+        torch.testing.assert_close(program(x), model(x))
+    x = -torch.ones(4, 3)
+    x[2] = 1.0
+    assert model(x).shape == (3,)
+    with pytest.raises(Exception, match=r"test_size_checks\.py:\d+:\d+: .*squeezes") as raised:
+        program(x)
+    assert "\n" not in str(raised.value).strip()
+
+
+class PermutedView(nn.Module):
+    """`encoder_out.view(1, -1, dim)` of a permuted feature map (a captioner's encoder):
+    eager can view it only at batch 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        features = self.conv(x).permute(0, 2, 3, 1)
+        features = features.view(1, -1, features.size(-1))
+        return features.mean(1)
+
+
+@backends
+def test_a_view_only_a_batch_of_one_allows_raises_at_other_batches_as_eager(backend):
+    model = PermutedView().eval()
+    program = ft.compile(
+        model, (torch.randn(1, 3, 5, 5),), backend=backend, cache_dir=None, dynamic=True
+    )
+    x = torch.randn(1, 3, 5, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(program(x), model(x))
+        with pytest.raises(RuntimeError, match="view size is not compatible"):
+            model(torch.randn(3, 3, 5, 5))
+        with pytest.raises(Exception, match=r"test_size_checks\.py:\d+:\d+: .*Cannot view") as raised:
+            program(torch.randn(3, 3, 5, 5))
+    assert "\n" not in str(raised.value).strip()
+
+
+class ContiguousView(nn.Module):
+    def forward(self, x):
+        y = torch.relu(x).permute(0, 2, 1).contiguous()
+        return y.view(y.size(0), -1).sum(1)
+
+
+@backends
+def test_a_view_of_a_contiguous_copy_serves_every_batch(backend):
+    model = ContiguousView().eval()
+    program = ft.compile(
+        model, (torch.randn(1, 3, 4),), backend=backend, cache_dir=None, dynamic=True
+    )
+    for batch in (1, 2, 5):
+        x = torch.randn(batch, 3, 4)
+        torch.testing.assert_close(program(x), model(x))
+    assert program.specializations == 1
