@@ -36,6 +36,7 @@ from . import (
     threads,
     tm_tensor_buffers,
     unsupported,
+    view_checks,
 )
 from .engine import Signature, TensorSpec
 from .errors import LoweringError, lowering_error, run_pipeline
@@ -344,6 +345,7 @@ def lower_to_llvm(
     unsupported.reject(function)
     drop_symbolic_shape_annotations(module)
     checks_indices = index_bounds.guard(function)
+    view_checks.guard(function)
     broadcast_sizes.mark_program_maxima(module)
     fused_multiply_add.mark(module)
     run_pipeline(module, TORCH_TO_TMTENSOR, "torch to linalg-on-tensors")

@@ -115,7 +115,8 @@ def _reads_data(prelude) -> bool:
 
 
 def _is_trivial(prelude) -> bool:
-    """No dynamic size and every assertion folded to true: the answer is a constant 0."""
+    """Every assertion folded to true: the answer is a constant 0. (A dynamic size that
+    folds to 0, an empty placeholder cast to `?`, still needs the prelude to say so.)"""
     block = prelude.regions[0].blocks[0]
     terminator = block.operations[len(block.operations) - 1].operation
     owner = terminator.operands[0].owner
@@ -161,7 +162,7 @@ def _build(module: ir.Module, function, outputs: list[engine.TensorSpec]) -> eng
     scratch.body.append(prelude)
     run_pipeline(scratch, SIMPLIFY, "prelude simplification")
     prelude = scratch.body.operations[0]
-    if _is_trivial(prelude):
+    if not dims and _is_trivial(prelude):
         return None
     reads_data = _reads_data(prelude)
     prelude.operation.detach_from_parent()

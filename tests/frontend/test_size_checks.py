@@ -128,3 +128,33 @@ def test_a_view_of_a_contiguous_copy_serves_every_batch(backend):
         x = torch.randn(batch, 3, 4)
         torch.testing.assert_close(program(x), model(x))
     assert program.specializations == 1
+
+
+class KeptRowsAsPairs(nn.Module):
+    """Two returns of different structure (the program's results hold an empty placeholder
+    for the one not taken) and a `view` with an inferred size of kept rows."""
+
+    def forward(self, x):
+        keep = x[x[:, 0] > 0]
+        pairs = keep.view(keep.size(0), -1, 2)
+        if pairs.sum() > 0:
+            return pairs.sum(1)
+        return pairs, keep.size(0)
+
+
+@backends
+def test_an_inferred_size_of_an_empty_selection_raises_as_eager(backend):
+    model = KeptRowsAsPairs().eval()
+    program = ft.compile(model, (torch.randn(6, 4),), backend=backend, cache_dir=None)
+    torch.manual_seed(1)
+    for x in (torch.randn(6, 4).abs(), -torch.randn(6, 4).abs(), torch.randn(6, 4)):
+        x[0, 0] = 1.0
+        expected, got = model(x), program(x)
+        assert type(got) is type(expected)
+        torch.testing.assert_close(got, expected)
+    empty = -torch.ones(6, 4)
+    with pytest.raises(RuntimeError, match="ambiguous"):
+        model(empty)
+    with pytest.raises(Exception, match=r"test_size_checks\.py:\d+:\d+: .*ambiguous") as raised:
+        program(empty)
+    assert "\n" not in str(raised.value).strip()
