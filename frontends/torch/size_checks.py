@@ -10,29 +10,35 @@ traced, `SqueezedSizes` sees every symbolic size a squeeze reads:
 - a size computed from data (`nonzero`'s count, unbacked) gets `torch._check(size != 1)`,
   which torch.export keeps as a run-time assertion in the graph;
 - a size of a live-in (backed) is returned as `(live-in, dimension)`, and `add_size_checks`
-  asserts it at the top of the imported function. A caller that can recompile
-  (`frontends.torch.compile`) gives inputs with such a size of 1 a specialisation of their
-  own (`dy.SIZE_ONE_CHECKS_ATTR`), as torch.compile specialises sizes 0 and 1;
+  asserts it at the top of the imported function. `frontends.torch.compile` gives inputs
+  with such a size of 1 a specialisation of their own (`dy.SIZE_ONE_CHECKS_ATTR`), as
+  torch.compile specialises sizes 0 and 1;
 - a size computed from live-in sizes (`2*s0`) is accepted when no small sizes make it 1,
   refused otherwise.
 
-The other check is the reverse one: a stretch that only traces with a size of 1 (a dynamic
-batch checked against a static batch of one) holds only there, so it asserts that size is 1.
-A failed assertion is a located run-time error (with the LLVM backend, after the eager rerun
+Where the trace needed an input size in a range (`x[1]` needs at least 2 rows, `narrow(1,
+1, 2)` at least 3 columns), torch.export records the range (`range_constraints`), and the
+range is asserted too: torch.export's decompositions lower `x[1]` to a slice, which would
+otherwise clamp silently. And a stretch that only traces with a size of 1 (a dynamic batch
+checked against a static batch of one) holds only there, so it asserts that size is 1.
+A caller that can recompile gives an input size of 1 its own specialisation wherever some
+check fails at 1. A failed assertion is a located run-time error (with the LLVM backend, after the eager rerun
 of the sub-graph), never a value of the wrong shape.
 """
 
 from __future__ import annotations
 
 import itertools
+import operator
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
 from torch.overrides import TorchFunctionMode
+from torch.utils._sympy.numbers import int_oo
 from xdsl.dialects import func
 from xdsl.dialects.builtin import StringAttr
 
@@ -48,12 +54,18 @@ class SizeCheckError(Exception):
 
 @dataclass(frozen=True)
 class SizeCheck:
-    """Dimension `dim` of argument `argument` must be 1 (`equals_one`) or must not be."""
+    """Dimension `dim` of argument `argument` must be `relation` (`eq`, `ne`, `ge`, `le`)
+    `bound`; `wanted` says so in words."""
 
     argument: int
     dim: int
-    equals_one: bool
+    relation: str
+    bound: int
+    wanted: str
     reason: str
+
+    def holds(self, size: int) -> bool:
+        return getattr(operator, self.relation)(size, self.bound)
 
 
 class SqueezedSizes(TorchFunctionMode):
@@ -105,25 +117,55 @@ def _may_be_one(expression: Any) -> bool:
     return False
 
 
-def squeezed_input_checks(
-    program: torch.export.ExportedProgram, squeezed: SqueezedSizes
-) -> list[SizeCheck]:
-    """`SizeCheck`s (must not be 1) for the input dimensions whose symbols were squeezed."""
-    checks = []
-    found = set()
+def is_one(argument: int, dim: int, reason: str) -> SizeCheck:
+    return SizeCheck(argument, dim, "eq", 1, "1", reason)
+
+
+def _input_sizes(program: torch.export.ExportedProgram) -> Iterator[tuple[int, int, Any]]:
+    """(argument, dim, symbol) of every symbolic size of the program's inputs."""
     placeholders = [node for node in program.graph.nodes if node.op == "placeholder"]
     for argument, node in enumerate(placeholders):
         value = node.meta.get("val")
-        if not isinstance(value, torch.Tensor):
+        if isinstance(value, torch.Tensor):
+            for dim, size in enumerate(value.shape):
+                if isinstance(size, torch.SymInt) and size.node.expr.is_Symbol:
+                    yield argument, dim, size.node.expr
+
+
+def input_checks(
+    program: torch.export.ExportedProgram, squeezed: SqueezedSizes
+) -> list[SizeCheck]:
+    """The `SizeCheck`s of the input sizes: not 1 where a squeeze read them, and within the
+    range the trace refined (an index, `narrow` or slice that needs the size to be at
+    least so large: torch.export records the trace's guards on input sizes as ranges)."""
+    checks = []
+    found = set()
+    for argument, dim, symbol in _input_sizes(program):
+        if symbol in squeezed.symbols:
+            found.add(symbol)
+            reason = squeezed.symbols[symbol]
+            checks.append(SizeCheck(argument, dim, "ne", 1, "other than 1", reason))
+        limits = program.range_constraints.get(symbol)
+        if limits is None:
             continue
-        for dim, size in enumerate(value.shape):
-            if isinstance(size, torch.SymInt) and size.node.expr in squeezed.symbols:
-                found.add(size.node.expr)
-                checks.append(SizeCheck(argument, dim, False, squeezed.symbols[size.node.expr]))
+        low, high = limits.lower, limits.upper
+        bounded = high != int_oo and int(high) < _NO_LIMIT
+        wanted = f"{low}..{high}" if bounded else f"at least {low}"
+        if low > 0:
+            checks.append(SizeCheck(argument, dim, "ge", int(low), wanted, _TRACED_RANGE))
+        if bounded:
+            checks.append(SizeCheck(argument, dim, "le", int(high), wanted, _TRACED_RANGE))
     missing = set(squeezed.symbols) - found
     if missing:
         raise SizeCheckError(f"squeeze of a size ({sorted(map(str, missing))[0]}) of no input")
     return checks
+
+
+_NO_LIMIT = 2**62
+_TRACED_RANGE = (
+    "the trace needs it, e.g. for an index, a narrow or a slice: eager raises at other "
+    "sizes, or computes something the trace did not"
+)
 
 
 _DATA_SIZE_NOT_ONE = re.compile(r"expression Ne\(u\d+, 1\)")
@@ -146,8 +188,8 @@ def explain_squeeze_assertions(program: torch.export.ExportedProgram) -> None:
 
 
 def add_size_checks(function: func.FuncOp, checks: Sequence[SizeCheck]) -> None:
-    """Asserts each check at the top of `function` (`torch.aten.size.int`, a comparison
-    with 1, `torch.runtime.assert`)."""
+    """Asserts each check at the top of `function` (`torch.aten.size.int`, a comparison,
+    `torch.runtime.assert`)."""
     block = function.body.block
     anchor = block.first_op
     assert anchor is not None
@@ -156,13 +198,13 @@ def add_size_checks(function: func.FuncOp, checks: Sequence[SizeCheck]) -> None:
         size = builder.op(
             "torch.aten.size.int", [block.args[check.argument], builder.int(check.dim)], IntType()
         )
-        comparison = "torch.aten.eq.int" if check.equals_one else "torch.aten.ne.int"
-        holds = builder.op(comparison, [size, builder.int(1)], BoolType())
+        holds = builder.op(
+            f"torch.aten.{check.relation}.int", [size, builder.int(check.bound)], BoolType()
+        )
         builder.op(
             "torch.runtime.assert", [holds], None, {"message": StringAttr(_message(check))}
         )
 
 
 def _message(check: SizeCheck) -> str:
-    wanted = "1" if check.equals_one else "other than 1"
-    return f"this code was compiled for a run-time size of {wanted} here ({check.reason})"
+    return f"this code was compiled for a run-time size of {check.wanted} here ({check.reason})"

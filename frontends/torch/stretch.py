@@ -46,12 +46,12 @@ from frontends.torch.decompositions import (
 )
 from frontends.torch.errors import first_line
 from frontends.torch.size_checks import (
-    SizeCheck,
     SizeCheckError,
     SqueezedSizes,
     add_size_checks,
     explain_squeeze_assertions,
-    squeezed_input_checks,
+    input_checks,
+    is_one,
 )
 from frontends.torch.values import StagedTensor
 from ir.dy import SIZE_ONE_CHECKS_ATTR
@@ -298,7 +298,7 @@ def import_stretch(stretch: Stretch, outputs: list[Ref]) -> func.FuncOp:
         return _import_stretch(stretch, outputs, widen_ones=True)
     except ImportFailure as error:
         ones = [
-            SizeCheck(index, d, True, f"at other sizes its trace fails: {error}")
+            is_one(index, d, f"at other sizes its trace fails: {error}")
             for index, live_in in enumerate(stretch.live_ins)
             for d in live_in.dynamic_dims
             if live_in.example.shape[d] == 1
@@ -336,7 +336,7 @@ def _import_stretch(stretch: Stretch, outputs: list[Ref], widen_ones: bool) -> f
                     dynamic_shapes=(dynamic_shapes,) if symbolic else None,
                     strict=False,
                 )
-            checks = squeezed_input_checks(program, squeezed)
+            checks = input_checks(program, squeezed)
             program = program.run_decompositions(decomposition_table())
             drop_storage_offset_checks(program)
             negations_as_comparisons(program)
@@ -363,8 +363,8 @@ def _import_stretch(stretch: Stretch, outputs: list[Ref], widen_ones: bool) -> f
         raise ImportFailure(f"its torch-mlir output does not parse: {first_line(error)}") from None
     assert isinstance(module, ModuleOp)
     function = next(op for op in module.ops if isinstance(op, func.FuncOp))
-    if checks:
-        add_size_checks(function, checks)
+    add_size_checks(function, checks)
+    if any(not check.holds(1) for check in checks):
         function.attributes[SIZE_ONE_CHECKS_ATTR] = UnitAttr()
     return function
 

@@ -158,3 +158,33 @@ def test_an_inferred_size_of_an_empty_selection_raises_as_eager(backend):
     with pytest.raises(Exception, match=r"test_size_checks\.py:\d+:\d+: .*ambiguous") as raised:
         program(empty)
     assert "\n" not in str(raised.value).strip()
+
+
+class FixedPositions(nn.Module):
+    """Fixed indices and a narrow on dimensions of run-time size: eager raises where the
+    size is too small (torch.export lowers `x[1]` to a slice, which would clamp)."""
+
+    def forward(self, x):
+        second = x[1] * 2
+        before_last = x[-2] + 1
+        middle = x.narrow(1, 1, 2)
+        return second, before_last, middle
+
+
+@backends
+def test_fixed_indices_on_run_time_sizes_raise_where_eager_raises(backend):
+    model = FixedPositions().eval()
+    program = ft.compile(
+        model, (torch.randn(3, 4),), backend=backend, cache_dir=None, dynamic={0: [0, 1]}
+    )
+    for shape in ((3, 4), (2, 3), (7, 5)):
+        x = torch.randn(*shape)
+        for got, expected in zip(program(x), model(x)):
+            torch.testing.assert_close(got, expected)
+    for shape in ((1, 4), (0, 4), (4, 2), (2, 1)):
+        x = torch.randn(*shape)
+        with pytest.raises((IndexError, RuntimeError)):
+            model(x)
+        with pytest.raises(Exception, match=r"test_size_checks\.py:\d+") as raised:
+            program(x)
+        assert "\n" not in str(raised.value).strip()
