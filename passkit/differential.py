@@ -62,9 +62,18 @@ def load_model(case: GeneratedModel, directory: pathlib.Path) -> torch.nn.Module
     return module.Generated().eval()
 
 
-def sample_inputs(seed: int) -> list[tuple[torch.Tensor]]:
+DYNAMIC_BATCHES = (2, 1, 3, 5, 1, 0)
+"""Batch sizes of the inputs of a program compiled with `dynamic=True`: one compile serves
+them all, and 0 and 1 are where traced sizes go wrong."""
+
+
+def sample_inputs(seed: int, dynamic: bool = False) -> list[tuple[torch.Tensor]]:
     generator = torch.Generator().manual_seed(seed)
-    return [(torch.randn(2, 4, generator=generator) * scale,) for scale in INPUT_SCALES]
+    batches = DYNAMIC_BATCHES if dynamic else (2,) * len(INPUT_SCALES)
+    return [
+        (torch.randn(batch, 4, generator=generator) * scale,)
+        for batch, scale in zip(batches, INPUT_SCALES)
+    ]
 
 
 def difference(actual: Any, expected: Any, path: str = "result") -> str | None:
@@ -103,25 +112,38 @@ def compare(
     inputs: list[tuple[torch.Tensor]],
     backend: str,
     cache_dir: pathlib.Path | None,
+    dynamic: bool = False,
 ) -> Verdict:
-    """Compile `model` on the first inputs with `backend`, run every input both ways."""
+    """Compile `model` on the first inputs with `backend` (with `dynamic`, once for every
+    batch size), run every input both ways. Where eager raises, the program must raise."""
+    label = f"{backend}, dynamic batch" if dynamic else backend
     try:
-        program = ft.compile(model, inputs[0], backend=backend, cache_dir=cache_dir)
+        program = ft.compile(
+            model, inputs[0], backend=backend, cache_dir=cache_dir, dynamic=dynamic or None
+        )
     except ft.UnsupportedError as error:
-        return Verdict("unsupported", backend, str(error))
+        return Verdict("unsupported", label, str(error))
     except Exception as error:  # noqa: BLE001 - any other exception is a compiler bug
-        return Verdict("crash", backend, _describe(error), _origin(error))
+        return Verdict("crash", label, _describe(error), _origin(error))
     for index, sample in enumerate(inputs):
-        with torch.no_grad():
-            expected = model(*[t.clone() for t in sample])
+        try:
+            with torch.no_grad():
+                expected = model(*[t.clone() for t in sample])
+        except Exception as error:  # noqa: BLE001 - eager's own refusal of this input
+            refusal = _describe(error)
+            try:
+                program(*[t.clone() for t in sample])
+            except Exception:  # noqa: BLE001
+                continue
+            return Verdict("mismatch", label, f"input #{index}: returned where eager raises {refusal}")
         try:
             actual = program(*[t.clone() for t in sample])
         except Exception as error:  # noqa: BLE001
-            return Verdict("crash", backend, _describe(error), f"input #{index}, {_origin(error)}")
+            return Verdict("crash", label, _describe(error), f"input #{index}, {_origin(error)}")
         found = difference(actual, expected)
         if found is not None:
-            return Verdict("mismatch", backend, f"input #{index}: {found}")
-    return Verdict("agree", backend)
+            return Verdict("mismatch", label, f"input #{index}: {found}")
+    return Verdict("agree", label)
 
 
 def _describe(error: Exception) -> str:
@@ -139,15 +161,20 @@ def differential(
     directory: pathlib.Path,
     backends: tuple[str, ...] = ("interpreter", "llvm"),
     cache_dir: pathlib.Path | None = None,
+    dynamic_backends: tuple[str, ...] = (),
 ) -> list[Verdict]:
-    """The verdict of each backend on one generated model; stops at the first that does
-    not agree (a later backend would only repeat it)."""
+    """The verdict of each backend on one generated model, then of each of
+    `dynamic_backends` with the program compiled once for inputs of every batch size
+    (`DYNAMIC_BATCHES`); stops at the first that does not agree (a later backend would
+    only repeat it)."""
     model = load_model(case, directory)
-    inputs = sample_inputs(case.weight_seed)
+    runs = [(backend, False) for backend in backends]
+    runs += [(backend, True) for backend in dynamic_backends]
     verdicts = []
     try:
-        for backend in backends:
-            verdicts.append(compare(model, inputs, backend, cache_dir))
+        for backend, dynamic in runs:
+            inputs = sample_inputs(case.weight_seed, dynamic)
+            verdicts.append(compare(model, inputs, backend, cache_dir, dynamic))
             if verdicts[-1].kind != "agree":
                 break
     finally:

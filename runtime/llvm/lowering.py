@@ -27,6 +27,7 @@ from torch_mlir.dialects import torch as torch_dialect
 
 from . import (
     broadcast_sizes,
+    eager_checks,
     fused_multiply_add,
     index_bounds,
     parallel_generics,
@@ -36,7 +37,6 @@ from . import (
     threads,
     tm_tensor_buffers,
     unsupported,
-    view_checks,
 )
 from .engine import Signature, TensorSpec
 from .errors import LoweringError, lowering_error, run_pipeline
@@ -345,7 +345,7 @@ def lower_to_llvm(
     unsupported.reject(function)
     drop_symbolic_shape_annotations(module)
     checks_indices = index_bounds.guard(function)
-    view_checks.guard(function)
+    eager_checks.guard(function)
     broadcast_sizes.mark_program_maxima(module)
     fused_multiply_add.mark(module)
     run_pipeline(module, TORCH_TO_TMTENSOR, "torch to linalg-on-tensors")

@@ -1,8 +1,10 @@
 """Generated PyTorch models, differential against eager (`passkit.differential`): each
 runs eagerly and through `frontends.torch.compile` on inputs that take different paths.
 
-The default run compiles a fixed sample (derandomized, about a minute); `-m slow` runs the
-long one (`PASSKIT_FUZZ_MODELS`, default 2000; the LLVM backend on every fourth model) and
+Each model is compiled for inputs of batch 2, then once with `dynamic=True` for inputs of
+batch sizes 0 to 5 (`passkit.differential.DYNAMIC_BATCHES`). The default run compiles a
+fixed sample (derandomized, about a minute); `-m slow` runs the long one
+(`PASSKIT_FUZZ_MODELS`, default 2000; the LLVM backend on every fourth model) and
 writes every failing model to `PASSKIT_FUZZ_OUT` (default: a pytest temporary directory).
 A model that fails with a known frontend bug (`KNOWN_FRONTEND_ERRORS`) is counted, not
 failed; an `UnsupportedError` is counted too (a person decides whether docs/frontend.md
@@ -57,7 +59,7 @@ def run_models(
         seen.add(case.source)
         counts["models"] += 1
         backends = ("interpreter", "llvm") if len(seen) % LLVM_EVERY == 1 else ("interpreter",)
-        verdicts = differential(case, workdir, backends, cache)
+        verdicts = differential(case, workdir, backends, cache, dynamic_backends=backends)
         for verdict in verdicts:
             counts[(verdict.backend, classify(verdict))] += 1
         last = verdicts[-1]

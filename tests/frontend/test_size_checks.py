@@ -188,3 +188,39 @@ def test_fixed_indices_on_run_time_sizes_raise_where_eager_raises(backend):
         with pytest.raises(Exception, match=r"test_size_checks\.py:\d+") as raised:
             program(x)
         assert "\n" not in str(raised.value).strip()
+
+
+class Extremes(nn.Module):
+    """Reductions without identity of a run-time-sized tensor: eager raises when it is
+    empty (torch-mlir's lowering returned the initial value, `-inf` for `max()`)."""
+
+    def __init__(self, which: str):
+        super().__init__()
+        self.which = which
+
+    def forward(self, x):
+        if self.which == "max":
+            return x.max() * 2
+        if self.which == "amin":
+            return torch.amin(x, dim=0) + 1
+        if self.which == "max_dim":
+            return x.max(dim=0).values - 1
+        return x.argmax(dim=0)
+
+
+@backends
+@pytest.mark.parametrize("which", ["max", "amin", "max_dim", "argmax"])
+def test_reductions_without_identity_of_an_empty_batch_raise_as_eager(backend, which):
+    model = Extremes(which).eval()
+    program = ft.compile(
+        model, (torch.randn(3, 4),), backend=backend, cache_dir=None, dynamic=True
+    )
+    for batch in (3, 1, 6):
+        x = torch.randn(batch, 4)
+        torch.testing.assert_close(program(x), model(x))
+    empty = torch.randn(0, 4)
+    with pytest.raises((IndexError, RuntimeError)):
+        model(empty)
+    with pytest.raises(Exception, match=r"test_size_checks\.py:\d+") as raised:
+        program(empty)
+    assert "\n" not in str(raised.value).strip()
