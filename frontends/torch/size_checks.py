@@ -117,36 +117,51 @@ def _may_be_one(expression: Any) -> bool:
     return False
 
 
-def is_one(argument: int, dim: int, reason: str) -> SizeCheck:
-    return SizeCheck(argument, dim, "eq", 1, "1", reason)
+@dataclass(frozen=True)
+class OnesTrace:
+    """A stretch traced at its example's size 1 in `dims` ((argument, dim) pairs) because
+    its trace at 2 failed with `failure`."""
+
+    dims: list[tuple[int, int]]
+    failure: str
 
 
 def _input_sizes(program: torch.export.ExportedProgram) -> Iterator[tuple[int, int, Any]]:
-    """(argument, dim, symbol) of every symbolic size of the program's inputs."""
+    """(argument, dim, size) of every size of the program's inputs: a sympy symbol where
+    it is symbolic, an int where the trace specialised it."""
     placeholders = [node for node in program.graph.nodes if node.op == "placeholder"]
     for argument, node in enumerate(placeholders):
         value = node.meta.get("val")
         if isinstance(value, torch.Tensor):
             for dim, size in enumerate(value.shape):
-                if isinstance(size, torch.SymInt) and size.node.expr.is_Symbol:
-                    yield argument, dim, size.node.expr
+                yield argument, dim, size.node.expr if isinstance(size, torch.SymInt) else size
 
 
 def input_checks(
-    program: torch.export.ExportedProgram, squeezed: SqueezedSizes
+    program: torch.export.ExportedProgram,
+    squeezed: SqueezedSizes,
+    at_one: OnesTrace | None = None,
 ) -> list[SizeCheck]:
     """The `SizeCheck`s of the input sizes: not 1 where a squeeze read them, and within the
     range the trace refined (an index, `narrow` or slice that needs the size to be at
-    least so large: torch.export records the trace's guards on input sizes as ranges)."""
+    least so large: torch.export records the trace's guards on input sizes as ranges).
+    Of a trace `at_one`, a size the trace specialised to 1 or bounded above must be 1 (2,
+    the only other size it might allow, failed)."""
     checks = []
     found = set()
     for argument, dim, symbol in _input_sizes(program):
+        limits = getattr(symbol, "is_Symbol", False) and program.range_constraints.get(symbol)
+        if at_one is not None and (argument, dim) in at_one.dims:
+            if not limits or limits.upper != int_oo:
+                reason = f"at other sizes its trace fails: {at_one.failure}"
+                checks.append(SizeCheck(argument, dim, "eq", 1, "1", reason))
+        if not getattr(symbol, "is_Symbol", False):
+            continue
         if symbol in squeezed.symbols:
             found.add(symbol)
             reason = squeezed.symbols[symbol]
             checks.append(SizeCheck(argument, dim, "ne", 1, "other than 1", reason))
-        limits = program.range_constraints.get(symbol)
-        if limits is None:
+        if not limits:
             continue
         low, high = limits.lower, limits.upper
         bounded = high != int_oo and int(high) < _NO_LIMIT
@@ -158,6 +173,9 @@ def input_checks(
     missing = set(squeezed.symbols) - found
     if missing:
         raise SizeCheckError(f"squeeze of a size ({sorted(map(str, missing))[0]}) of no input")
+    pinned = {(c.argument, c.dim) for c in checks if c.relation == "eq"}
+    if any(c.relation == "ne" and (c.argument, c.dim) in pinned for c in checks):
+        raise SizeCheckError("it squeezes a dynamic size that its trace needs to be 1")
     return checks
 
 

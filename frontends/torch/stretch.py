@@ -46,12 +46,12 @@ from frontends.torch.decompositions import (
 )
 from frontends.torch.errors import first_line
 from frontends.torch.size_checks import (
+    OnesTrace,
     SizeCheckError,
     SqueezedSizes,
     add_size_checks,
     explain_squeeze_assertions,
     input_checks,
-    is_one,
 )
 from frontends.torch.values import StagedTensor
 from ir.dy import SIZE_ONE_CHECKS_ATTR
@@ -289,36 +289,32 @@ def import_stretch(stretch: Stretch, outputs: list[Ref]) -> func.FuncOp:
     Live-ins with `?` dimensions are exported with those dimensions dynamic, each its own
     symbol (no duck sizing: two sizes equal on the example need not be equal at run time)
     and without specialising sizes 0 and 1, so the import holds for every size, except
-    where `size_checks` asserts it does not (a squeeze of a dynamic size). Dynamic sizes of
-    1 are traced at 2 first; a stretch whose trace needs them to be 1 (a dynamic batch
-    checked against a static batch of one) is traced at its example's sizes and asserts
-    that they are 1. The function carries `SIZE_ONE_CHECKS_ATTR` when it asserts a size is
-    not 1."""
+    where `size_checks` asserts it does not (a squeeze of a dynamic size, a range the trace
+    needs). Dynamic sizes of 1 are traced at 2 first; a stretch that does not trace there
+    (a dynamic batch checked against a static batch of one, or two sizes whose relation
+    the widening broke) is traced at its example's sizes (`OnesTrace`). The function
+    carries `SIZE_ONE_CHECKS_ATTR` when some check fails at size 1."""
     try:
-        return _import_stretch(stretch, outputs, widen_ones=True)
+        return _import_stretch(stretch, outputs)
     except ImportFailure as error:
         ones = [
-            is_one(index, d, f"at other sizes its trace fails: {error}")
+            (index, d)
             for index, live_in in enumerate(stretch.live_ins)
             for d in live_in.dynamic_dims
             if live_in.example.shape[d] == 1
         ]
         if not ones:
             raise
-        function = _import_stretch(stretch, outputs, widen_ones=False)
-        if SIZE_ONE_CHECKS_ATTR in function.attributes:
-            raise ImportFailure(
-                "it squeezes a dynamic size that its trace also needs to be 1"
-            ) from None
-        add_size_checks(function, ones)
-        return function
+        return _import_stretch(stretch, outputs, OnesTrace(ones, str(error)))
 
 
-def _import_stretch(stretch: Stretch, outputs: list[Ref], widen_ones: bool) -> func.FuncOp:
+def _import_stretch(
+    stretch: Stretch, outputs: list[Ref], at_one: OnesTrace | None = None
+) -> func.FuncOp:
     examples = []
     seen: set[int] = set()
     for live_in in stretch.live_ins:
-        example = _export_example(live_in, widen_ones)
+        example = _export_example(live_in, widen_ones=at_one is None)
         # torch.export merges inputs that are one tensor object; ours are distinct values.
         examples.append(example.clone() if id(example) in seen else example)
         seen.add(id(example))
@@ -336,7 +332,7 @@ def _import_stretch(stretch: Stretch, outputs: list[Ref], widen_ones: bool) -> f
                     dynamic_shapes=(dynamic_shapes,) if symbolic else None,
                     strict=False,
                 )
-            checks = input_checks(program, squeezed)
+            checks = input_checks(program, squeezed, at_one)
             program = program.run_decompositions(decomposition_table())
             drop_storage_offset_checks(program)
             negations_as_comparisons(program)
