@@ -148,34 +148,36 @@ def input_checks(
     Of a trace `at_one`, a size the trace specialised to 1 or bounded above must be 1 (2,
     the only other size it might allow, failed)."""
     checks = []
-    found = set()
-    for argument, dim, symbol in _input_sizes(program):
-        limits = getattr(symbol, "is_Symbol", False) and program.range_constraints.get(symbol)
+    for argument, dim, size in _input_sizes(program):
+        symbolic = getattr(size, "is_Symbol", False)
+        limits = program.range_constraints.get(size) if symbolic else None
         if at_one is not None and (argument, dim) in at_one.dims:
-            if not limits or limits.upper != int_oo:
+            if limits is None or limits.upper != int_oo:
                 reason = f"at other sizes its trace fails: {at_one.failure}"
                 checks.append(SizeCheck(argument, dim, "eq", 1, "1", reason))
-        if not getattr(symbol, "is_Symbol", False):
-            continue
-        if symbol in squeezed.symbols:
-            found.add(symbol)
-            reason = squeezed.symbols[symbol]
+        if symbolic and size in squeezed.symbols:
+            reason = squeezed.symbols[size]
             checks.append(SizeCheck(argument, dim, "ne", 1, "other than 1", reason))
-        if not limits:
-            continue
-        low, high = limits.lower, limits.upper
-        bounded = high != int_oo and int(high) < _NO_LIMIT
-        wanted = f"{low}..{high}" if bounded else f"at least {low}"
-        if low > 0:
-            checks.append(SizeCheck(argument, dim, "ge", int(low), wanted, _TRACED_RANGE))
-        if bounded:
-            checks.append(SizeCheck(argument, dim, "le", int(high), wanted, _TRACED_RANGE))
-    missing = set(squeezed.symbols) - found
+        if limits is not None:
+            checks += _range_checks(argument, dim, limits.lower, limits.upper)
+    symbols = {size for _, _, size in _input_sizes(program)}
+    missing = set(squeezed.symbols) - symbols
     if missing:
         raise SizeCheckError(f"squeeze of a size ({sorted(map(str, missing))[0]}) of no input")
     pinned = {(c.argument, c.dim) for c in checks if c.relation == "eq"}
     if any(c.relation == "ne" and (c.argument, c.dim) in pinned for c in checks):
         raise SizeCheckError("it squeezes a dynamic size that its trace needs to be 1")
+    return checks
+
+
+def _range_checks(argument: int, dim: int, low: Any, high: Any) -> list[SizeCheck]:
+    bounded = high != int_oo and int(high) < _NO_LIMIT
+    wanted = f"{low}..{high}" if bounded else f"at least {low}"
+    checks = []
+    if low > 0:
+        checks.append(SizeCheck(argument, dim, "ge", int(low), wanted, _TRACED_RANGE))
+    if bounded:
+        checks.append(SizeCheck(argument, dim, "le", int(high), wanted, _TRACED_RANGE))
     return checks
 
 
