@@ -4,8 +4,9 @@ and our compiler, at batch 1 or on a batch axis.
 For each model it measures agreement with eager on sample inputs that take every path, cold
 compile time (empty cache) and warm compile time (cache filled) of ours, and the median
 latency of every system, timed in interleaved rounds so that machine noise hits all systems
-alike. Results go to a Markdown table (printed and written), a JSON file and a PNG chart;
-geometric means close the table.
+alike. Results go to a Markdown table (printed and written), a JSON file and PNG charts
+(`benchmarks.charts`: speed-ups per batch size, compile times); geometric means close the
+table.
 
     python -m benchmarks [--models a,b] [--inputs 20] [--rounds 5] [--out benchmarks/results]
                          [--batches 1,8,32] [--skip torchscript,torch.compile]
@@ -35,6 +36,7 @@ import torch
 from tqdm import tqdm
 
 import frontends.torch as dynn
+from benchmarks import charts
 from examples import dynn as zoo
 
 SYSTEMS = ("eager", "eager-1t", "torchscript", "torch.compile", "ours")
@@ -203,11 +205,6 @@ def benchmark_model(name: str, n_inputs: int, rounds: int, batch: int = 1,
     return result
 
 
-def _geomean(values: list[float]) -> float | None:
-    values = [v for v in values if v]
-    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
-
-
 def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
@@ -243,7 +240,7 @@ def _batch_table(results: list[ModelResult], batch: int, machine: str) -> str:
             + "".join(f"| {_fmt(r.speedup(s), '.2f')} " for s in SYSTEMS[1:])
             + "|"
         )
-    geo = {s: _geomean([r.speedup(s) for r in results]) for s in SYSTEMS[1:]}
+    geo = {s: charts.geomean([r.speedup(s) for r in results]) for s in SYSTEMS[1:]}
     lines.append(
         "| **geomean** | | | "
         + "| " * 4
@@ -254,29 +251,6 @@ def _batch_table(results: list[ModelResult], batch: int, machine: str) -> str:
     if notes:
         lines += ["", "Systems that could not run a model:", *notes]
     return "\n".join(lines) + "\n"
-
-
-def plot(results: list[ModelResult], path: pathlib.Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = [r.model if r.batch == 1 else f"{r.model} b{r.batch}" for r in results]
-    shown = SYSTEMS[1:]
-    width = 0.8 / len(shown)
-    figure, axes = plt.subplots(figsize=(max(8, len(names) * 0.9), 4.5))
-    for offset, system in enumerate(shown):
-        values = [r.speedup(system) or 0.0 for r in results]
-        positions = [i + (offset - (len(shown) - 1) / 2) * width for i in range(len(names))]
-        axes.bar(positions, values, width, label=system)
-    axes.axhline(1.0, color="black", linewidth=0.8)
-    axes.set_xticks(range(len(names)), names, rotation=40, ha="right")
-    axes.set_yscale("log")
-    axes.set_ylabel("speedup over eager (batch 1, log scale)")
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -310,7 +284,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         (out / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
     table = markdown_table(results, machine)
     (out / "results.md").write_text(table)
-    plot(results, out / "speedup.png")
+    for batch in batches:
+        charts.speedup_chart(results, batch, out / f"speedup_b{batch}.png")
+    charts.compile_chart(results, out / "compile.png")
     print(table)
 
 
