@@ -36,7 +36,7 @@ import torch
 from tqdm import tqdm
 
 import frontends.torch as dynn
-from benchmarks import charts
+from benchmarks import charts, roofline
 from examples import dynn as zoo
 
 SYSTEMS = ("eager", "eager-1t", "torchscript", "torch.compile", "ours")
@@ -57,6 +57,8 @@ class ModelResult:
     fallback_subgraphs: int | None = None
     latency_ms: dict[str, float | None] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+    gflop_per_call: float | None = None
+    peak_gflops: float | None = None
 
     def speedup(self, system: str) -> float | None:
         eager, other = self.latency_ms.get("eager"), self.latency_ms.get(system)
@@ -202,6 +204,8 @@ def benchmark_model(name: str, n_inputs: int, rounds: int, batch: int = 1,
         system: (statistics.median(timings[system]) * 1e3 if system in timings else None)
         for system in SYSTEMS
     }
+    result.gflop_per_call = roofline.model_gflop(model, inputs)
+    result.peak_gflops = roofline.measured_peak_gflops()
     return result
 
 
@@ -222,13 +226,23 @@ def _agreement(result: ModelResult) -> str:
     return f"{'yes' if result.agree else 'NO'} ({_fmt(result.max_abs_error, '.1e')})"
 
 
+def _roofline(result: ModelResult) -> str:
+    achieved = roofline.achieved_gflops(result.gflop_per_call, result.latency_ms.get("ours"))
+    if achieved is None or not result.peak_gflops:
+        return "n/a"
+    return f"{achieved:.1f} ({100 * achieved / result.peak_gflops:.0f}%)"
+
+
 def _batch_table(results: list[ModelResult], batch: int, machine: str) -> str:
     lines = [
         f"Batch {batch}, median latency per call in ms; speedup = eager / system (the same "
-        f"ratio per image). Machine: {machine}.",
+        f"ratio per image). Machine: {machine}. GFLOP/s: eager's counted work per call "
+        f"over our latency, against the matmul peak measured in the run "
+        f"({_fmt(max((r.peak_gflops or 0.0 for r in results), default=None), '.0f')} GFLOP/s; "
+        f"see `benchmarks.roofline`).",
         "",
-        "| model | agree (max abs err) | ours: cold / warm compile (s) | sub-graphs (fallback) | eager | eager 1 thread | TorchScript | torch.compile | ours | eager 1 thread x | TorchScript x | torch.compile x | ours x |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | agree (max abs err) | ours: cold / warm compile (s) | sub-graphs (fallback) | eager | eager 1 thread | TorchScript | torch.compile | ours | eager 1 thread x | TorchScript x | torch.compile x | ours x | GFLOP / call | ours GFLOP/s (% of peak) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lat = r.latency_ms
@@ -238,14 +252,14 @@ def _batch_table(results: list[ModelResult], batch: int, machine: str) -> str:
             f"| {r.compiled_subgraphs} ({r.fallback_subgraphs}) "
             + "".join(f"| {_fmt(lat.get(s), '.3f')} " for s in SYSTEMS)
             + "".join(f"| {_fmt(r.speedup(s), '.2f')} " for s in SYSTEMS[1:])
-            + "|"
+            + f"| {_fmt(r.gflop_per_call, '.3f')} | {_roofline(r)} |"
         )
     geo = {s: charts.geomean([r.speedup(s) for r in results]) for s in SYSTEMS[1:]}
     lines.append(
         "| **geomean** | | | "
         + "| " * 4
         + "".join(f"| **{_fmt(geo[s], '.2f')}** " for s in SYSTEMS[1:])
-        + "|"
+        + "| | |"
     )
     notes = [f"- {r.model}, {system}: {note}" for r in results for system, note in r.notes.items()]
     if notes:
@@ -286,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     (out / "results.md").write_text(table)
     for batch in batches:
         charts.speedup_chart(results, batch, out / f"speedup_b{batch}.png")
+        roofline.roofline_chart(results, batch, out / f"roofline_b{batch}.png")
     charts.compile_chart(results, out / "compile.png")
     print(table)
 

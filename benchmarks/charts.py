@@ -24,7 +24,7 @@ def geomean(values: Sequence[float | None]) -> float | None:
     return math.exp(sum(math.log(v) for v in present) / len(present)) if present else None
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -35,7 +35,7 @@ def _pyplot():
 
 def speedup_chart(results: Sequence[Any], batch: int, path: pathlib.Path) -> None:
     """One chart of the speed-ups over eager of the results at `batch`."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = [r for r in results if r.batch == batch]
     names = [r.model for r in rows] + ["geomean"]
     width = 0.8 / len(SPEEDUP_SYSTEMS)
@@ -75,7 +75,7 @@ def speedup_chart(results: Sequence[Any], batch: int, path: pathlib.Path) -> Non
 
 def compile_chart(results: Sequence[Any], path: pathlib.Path) -> None:
     """Cold and warm compile time of ours per model (and batch), with the targets."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = [r for r in results if r.cold_compile_s is not None]
     names = [r.model if r.batch == 1 else f"{r.model} b{r.batch}" for r in rows]
     figure, axes = plt.subplots(figsize=(8, max(3, len(rows) * 0.35)))

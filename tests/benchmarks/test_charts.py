@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
-from benchmarks import charts
+from benchmarks import charts, roofline
 from benchmarks.__main__ import ModelResult
 
 
@@ -33,3 +34,17 @@ def test_speedup_and_compile_charts_are_written(tmp_path):
         assert path.stat().st_size > 10_000
     charts.compile_chart(results, tmp_path / "compile.png")
     assert (tmp_path / "compile.png").stat().st_size > 10_000
+
+
+def test_roofline_counts_eager_work_and_draws_it(tmp_path):
+    model = torch.nn.Linear(64, 32)
+    inputs = [(torch.randn(4, 64),), (torch.randn(8, 64),)]
+    assert roofline.model_gflop(model, inputs) == pytest.approx(2 * 64 * 32 * 6 / 1e9)
+    assert roofline.achieved_gflops(2.0, 500.0) == pytest.approx(4.0)
+    assert roofline.achieved_gflops(None, 500.0) is None
+    assert roofline.measured_peak_gflops(repeats=2) > 0
+    results = [_result("fast", 1, 4.0, 1.0), _result("slow", 1, 1.0, 2.0)]
+    for result in results:
+        result.gflop_per_call, result.peak_gflops = 0.5, 100.0
+    roofline.roofline_chart(results, 1, tmp_path / "roofline_b1.png")
+    assert (tmp_path / "roofline_b1.png").stat().st_size > 10_000
