@@ -7,7 +7,8 @@ researchers write them, from the constructs docs/frontend.md lists as supported.
 `return` from loops and from inlined helper methods), collects tensors in lists (`append`,
 `len`, indexing, `torch.stack` of what is returned), computes on host numbers (`+ - * //`,
 `min`, `max`, `abs`, `int`, `float`), updates tensors in place (`+=`, `relu_`), and calls
-helper methods, nested functions and lambdas. Every tensor is `[B, 4]` float, so loops carry
+helper methods, nested functions and lambdas; tensor code also selects rows by data, views
+with `-1`, squeezes and reduces over the batch. Every tensor is `[B, 4]` float, so loops carry
 one type; a counter bounds every `while`, so every program ends. `passkit.differential`
 runs them eagerly and compiled.
 """
@@ -34,7 +35,17 @@ TENSOR_EXPRESSIONS = (
     "torch.clamp({a}, -1.0, 1.0)",
     "{a} - {a}.mean(dim=1, keepdim=True)",
     "{a}.abs() + 0.1",
+    "torch.cat([{a}[:, 1:], {a}[:, :1]], dim=1)",
+    "{a}.view(-1, 2).flip(1).reshape({a}.size(0), 4)",
+    "{a}.flip(0) * 0.5 + {b}",
+    "{a} + {a}.max(dim=0, keepdim=True).values",
+    "{a} + {b}[{b}.sum(1) > 0].sum(0, keepdim=True)",
+    "{b} + {a}.squeeze()",
+    "torch.sort({a}, dim=1).values",
 )
+"""Every expression is `[B, 4]` float for `[B, 4]` operands at any batch B (`{b} +
+{a}.squeeze()` broadcasts back at B = 1); the last ones exercise sizes known only at run
+time (selections, `view(-1, 2)`, a squeeze, a reduction that eager refuses at B = 0)."""
 
 CONDITIONS = (
     "{a}.mean().item() > {c}",
