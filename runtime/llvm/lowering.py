@@ -30,6 +30,7 @@ from . import (
     eager_checks,
     fused_multiply_add,
     index_bounds,
+    nan_indices,
     parallel_generics,
     prelude,
     schedule,
@@ -346,6 +347,7 @@ def lower_to_llvm(
     drop_symbolic_shape_annotations(module)
     checks_indices = index_bounds.guard(function)
     eager_checks.guard(function)
+    nan_indices.apply(function)
     broadcast_sizes.mark_program_maxima(module)
     fused_multiply_add.mark(module)
     run_pipeline(module, TORCH_TO_TMTENSOR, "torch to linalg-on-tensors")

@@ -307,6 +307,10 @@ SPECIAL_OPS = {
     "where": lambda x, y: torch.where(x > 0, x, y),
     "max_min_all": lambda x, y: torch.stack([x.max(), x.min(), x.sum(), x.mean()]),
     "amax_argmax": lambda x, y: (x.reshape(4, 4).amax(1), x.reshape(4, 4).argmax(1)),
+    "arg_extrema": lambda x, y: tuple(
+        f(t) for t in (x.reshape(4, 4), y.reshape(4, 4)) for f in (
+            lambda t: t.argmax(1), lambda t: t.argmin(0), lambda t: t.argmax(),
+            lambda t: t.max(1).indices, lambda t: t.min(0).indices)),
     "max_pool": lambda x, y: F.max_pool2d(x.reshape(1, 1, 4, 4), 2),
     "softmax_logsumexp": lambda x, y: (torch.softmax(x.reshape(4, 4), 1),
                                        torch.logsumexp(x.reshape(4, 4), 1)),
