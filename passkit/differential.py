@@ -102,7 +102,9 @@ def difference(actual: Any, expected: Any, path: str = "result") -> str | None:
                 return found
         return None
     if isinstance(expected, float):
-        same = math.isclose(actual, expected, rel_tol=TOLERANCE["rtol"], abs_tol=TOLERANCE["atol"])
+        same = (math.isnan(actual) and math.isnan(expected)) or math.isclose(
+            actual, expected, rel_tol=TOLERANCE["rtol"], abs_tol=TOLERANCE["atol"]
+        )
         return None if same else f"{path}: {actual} instead of {expected}"
     return None if actual == expected else f"{path}: {actual!r} instead of {expected!r}"
 
