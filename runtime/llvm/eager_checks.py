@@ -17,6 +17,8 @@ which raises eager's own error at the model line.
 
 from torch_mlir import ir
 
+from .torch_ops import constant_int, create, list_items, producer_name, static_int
+
 _RESHAPES = ("torch.aten.view", "torch.aten.reshape", "torch.aten._unsafe_view")
 #: Reductions of the whole tensor without an identity.
 _WHOLE_REDUCTIONS = ("torch.aten.max", "torch.aten.min", "torch.aten.median")
@@ -26,35 +28,6 @@ _DIM_REDUCTIONS = ("torch.aten.max.dim", "torch.aten.min.dim", "torch.aten.amax"
                    "torch.aten.aminmax")
 AMBIGUOUS = "the unspecified dimension size -1 can be any value and is ambiguous"
 EMPTY_REDUCTION = "a reduction without identity of an empty tensor or dimension"
-
-
-def _create(name: str, result: str | None, operands: list[ir.Value], attributes=None):
-    results = [] if result is None else [ir.Type.parse(result)]
-    operation = ir.Operation.create(name, results=results, operands=operands,
-                                    attributes=attributes or {})
-    return operation.result if results else operation
-
-
-def _constant_int(value: int) -> ir.Value:
-    return _create("torch.constant.int", "!torch.int", [],
-                   {"value": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), value)})
-
-
-def _owner_name(value: ir.Value) -> str | None:
-    owner = value.owner
-    return owner.operation.name if isinstance(owner, (ir.OpView, ir.Operation)) else None
-
-
-def _static_int(value: ir.Value) -> int | None:
-    if _owner_name(value) == "torch.constant.int":
-        return ir.IntegerAttr(value.owner.operation.attributes["value"]).value
-    return None
-
-
-def _list_items(value: ir.Value) -> list[ir.Value] | None:
-    if _owner_name(value) == "torch.prim.ListConstruct":
-        return list(value.owner.operation.operands)
-    return None
 
 
 def _shape(value: ir.Value) -> list[int | None] | None:
@@ -68,10 +41,10 @@ def _shape(value: ir.Value) -> list[int | None] | None:
 
 def _reshape_sizes(operation: ir.Operation) -> list[ir.Value] | None:
     """The sizes other than the -1 of a reshape some of whose sizes are dynamic."""
-    sizes = _list_items(operation.operands[1]) if len(operation.operands) == 2 else None
+    sizes = list_items(operation.operands[1]) if len(operation.operands) == 2 else None
     if sizes is None:
         return None
-    known = [_static_int(size) for size in sizes]
+    known = [static_int(size) for size in sizes]
     if -1 not in known or None not in known:
         return None
     return [size for size, k in zip(sizes, known) if k != -1]
@@ -85,11 +58,11 @@ def _reduced_dims(operation: ir.Operation) -> list[int] | None:
     dims: list[int] | None = list(range(len(shape)))
     if operation.name in _DIM_REDUCTIONS and len(operation.operands) > 1:
         argument = operation.operands[1]
-        items = _list_items(argument)
+        items = list_items(argument)
         if items is not None:
-            dims = [_static_int(item) for item in items] or dims
-        elif _owner_name(argument) != "torch.constant.none":
-            dims = [_static_int(argument)]
+            dims = [static_int(item) for item in items] or dims
+        elif producer_name(argument) != "torch.constant.none":
+            dims = [static_int(argument)]
     if dims is None or None in dims:
         return None
     dims = [d % len(shape) for d in dims]
@@ -121,12 +94,12 @@ def guard(function) -> None:
     (values, or dims of its first operand) is not 0."""
     for operation, sizes, message in _sizes_to_check(function):
         with ir.InsertionPoint(operation), operation.location:
-            product = _constant_int(1)
+            product = constant_int(1)
             for size in sizes:
                 if isinstance(size, int):
-                    size = _create("torch.aten.size.int", "!torch.int",
-                                   [operation.operands[0], _constant_int(size)])
-                product = _create("torch.aten.mul.int", "!torch.int", [product, size])
-            holds = _create("torch.aten.ne.int", "!torch.bool", [product, _constant_int(0)])
-            _create("torch.runtime.assert", None, [holds],
+                    size = create("torch.aten.size.int", "!torch.int",
+                                   [operation.operands[0], constant_int(size)])
+                product = create("torch.aten.mul.int", "!torch.int", [product, size])
+            holds = create("torch.aten.ne.int", "!torch.bool", [product, constant_int(0)])
+            create("torch.runtime.assert", None, [holds],
                     {"message": ir.StringAttr.get(message)})

@@ -23,6 +23,8 @@ import dataclasses
 
 from torch_mlir import ir
 
+from .torch_ops import constant_int, create, list_items, static_int
+
 #: Ops indexing with a list of index tensors (operand 1), one per leading dimension.
 _LIST_INDEXED = ("torch.aten.index.Tensor_hacked_twin", "torch.aten.index.Tensor",
                  "torch.aten.index_put.hacked_twin", "torch.aten.index_put",
@@ -49,26 +51,6 @@ class _Use:
     negative: bool
 
 
-def _torch_type(text: str) -> ir.Type:
-    return ir.Type.parse(text)
-
-
-def _create(name: str, result: str, operands: list[ir.Value], attributes=None) -> ir.Value:
-    return ir.Operation.create(name, results=[_torch_type(result)], operands=operands,
-                               attributes=attributes or {}).result
-
-
-def _constant_int(value: int) -> ir.Value:
-    return _create("torch.constant.int", "!torch.int", [],
-                   {"value": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), value)})
-
-
-def _static_int(value: ir.Value) -> int | None:
-    owner = value.owner
-    if isinstance(owner, (ir.OpView, ir.Operation)) and owner.operation.name == "torch.constant.int":
-        return ir.IntegerAttr(owner.operation.attributes["value"]).value
-    return None
-
 
 def _is_index_tensor(value: ir.Value) -> bool:
     text = str(value.type)
@@ -83,12 +65,6 @@ def _rank(value: ir.Value) -> int | None:
     return 0 if not dims else dims.count(",") + 1
 
 
-def _list_items(value: ir.Value) -> list[ir.Value] | None:
-    owner = value.owner
-    if isinstance(owner, (ir.OpView, ir.Operation)) and owner.operation.name == "torch.prim.ListConstruct":
-        return list(owner.operation.operands)
-    return None
-
 
 def _uses(function) -> list[_Use]:
     found: list[_Use] = []
@@ -97,13 +73,13 @@ def _uses(function) -> list[_Use]:
         operation = operation.operation
         name = operation.name
         if name in _LIST_INDEXED and len(operation.operands) > 1:
-            items = _list_items(operation.operands[1]) or []
+            items = list_items(operation.operands[1]) or []
             gathers = "index_put" not in name
             found.extend(_Use(operation, 1, k, 0, k, gathers)
                          for k, item in enumerate(items) if _is_index_tensor(item))
         elif name in _DIM_INDEXED:
             position = _DIM_INDEXED[name]
-            dim, rank = _static_int(operation.operands[1]), _rank(operation.operands[0])
+            dim, rank = static_int(operation.operands[1]), _rank(operation.operands[0])
             if (dim is not None and rank and _is_index_tensor(operation.operands[position])):
                 found.append(_Use(operation, position, None, 0, dim % rank, False))
         elif name == _EMBEDDING and _is_index_tensor(operation.operands[1]):
@@ -118,30 +94,30 @@ def _guard(use: _Use) -> ir.Value:
     """Clamps the index of `use` into range in place; returns its 0-d out-of-range flag."""
     operation = use.operation
     operand = operation.operands[use.position]
-    items = _list_items(operand) if use.item is not None else None
+    items = list_items(operand) if use.item is not None else None
     index = items[use.item] if items is not None else operand
     index_type = str(index.type)
     flags_type = index_type.rsplit(",", 1)[0] + ",i1>"
     with ir.InsertionPoint(operation), operation.location:
-        size = _create("torch.aten.size.int", "!torch.int",
-                       [operation.operands[use.source], _constant_int(use.dim)])
-        low = _create("torch.aten.neg.int", "!torch.int", [size]) if use.negative else _constant_int(0)
-        high = _create("torch.aten.sub.int", "!torch.int", [size, _constant_int(1)])
-        below = _create("torch.aten.lt.Scalar", flags_type, [index, low])
-        above = _create("torch.aten.ge.Scalar", flags_type, [index, size])
-        outside = _create("torch.aten.logical_or", flags_type, [below, above])
-        flag = _create("torch.aten.any", "!torch.vtensor<[],i1>", [outside])
-        clamped = _create("torch.aten.clamp", index_type, [index, low, high])
+        size = create("torch.aten.size.int", "!torch.int",
+                       [operation.operands[use.source], constant_int(use.dim)])
+        low = create("torch.aten.neg.int", "!torch.int", [size]) if use.negative else constant_int(0)
+        high = create("torch.aten.sub.int", "!torch.int", [size, constant_int(1)])
+        below = create("torch.aten.lt.Scalar", flags_type, [index, low])
+        above = create("torch.aten.ge.Scalar", flags_type, [index, size])
+        outside = create("torch.aten.logical_or", flags_type, [below, above])
+        flag = create("torch.aten.any", "!torch.vtensor<[],i1>", [outside])
+        clamped = create("torch.aten.clamp", index_type, [index, low, high])
         if use.negative:
-            negative = _create("torch.aten.lt.Scalar", flags_type, [clamped, _constant_int(0)])
-            shifted = _create("torch.aten.add.Scalar", index_type,
-                              [clamped, size, _constant_int(1)])
-            clamped = _create("torch.aten.where.self", index_type, [negative, shifted, clamped])
+            negative = create("torch.aten.lt.Scalar", flags_type, [clamped, constant_int(0)])
+            shifted = create("torch.aten.add.Scalar", index_type,
+                              [clamped, size, constant_int(1)])
+            clamped = create("torch.aten.where.self", index_type, [negative, shifted, clamped])
         if items is None:
             operation.operands[use.position] = clamped
         else:
             items[use.item] = clamped
-            operation.operands[use.position] = _create(
+            operation.operands[use.position] = create(
                 "torch.prim.ListConstruct", str(operand.type), items)
     return flag
 
@@ -159,7 +135,7 @@ def guard(function) -> bool:
     with ir.InsertionPoint(terminator), terminator.location:
         flag = flags[0]
         for other in flags[1:]:
-            flag = _create("torch.aten.logical_or", "!torch.vtensor<[],i1>", [flag, other])
+            flag = create("torch.aten.logical_or", "!torch.vtensor<[],i1>", [flag, other])
         ir.Operation.create(terminator.name, operands=[*terminator.operands, flag])
     terminator.erase()
     function_type = ir.FunctionType(ir.TypeAttr(function.attributes["function_type"]).value)

@@ -13,19 +13,16 @@ index, as the reduction keeps the first of equal values), the original answer el
 
 from torch_mlir import ir
 
+from .torch_ops import create
+
 #: Ops giving the index of an extremum -> which of their results it is.
 _ARG_EXTREMA = {"torch.aten.argmax": 0, "torch.aten.argmin": 0,
                 "torch.aten.max.dim": 1, "torch.aten.min.dim": 1}
 _FLOAT_CODES = {"f16": 5, "f32": 6, "f64": 7, "bf16": 15}
 
 
-def _create(name: str, result: str, operands: list[ir.Value], attributes=None) -> ir.Value:
-    return ir.Operation.create(name, results=[ir.Type.parse(result)], operands=operands,
-                               attributes=attributes or {}).result
-
-
 def _constant(name: str, result: str, attribute=None) -> ir.Value:
-    return _create(name, result, [], {"value": attribute} if attribute is not None else {})
+    return create(name, result, [], {"value": attribute} if attribute is not None else {})
 
 
 def _element(value: ir.Value) -> str | None:
@@ -42,21 +39,21 @@ def _rewrite(operation: ir.Operation) -> None:
     code = _FLOAT_CODES[_element(source)]
     result = operation.results[_ARG_EXTREMA[operation.name]]
     with ir.InsertionPoint(operation), operation.location:
-        nan = _create("torch.aten.isnan", _with_element(source, "i1"), [source])
+        nan = create("torch.aten.isnan", _with_element(source, "i1"), [source])
         false = _constant("torch.constant.bool", "!torch.bool",
                           ir.IntegerAttr.get(ir.IntegerType.get_signless(1), 0))
         none = _constant("torch.constant.none", "!torch.none")
         dtype = _constant("torch.constant.int", "!torch.int",
                           ir.IntegerAttr.get(ir.IntegerType.get_signless(64), code))
-        ones = _create("torch.aten.to.dtype", str(source.type), [nan, dtype, false, false, none])
-        first_nan = _create("torch.aten.argmax", str(result.type), [ones, dim, keepdim])
+        ones = create("torch.aten.to.dtype", str(source.type), [nan, dtype, false, false, none])
+        first_nan = create("torch.aten.argmax", str(result.type), [ones, dim, keepdim])
         flags = _with_element(result, "i1")
         if str(dim.type) == "!torch.none":
-            has_nan = _create("torch.aten.any", flags, [nan])
+            has_nan = create("torch.aten.any", flags, [nan])
         else:
-            has_nan = _create("torch.aten.any.dim", flags, [nan, dim, keepdim])
+            has_nan = create("torch.aten.any.dim", flags, [nan, dim, keepdim])
     with ir.InsertionPoint.after(operation), operation.location:
-        chosen = _create("torch.aten.where.self", str(result.type), [has_nan, first_nan, result])
+        chosen = create("torch.aten.where.self", str(result.type), [has_nan, first_nan, result])
     result.replace_all_uses_except(chosen, chosen.owner.operation)
 
 

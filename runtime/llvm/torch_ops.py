@@ -1,0 +1,38 @@
+"""Building and reading torch-dialect ops through MLIR's Python bindings, for the
+rewrites that run on a sub-graph before lowering (`index_bounds`, `eager_checks`,
+`nan_indices`)."""
+
+from torch_mlir import ir
+
+
+def create(name: str, result: str | None, operands: list[ir.Value], attributes=None):
+    """Inserts op `name` at the current insertion point; its result (`result` is its type
+    as text), or the op itself when it has none."""
+    results = [] if result is None else [ir.Type.parse(result)]
+    operation = ir.Operation.create(name, results=results, operands=operands,
+                                    attributes=attributes or {})
+    return operation.result if results else operation
+
+
+def constant_int(value: int) -> ir.Value:
+    return create("torch.constant.int", "!torch.int", [],
+                  {"value": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), value)})
+
+
+def producer_name(value: ir.Value) -> str | None:
+    owner = value.owner
+    return owner.operation.name if isinstance(owner, (ir.OpView, ir.Operation)) else None
+
+
+def static_int(value: ir.Value) -> int | None:
+    """The value of a `torch.constant.int`, else None."""
+    if producer_name(value) == "torch.constant.int":
+        return ir.IntegerAttr(value.owner.operation.attributes["value"]).value
+    return None
+
+
+def list_items(value: ir.Value) -> list[ir.Value] | None:
+    """The items of a `torch.prim.ListConstruct`, else None."""
+    if producer_name(value) == "torch.prim.ListConstruct":
+        return list(value.owner.operation.operands)
+    return None
