@@ -4,8 +4,10 @@ runs eagerly and through `frontends.torch.compile` on inputs that take different
 Each model is compiled for inputs of batch 2, then once with `dynamic=True` for inputs of
 batch sizes 0 to 5 (`passkit.differential.DYNAMIC_BATCHES`). The default run compiles a
 fixed sample (derandomized, about a minute); `-m slow` runs the long one
-(`PASSKIT_FUZZ_MODELS`, default 2000; the LLVM backend on every fourth model) and
-writes every failing model to `PASSKIT_FUZZ_OUT` (default: a pytest temporary directory).
+(`PASSKIT_FUZZ_MODELS` distinct models, default 2000; the LLVM backend on every fourth
+model) and writes every failing model to `PASSKIT_FUZZ_OUT` (default: a pytest temporary
+directory), with `models.txt` there listing a hash of every model compared. Runs with
+different `PASSKIT_FUZZ_SEED`s draw different models, so two runs can share the cores.
 A model that fails with a known frontend bug (`KNOWN_FRONTEND_ERRORS`) is counted, not
 failed; an `UnsupportedError` is counted too (a person decides whether docs/frontend.md
 promised the construct); any other crash or wrong result fails the test.
@@ -13,6 +15,7 @@ promised the construct); any other crash or wrong result fails the test.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pathlib
 from collections import Counter
@@ -20,6 +23,7 @@ from collections import Counter
 import pytest
 import torch
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
 
 from passkit.differential import Verdict, differential
 from passkit.torch_programs import GeneratedModel, torch_models
@@ -36,17 +40,23 @@ def classify(verdict: Verdict) -> str:
 
 
 def run_models(
-    count: int, workdir: pathlib.Path, out: pathlib.Path, derandomize: bool, progress: int = 0
+    count: int,
+    workdir: pathlib.Path,
+    out: pathlib.Path,
+    derandomize: bool,
+    progress: int = 0,
+    seed: int | None = None,
 ):
-    """Differential of `count` generated models; (counts by class, unexpected failures).
-    With `progress`, the counts are printed every `progress` models."""
+    """Differential of `count` distinct generated models; (counts by class, unexpected
+    failures). With `progress`, the counts are printed every `progress` models."""
     counts: Counter = Counter()
     failures: list[str] = []
     cache = workdir / "cache"
     seen: set[str] = set()
+    compared = (out / "models.txt").open("a")
 
     @settings(
-        max_examples=count,
+        max_examples=count if derandomize else 3 * count,
         derandomize=derandomize,
         database=None,
         deadline=None,
@@ -55,9 +65,11 @@ def run_models(
     )
     @given(case=torch_models())
     def one(case: GeneratedModel):
-        if case.source in seen:  # hypothesis may draw a model twice; count distinct ones
+        if case.source in seen or len(seen) >= count:  # hypothesis may draw a model twice
             return
         seen.add(case.source)
+        compared.write(hashlib.sha256(case.source.encode()).hexdigest()[:16] + "\n")
+        compared.flush()
         counts["models"] += 1
         backends = ("interpreter", "llvm") if len(seen) % LLVM_EVERY == 1 else ("interpreter",)
         verdicts = differential(case, workdir, backends, cache, dynamic_backends=backends)
@@ -75,7 +87,10 @@ def run_models(
             path.write_text(f"# {last}\n# weight seed {case.weight_seed}\n{case.source}")
             failures.append(f"{last}\n{case.source}")
 
-    one()
+    if seed is not None:
+        one = hypothesis_seed(seed)(one)
+    with compared:
+        one()
     return counts, failures
 
 
@@ -98,7 +113,15 @@ def test_many_generated_models_agree_with_eager(tmp_path: pathlib.Path):
     count = int(os.environ.get("PASSKIT_FUZZ_MODELS", "2000"))
     out = pathlib.Path(os.environ.get("PASSKIT_FUZZ_OUT", tmp_path / "failures"))
     out.mkdir(parents=True, exist_ok=True)
-    counts, failures = run_models(count, tmp_path, out, derandomize=False, progress=100)
+    seed = os.environ.get("PASSKIT_FUZZ_SEED")
+    counts, failures = run_models(
+        count,
+        tmp_path,
+        out,
+        derandomize=False,
+        progress=100,
+        seed=None if seed is None else int(seed),
+    )
     print(f"{_report(counts)}; failing and unsupported models in {out}")
     assert not failures, f"{len(failures)} failures in {out}; first:\n{failures[0]}"
 
