@@ -19,6 +19,7 @@ from frontends.torch import cache
 from frontends.torch.attribute_logs import append_to_attributes
 from frontends.torch.converter import Converter
 from frontends.torch.errors import UnsupportedError
+from frontends.torch.items import rebuild_record, record_class
 from ir import dy
 from ir.program import parse_module, print_module, verify_module
 from runtime.program import BACKENDS, DEFAULT_CACHE_DIR, ProgramStats, compile_program
@@ -223,6 +224,10 @@ def rebuild_results(tree: Any, results: Sequence[Any]) -> Any:
         return [rebuild_results(item, results) for item in tree["list"]]
     if "dict" in tree:
         return {key: rebuild_results(item, results) for key, item in tree["dict"].items()}
+    if "record" in tree:
+        name, fields, parts = tree["record"]
+        kind = record_class(name, tuple(fields))
+        return rebuild_record(kind, [rebuild_results(item, results) for item in parts])
     if "optional" in tree:
         present, value = tree["optional"]
         return rebuild_results(value, results) if rebuild_results(present, results) else None

@@ -124,7 +124,9 @@ def _file_hash(path: str) -> str | None:
 
 def _class_files(cls: type) -> list[str]:
     """Source files of the model-defined classes in the MRO of `cls` (library classes are
-    covered by the package versions)."""
+    covered by the package versions). A class whose module is not importable (a file run
+    with `exec` or loaded by `spec_from_file_location`) is found through its methods' code;
+    a class with no file at all cannot be fingerprinted."""
     files = []
     for base in cls.__mro__:
         if base.__module__.split(".")[0] in ("torch", "builtins"):
@@ -132,7 +134,22 @@ def _class_files(cls: type) -> list[str]:
         try:
             files.append(inspect.getsourcefile(base) or "")
         except TypeError:
-            files.append("")
+            files.extend(_method_files(base))
+    return files
+
+
+def _method_files(cls: type) -> list[str]:
+    codes = []
+    for member in vars(cls).values():
+        function = getattr(member, "__func__", member)
+        if isinstance(member, property):
+            function = member.fget
+        code = getattr(function, "__code__", None)
+        if code is not None:
+            codes.append(code.co_filename)
+    files = sorted(set(codes))
+    if codes and not all(_file_hash(path) for path in files):
+        raise Unfingerprintable(f"class {cls.__qualname__}, whose source file cannot be read")
     return files
 
 

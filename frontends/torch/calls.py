@@ -87,6 +87,7 @@ def call(cx: Converter, function: Any, args: tuple, kwargs: dict, node: ast.AST)
         return special
     if isinstance(function, nn.Module):
         return call_module(cx, function, args, kwargs, node)
+    function = sources.without_grad_mode(function)
     if is_user_function(function):
         return inline(cx, function, args, kwargs, node)
     container = getattr(function, "__self__", None)
@@ -190,7 +191,7 @@ def call_module(cx: Converter, module: nn.Module, args: tuple, kwargs: dict, nod
         for child in module:
             value = cx.call(child, (value,), {}, node)
         return value
-    forward = type(module).forward
+    forward = sources.without_grad_mode(type(module).forward)
     if is_user_function(forward):
         if module._forward_hooks or module._forward_pre_hooks:
             raise cx.unsupported(
@@ -198,7 +199,7 @@ def call_module(cx: Converter, module: nn.Module, args: tuple, kwargs: dict, nod
                 f"call of {type(module).__name__}",
                 "modules with forward hooks are not supported",
             )
-        return inline(cx, module.forward, args, kwargs, node)
+        return inline(cx, sources.without_grad_mode(module.forward), args, kwargs, node)
     if not is_staged((args, kwargs)):
         return module(*args, **kwargs)
     guards.check_rnn_cell_batch(cx, module, args, node)

@@ -101,7 +101,7 @@ class Converter:
     ) -> ModuleOp:
         """The `dy` module of `forward` on inputs like `example_inputs`; input i has a `?`
         (any size) in each dimension `dynamic_dims[i]` names."""
-        forward = self.model.forward
+        forward = sources.without_grad_mode(self.model.forward)
         library_model = not sources.is_user_function(forward)
         if library_model:
             source = sources.library_call_source(type(self.model))

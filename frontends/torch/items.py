@@ -13,6 +13,10 @@ tensors of different sizes among the items join as the item type's `!dy.list` an
 from __future__ import annotations
 
 import ast
+import collections
+import functools
+import sys
+from types import MemberDescriptorType as MemberDescriptor
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -105,6 +109,45 @@ def item_example(value: Any) -> Any:
     if is_record(value):
         return rebuild_record(type(value), [item_example(field) for field in value])
     return example_of(value)
+
+
+_RECORD_CLASSES: dict[str, type] = {}
+"""Record classes returned by models converted in this process, by `record_class_name`."""
+
+
+def record_class_name(kind: type) -> str:
+    """`module:qualname` of a record class, as `record_class` finds it again."""
+    name = f"{kind.__module__}:{kind.__qualname__}"
+    _RECORD_CLASSES.setdefault(name, kind)
+    return name
+
+
+def record_fields(kind: type) -> list[str]:
+    """The field names of a named tuple or `torch.return_types` class."""
+    if hasattr(kind, "_fields"):
+        return list(kind._fields)
+    names = [name for name in dir(kind) if isinstance(getattr(kind, name), MemberDescriptor)]
+    return sorted(names, key=lambda name: _field_position(kind, name))
+
+
+def _field_position(kind: type, name: str) -> int:
+    probe = kind(tuple(range(kind.n_fields)))
+    return getattr(probe, name)
+
+
+@functools.cache
+def record_class(name: str, fields: tuple[str, ...]) -> type:
+    """The class `record_class_name` named; where it cannot be imported (a model loaded from
+    a file under another module name), a named tuple of the same name and fields."""
+    module_name, _, qualname = name.partition(":")
+    found: Any = _RECORD_CLASSES.get(name)
+    if found is None:
+        found = sys.modules.get(module_name)
+        for part in qualname.split("."):
+            found = getattr(found, part, None)
+    if isinstance(found, type) and tuple(record_fields(found)) == fields:
+        return found
+    return collections.namedtuple(qualname.rpartition(".")[2], fields)
 
 
 def rebuild_record(kind: type, fields: list) -> Any:

@@ -2,7 +2,8 @@
 
 On staged tensors an operator is a recorded tensor call; on host scalars it is `arith`;
 on compile-time values it is Python's own. `and`/`or` short-circuit on what is known at
-compile time and combine the rest as i1 host scalars.
+compile time; after an operand known only at run time the rest is evaluated in a `dy.if`,
+and the result is the i1 truth of the operands.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from xdsl.dialects import arith
 
 from frontends.torch import list_loops, lists, recording, scalars, sizes
 from frontends.torch.ast_facts import BINARY, COMPARE, INPLACE
+from frontends.torch.branches import staged_branch
+from frontends.torch.joins import arrive
 from frontends.torch.scalars import negate
+from frontends.torch.state import PathEnded
 from frontends.torch.values import (
     HostScalar,
     OptionalValue,
@@ -121,10 +125,34 @@ def eval_unary_op(cx: Converter, node: ast.UnaryOp) -> Any:
 
 
 def eval_bool_op(cx: Converter, node: ast.BoolOp) -> Any:
+    return _bool_operands(cx, node, node.values)
+
+
+_SIMPLE_NODES = (
+    ast.Name, ast.Constant, ast.Attribute, ast.Compare, ast.UnaryOp, ast.BoolOp, ast.BinOp,
+    ast.expr_context, ast.cmpop, ast.boolop, ast.unaryop, ast.operator,
+)  # fmt: skip
+
+
+def _is_simple(node: ast.expr) -> bool:
+    """Names, attributes, constants and operators on them: nothing that calls, indexes or
+    reduces, so evaluating it on a run that does not need it changes nothing."""
+    return all(isinstance(part, _SIMPLE_NODES) for part in ast.walk(node))
+
+
+def _bool_operands(cx: Converter, node: ast.BoolOp, operands: list[ast.expr]) -> Any:
+    """`and` / `or` of `operands`: a compile-time operand decides as in Python. After an
+    operand known only at run time, simple operands (`_is_simple`) are evaluated at once
+    and combined as i1 host scalars; any other is evaluated only on the runs that need it
+    (a `dy.if`), as Python does: `h.sum() < 0.5 or x.max() > 1.0` must not take the max of
+    an empty `x` when the sum decided."""
     is_and = isinstance(node.op, ast.And)
     result: Any = None
     staged: list[HostScalar] = []
-    for value_node in node.values:
+    for position, value_node in enumerate(operands):
+        if staged and not _is_simple(value_node):
+            truth = _combine(cx, node, staged)
+            return _short_circuit(cx, node, truth, operands[position:])
         value = cx.eval(value_node)
         truth = scalars.truth(cx, value, value_node)
         if isinstance(truth, bool):
@@ -134,8 +162,11 @@ def eval_bool_op(cx: Converter, node: ast.BoolOp) -> Any:
             result = value
             continue
         staged.append(truth)
-    if not staged:
-        return result
+    return _combine(cx, node, staged) if staged else result
+
+
+def _combine(cx: Converter, node: ast.BoolOp, staged: list[HostScalar]) -> HostScalar:
+    is_and = isinstance(node.op, ast.And)
     combined = staged[0]
     combine = arith.AndIOp if is_and else arith.OrIOp
     for other in staged[1:]:
@@ -144,6 +175,26 @@ def eval_bool_op(cx: Converter, node: ast.BoolOp) -> Any:
         )
         combined = HostScalar(cx.emit(combine(combined.value, other.value), node).result, example)
     return combined
+
+
+def _short_circuit(
+    cx: Converter, node: ast.BoolOp, truth: HostScalar, rest: list[ast.expr]
+) -> HostScalar:
+    is_and = isinstance(node.op, ast.And)
+    join = cx.new_join(carries_environment=False)
+
+    def decided(_continuation: Callable[[], None]) -> None:
+        arrive(cx, join, scalars.as_host_bool(cx, not is_and, node), node)
+
+    def evaluate_rest(_continuation: Callable[[], None]) -> None:
+        value = _bool_operands(cx, node, rest)
+        arrive(cx, join, scalars.as_host_bool(cx, scalars.truth(cx, value, node), node), node)
+
+    arms = [evaluate_rest, decided] if is_and else [decided, evaluate_rest]
+    merged = staged_branch(cx, truth, arms, join, lambda: None, node)
+    if not cx.reachable:
+        raise PathEnded()
+    return merged
 
 
 def eval_compare(cx: Converter, node: ast.Compare) -> Any:

@@ -21,6 +21,7 @@ import torch
 from xdsl.ir import Block
 
 from frontends.torch import joins, staging
+from frontends.torch.items import is_record, record_class_name, record_fields
 from frontends.torch.plans import (
     CarryPlan,
     Conflict,
@@ -137,14 +138,12 @@ def _result_tree(cx: Converter, node: Any, plan: CarryPlan, paths: list[ReturnPa
             f"{node.reason}",
         )
     if isinstance(node, Container):
-        if node.kind not in (tuple, list, dict):
-            raise cx.unsupported(
-                paths[-1].node, "return", f"a {node.kind.__name__} whose fields differ by path"
-            )
         items = [_result_tree(cx, item, plan, paths) for item in node.items]
         if node.kind is dict:
             return {"dict": dict(zip(node.keys, items))}
-        return {"tuple" if node.kind is tuple else "list": items}
+        if node.kind in (tuple, list):
+            return {"tuple" if node.kind is tuple else "list": items}
+        return {"record": [record_class_name(node.kind), record_fields(node.kind), items]}
     if isinstance(node, OptionalNode):
         present = _result_tree(cx, node.present, plan, paths)
         return {"optional": [present, _result_tree(cx, node.value, plan, paths)]}
@@ -189,7 +188,7 @@ def _kept_leaf(cx: Converter, value: Any, plan: CarryPlan, paths: list[ReturnPat
     if isinstance(value, HostScalar | SymSize):
         kind = scalar_kind(value)
         return add_leaf(plan, column, kind, SCALAR_TYPES[kind], value.example)
-    if isinstance(value, tuple | list) and type(value) in (tuple, list):
+    if type(value) is list or is_record(value):
         items = [_kept_leaf(cx, item, plan, paths) for item in value]
         return Container(type(value), items)
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):

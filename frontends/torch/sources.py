@@ -11,6 +11,8 @@ import textwrap
 import types
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from frontends.torch import state
 from frontends.torch.errors import UnsupportedError
 
@@ -37,6 +39,27 @@ def is_user_function(function: object) -> bool:
         return False
     filename = target.__code__.co_filename
     return not filename.startswith(_LIBRARY_ROOTS) and not filename.startswith("<")
+
+
+_GRAD_MODES = (torch.no_grad, torch.enable_grad, torch.inference_mode, torch.set_grad_enabled)
+
+
+def without_grad_mode(function: Any) -> Any:
+    """`function` without its `@torch.no_grad()` (`enable_grad`, `inference_mode`,
+    `set_grad_enabled`) decorator, bound as it was: a compiled program records no autograd
+    graph, so the grad mode does not change what it computes. Anything else is returned
+    as it is."""
+    target = getattr(function, "__func__", function)
+    wrapped = getattr(target, "__wrapped__", None)
+    code = getattr(target, "__code__", None)
+    if wrapped is None or code is None or code.co_name != "decorate_context":
+        return function
+    cells = dict(zip(code.co_freevars, target.__closure__ or ()))
+    factory = cells["ctx_factory"].cell_contents if "ctx_factory" in cells else None
+    if not isinstance(getattr(factory, "__self__", None), _GRAD_MODES):
+        return function
+    owner = getattr(function, "__self__", None)
+    return types.MethodType(wrapped, owner) if owner is not None else wrapped
 
 
 _MUTATING_METHODS = frozenset(

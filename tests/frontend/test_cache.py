@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+import frontends.torch as ft
 from frontends.torch import convert, converter, staging
 from frontends.torch.cache import CACHE_SUBDIR, PROGRAM_FILE, cache_key
 from ir.program import parse_and_verify
@@ -172,3 +173,48 @@ def test_the_stretch_memo_gives_the_unmemoised_program(monkeypatch):
             expected = model(*inputs)
         assert_same(run_converted(memoised, inputs, Counter()), expected)
         assert_same(run_converted(plain, inputs, Counter()), expected)
+
+
+_SAME_NAME_SOURCE = """
+import torch
+from torch import nn
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return {body}
+"""
+
+
+def _load_unimportable(path, body: str) -> nn.Module:
+    """A model class from a file loaded as `spec_from_file_location` loads it, without an
+    entry in `sys.modules` (`inspect` cannot find its source file)."""
+    import importlib.util
+
+    path.write_text(_SAME_NAME_SOURCE.format(body=body))
+    spec = importlib.util.spec_from_file_location("unlisted_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    return module.Model().eval()
+
+
+def test_same_named_classes_of_different_files_get_different_keys(tmp_path):
+    """Two models whose class, attributes and weights match but whose forward differs: the
+    key reads the files of their methods when `inspect` cannot find the class's."""
+    first = _load_unimportable(tmp_path / "first.py", "self.linear(x)")
+    second = _load_unimportable(tmp_path / "second.py", "self.linear(x).relu()")
+    assert cache_key(first, example_4(), {}) != cache_key(second, example_4(), {})
+    cache_dir = tmp_path / "cache"
+    x = torch.randn(2, 4)
+    for model in (first, second):
+        program = ft.compile(model, (x,), backend="interpreter", cache_dir=cache_dir)
+        torch.testing.assert_close(program(x), model(x))
+
+
+def example_4() -> tuple[torch.Tensor]:
+    return (torch.randn(2, 4),)

@@ -247,3 +247,56 @@ def test_aliases_of_a_list_a_loop_updates(model):
     for sample in (torch.ones(2, 4), -torch.ones(2, 4), torch.full((2, 4), -6.0)):
         with torch.no_grad():
             torch.testing.assert_close(program(sample), instance(sample))
+
+
+class ShortCircuitOr(nn.Module):
+    """Found at batch 0: `h.sum() < 0.5` holds, so eager never takes `x.max()` of the
+    empty `x`, which raises."""
+
+    def forward(self, x):
+        h = x * 2.0
+        if bool(h.sum() < 0.5) or x.max() > 1.0:
+            return torch.tanh(x)
+        return h
+
+
+class ShortCircuitAnd(nn.Module):
+    def forward(self, x):
+        if x.size(0) > 0 and x.mean().item() > 0.0 and x[0].max() > 0.5:
+            return x + 1
+        return x - 1
+
+
+@pytest.mark.parametrize(
+    "model", [ShortCircuitOr(), ShortCircuitAnd()], ids=lambda m: type(m).__name__
+)
+@pytest.mark.parametrize("backend", ["interpreter", "llvm"])
+def test_and_or_evaluate_their_later_operands_only_when_python_does(model, backend):
+    program = ft.compile(model.eval(), (torch.randn(2, 4),), backend=backend, dynamic=True)
+    torch.manual_seed(0)
+    for sample in (
+        torch.zeros(0, 4),
+        torch.randn(3, 4),
+        -torch.randn(1, 4).abs(),
+        3 * torch.ones(2, 4),
+    ):
+        torch.testing.assert_close(program(sample), model(sample))
+
+
+class DeadReductionOfAnEmptyBatch(nn.Module):
+    """Found at batch 0: the unused `x.max(dim=0)` raises in eager; the compiled stretch
+    drops it as dead code and returns."""
+
+    def forward(self, x):
+        y = x + x.max(dim=0, keepdim=True).values
+        y = torch.softmax(x, dim=1)
+        return y
+
+
+@pytest.mark.xfail(strict=True, reason="a dead op that would raise is dropped (open)")
+def test_a_dead_reduction_of_an_empty_batch_raises_as_eager_does():
+    program = ft.compile(
+        DeadReductionOfAnEmptyBatch(), (torch.randn(2, 4),), backend="interpreter", dynamic=True
+    )
+    with pytest.raises(Exception):
+        program(torch.zeros(0, 4))

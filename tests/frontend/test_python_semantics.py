@@ -305,3 +305,43 @@ def test_a_nested_helper_called_with_a_missing_argument_is_located():
 
     with pytest.raises(ft.UnsupportedError, match=r"test_python_semantics.py:\d+: .*factor"):
         ft.compile(Missing(), (torch.randn(2),), backend="interpreter")
+
+
+class DecoratedForward(nn.Module):
+    """`@torch.no_grad()` on forward and `@torch.inference_mode()` on a helper, as
+    research code writes its inference entry points."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(4, 4) for _ in range(3))
+
+    @torch.inference_mode()
+    def confident(self, x):
+        return torch.softmax(x, dim=-1).max().item() > 0.5
+
+    @torch.no_grad()
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+            if self.confident(x):
+                break
+        return x
+
+
+class Wraps(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = DecoratedForward()
+
+    def forward(self, x):
+        return self.inner(x) * 2.0
+
+
+@pytest.mark.parametrize("model_class", [DecoratedForward, Wraps])
+def test_grad_mode_decorators_are_looked_through(model_class):
+    torch.manual_seed(0)
+    model = model_class().eval()
+    program = ft.compile(model, (torch.randn(1, 4),), backend="interpreter", cache_dir=None)
+    for scale in (0.01, 1.0, 10.0, -30.0):
+        x = torch.randn(1, 4) * scale
+        torch.testing.assert_close(program(x), model(x))

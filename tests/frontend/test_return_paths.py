@@ -5,6 +5,8 @@ or the result of `np.argmax`) comes back as each path returned it."""
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 import pytest
 import torch
@@ -132,3 +134,45 @@ def test_updating_a_compile_time_tensor_on_one_path_is_refused(model_class):
     """Found with the cases above: the update ran at compile time, for every path."""
     with pytest.raises(ft.UnsupportedError, match="compile-time tensor"):
         ft.convert(model_class().eval(), (torch.randn(1, 4),))
+
+
+Exit = namedtuple("Exit", ["logits", "layer", "confidence"])
+
+
+class NamedTupleExits(nn.Module):
+    """Returns a named tuple whose int field differs by exit, or `max`'s own
+    `torch.return_types.max` at the end."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(4, 4) for _ in range(3))
+
+    def forward(self, x):
+        for index, layer in enumerate(self.layers):
+            x = layer(x)
+            confidence = torch.softmax(x, dim=-1).max(dim=-1).values
+            if confidence.min().item() > 0.5:
+                return Exit(x, index, confidence)
+        return Exit(x, len(self.layers), x.max(dim=-1))
+
+
+@pytest.mark.parametrize("backend", ["interpreter", "llvm"])
+def test_named_tuples_returned_on_different_paths(backend):
+    torch.manual_seed(0)
+    model = NamedTupleExits().eval()
+    program = ft.compile(model, (torch.randn(2, 4),), backend=backend, cache_dir=None)
+    layers = set()
+    for scale in (0.01, 0.1, 1.0, 3.0, 10.0, -5.0, 30.0):
+        x = torch.randn(2, 4) * scale
+        with torch.no_grad():
+            expected = model(x)
+        ours = program(x)
+        assert type(ours) is Exit and ours.layer == expected.layer
+        torch.testing.assert_close(ours.logits, expected.logits)
+        if isinstance(expected.confidence, torch.Tensor):
+            torch.testing.assert_close(ours.confidence, expected.confidence)
+        else:
+            assert type(ours.confidence) is type(expected.confidence)
+            torch.testing.assert_close(tuple(ours.confidence), tuple(expected.confidence))
+        layers.add(expected.layer)
+    assert {0, 3} <= layers, layers
