@@ -26,6 +26,7 @@ from frontends.torch.values import (
     HostScalar,
     OptionalValue,
     StagedList,
+    StagedMethod,
     StagedTensor,
     SymSize,
     Undefined,
@@ -252,6 +253,9 @@ def _and(cx: Converter, left: HostScalar, right: HostScalar, node: ast.AST) -> H
 
 
 def compare(cx: Converter, op: ast.cmpop, left: Any, right: Any, node: ast.AST) -> Any:
+    method = next((v for v in (left, right) if isinstance(v, StagedMethod)), None)
+    if method is not None and not isinstance(op, ast.Is | ast.IsNot):
+        raise cx.unsupported(node, "comparison", "of a tensor method that is not called")
     if isinstance(op, ast.Is | ast.IsNot):
         optional = left if isinstance(left, OptionalValue) else right
         if isinstance(optional, OptionalValue):
