@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ast
 import collections
-import functools
 import sys
 from types import MemberDescriptorType as MemberDescriptor
 from typing import TYPE_CHECKING, Any
@@ -118,7 +117,7 @@ _RECORD_CLASSES: dict[str, type] = {}
 def record_class_name(kind: type) -> str:
     """`module:qualname` of a record class, as `record_class` finds it again."""
     name = f"{kind.__module__}:{kind.__qualname__}"
-    _RECORD_CLASSES.setdefault(name, kind)
+    _RECORD_CLASSES[name] = kind
     return name
 
 
@@ -135,16 +134,22 @@ def _field_position(kind: type, name: str) -> int:
     return getattr(probe, name)
 
 
-@functools.cache
 def record_class(name: str, fields: tuple[str, ...]) -> type:
-    """The class `record_class_name` named; where it cannot be imported (a model loaded from
-    a file under another module name), a named tuple of the same name and fields."""
-    module_name, _, qualname = name.partition(":")
-    found: Any = _RECORD_CLASSES.get(name)
+    """The class `record_class_name` named (the one converted last under that name); where
+    it cannot be imported (a model loaded from a file under another module name), a named
+    tuple of the same name and fields."""
+    found = _RECORD_CLASSES.get(name)
     if found is None:
-        found = sys.modules.get(module_name)
-        for part in qualname.split("."):
-            found = getattr(found, part, None)
+        found = _imported_record_class(name, fields)
+        _RECORD_CLASSES[name] = found
+    return found
+
+
+def _imported_record_class(name: str, fields: tuple[str, ...]) -> type:
+    module_name, _, qualname = name.partition(":")
+    found: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
     if isinstance(found, type) and tuple(record_fields(found)) == fields:
         return found
     return collections.namedtuple(qualname.rpartition(".")[2], fields)
