@@ -42,11 +42,11 @@ LLVM_OPT_LEVEL = 3
 def _backend_fingerprint() -> str:
     """Identifies everything besides the inputs that shapes the generated code."""
     digest = hashlib.sha256()
-    for source in sorted(pathlib.Path(__file__).parent.glob("*.py")):
+    for source in sorted(pathlib.Path(__file__).parent.glob("*.[pc]*")):
         digest.update(source.read_bytes())
     digest.update(importlib.metadata.version("torch-mlir").encode())
     digest.update(platform.machine().encode())
-    digest.update(str(threads.openmp_library()).encode())
+    digest.update(threads.runtime_identity().encode())
     try:
         with open("/proc/cpuinfo") as cpuinfo:
             digest.update(next(line for line in cpuinfo if line.startswith("flags")).encode())
@@ -168,13 +168,12 @@ def _build(
         staged_library = pathlib.Path(scratch) / "kernel.so"
         with lowering.new_context() as context:
             lowered = lowering.lower_to_llvm(module_text, func_name, bound_args, context)
-            libraries = [str(threads.openmp_library())] if lowered.uses_openmp else []
             engine = _create_engine(lowered.module, context,
                                     threads.runtime_symbols() if lowered.uses_openmp else {})
             if not engine.raw_lookup(ENTRY_PREFIX + func_name):
                 raise LoweringError(f"LLVM code generation produced no entry @{func_name}")
             engine.dump_to_object_file(str(obj))
-        native.link_shared_object(obj, staged_library, libraries)
+        native.link_shared_object(obj, staged_library)
         os.chmod(staged_library, USER_ONLY_FILE)
         signature = lowered.signature.to_json()
         metadata = _sealed_metadata(key, signature, staged_library.read_bytes())

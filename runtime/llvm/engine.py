@@ -173,6 +173,7 @@ class CompiledSubgraph:
         self.signature = signature
         self.inputs = signature.inputs
         self.outputs = signature.outputs
+        threads.load_runtime()
         self._library = ctypes.CDLL(str(library))
         self._entry = self._function(signature.func_name, len(self.inputs) + len(self.outputs))
         self._prelude = signature.prelude

@@ -454,10 +454,10 @@ def _conv_types(shape: ConvShape, filter_block: int) -> tuple[str, str, str]:
 
 
 #: The OpenMP entry points a parallel kernel loop calls (declared once per module by
-#: :mod:`.schedule`): the team of each loop is ``min(items, omp_get_max_threads())``, so
+#: :mod:`.schedule`): the team of each loop is ``min(items, team size)``, so
 #: a loop of one item (batch 1 with a run-time batch) forks no thread at all.
-OPENMP_DECLARATIONS = ("func.func private @omp_get_max_threads() -> i32\n"
-                       "func.func private @omp_set_num_threads(i32)\n")
+OPENMP_DECLARATIONS = (f"func.func private @{threads.GET_TEAM_SIZE}() -> i32\n"
+                       f"func.func private @{threads.SET_TEAM_SIZE}(i32)\n")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -484,12 +484,12 @@ def _open_parallel(emitter: _Emitter, induction: str, count: int | str, tensor: 
         restore, team = emitter.fresh("threads"), emitter.fresh("team")
         items, one, fewer = emitter.fresh("items"), emitter.fresh("one"), emitter.fresh("team")
         count_value = count if isinstance(count, str) else emitter.index(count)
-        emitter.emit(f"{restore} = func.call @omp_get_max_threads() : () -> i32")
+        emitter.emit(f"{restore} = func.call @{threads.GET_TEAM_SIZE}() : () -> i32")
         emitter.emit(f"{items} = arith.index_cast {count_value} : index to i32")
         emitter.emit(f"{one} = arith.constant 1 : i32")
         emitter.emit(f"{fewer} = arith.minsi {items}, {restore} : i32")
         emitter.emit(f"{team} = arith.maxsi {fewer}, {one} : i32")
-        emitter.emit(f"func.call @omp_set_num_threads({team}) : (i32) -> ()")
+        emitter.emit(f"func.call @{threads.SET_TEAM_SIZE}({team}) : (i32) -> ()")
     result = emitter.fresh("par")
     shared = emitter.fresh("shared")
     emitter.emit(f"{result} = scf.forall ({induction}) in ({count}) shared_outs({shared} = "
@@ -512,7 +512,7 @@ def _close_parallel(emitter: _Emitter, loop: _Parallel, value: str) -> str:
     emitter.emit("}")
     emitter.emit("}")
     if loop.restore is not None:
-        emitter.emit(f"func.call @omp_set_num_threads({loop.restore}) : (i32) -> ()")
+        emitter.emit(f"func.call @{threads.SET_TEAM_SIZE}({loop.restore}) : (i32) -> ()")
     return loop.result
 
 

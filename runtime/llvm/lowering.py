@@ -30,6 +30,7 @@ from . import (
     eager_checks,
     fused_multiply_add,
     index_bounds,
+    index_linearization,
     nan_indices,
     parallel_generics,
     prelude,
@@ -348,6 +349,7 @@ def lower_to_llvm(
     checks_indices = index_bounds.guard(function)
     eager_checks.guard(function)
     nan_indices.apply(function)
+    index_linearization.apply(function)
     broadcast_sizes.mark_program_maxima(module)
     fused_multiply_add.mark(module)
     run_pipeline(module, TORCH_TO_TMTENSOR, "torch to linalg-on-tensors")

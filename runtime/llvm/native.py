@@ -13,20 +13,15 @@ import subprocess
 from .errors import LoweringError
 
 
-def link_shared_object(obj: pathlib.Path, output: pathlib.Path,
-                       libraries: list[str] = ()) -> None:
-    """Links `obj` into `output`, against the shared `libraries` (paths; found again at
-    load time through an rpath).
+def link_shared_object(obj: pathlib.Path, output: pathlib.Path) -> None:
+    """Links `obj` into `output`. Calls of the OpenMP shim stay undefined: it is in the
+    global symbol scope when a kernel is loaded (`threads`).
 
     ``-Bsymbolic`` binds each kernel's own symbols to itself, so kernels that
     all export the same entry name can be loaded side by side.
     """
-    linked = []
-    for library in libraries:
-        directory = pathlib.Path(library).parent
-        linked += [str(library), f"-Wl,-rpath,{directory}"]
     command = [os.environ.get("CC", "gcc"), "-shared", "-Wl,-Bsymbolic", "-o", str(output),
-               str(obj), *linked, "-lm"]
+               str(obj), "-lm"]
     try:
         completed = subprocess.run(command, capture_output=True, text=True, check=False)
     except OSError as error:

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from torch_mlir import ir
 
-from . import depthwise_kernels, kernels, matmul_kernels
+from . import depthwise_kernels, kernels, matmul_kernels, threads
 
 KERNEL_PREFIX = "__dynn_kernel_"
 
@@ -282,7 +282,7 @@ def apply(module: ir.Module) -> None:
         _replace_with_kernel_call(operation, callee, packed, lhs)
     if not kernel_texts:
         return
-    if any("@omp_set_num_threads" in text for text in kernel_texts):
+    if any(f"@{threads.SET_TEAM_SIZE}" in text for text in kernel_texts):
         kernel_texts.append(kernels.OPENMP_DECLARATIONS)
     library = ir.Module.parse("\n".join(kernel_texts), module.context)
     present = {_symbol(operation) for operation in module.body.operations}

@@ -1,116 +1,142 @@
-"""Threads of the compiled kernels: MLIR's OpenMP lowering on intel-openmp's ``libiomp5``.
+"""Threads of the compiled kernels: MLIR's OpenMP lowering on PyTorch's own ``libgomp``.
 
 The kernels' outer loops over images (convolutions), row blocks (matmuls) and matrices
-(batch matmuls) are ``scf.forall`` loops; ``convert-scf-to-openmp`` turns them into
-``omp.parallel`` regions, which LLVM lowers to calls of the ``__kmpc_*`` runtime that
-``libiomp5`` implements (the ``intel-openmp`` wheel; GCC's ``libgomp``, which torch
-loads, has no ``__kmpc_*`` entry points). Without that library the same loops stay
-sequential, so every sub-graph still compiles and runs.
+(batch matmuls), and the large elementwise loops, are ``scf.forall`` loops;
+``convert-scf-to-openmp`` turns them into ``omp.parallel`` regions, which LLVM lowers to
+calls of LLVM's ``__kmpc_*`` runtime interface. GCC's ``libgomp``, the OpenMP runtime
+PyTorch loads, has no ``__kmpc_*`` entry points, so ``kmpc_on_gomp.c`` implements the
+few the lowering emits on top of it; gcc (the kernels' linker already) builds it once per
+process. Kernels then fork from eager PyTorch's own thread pool. With a second runtime
+(intel-openmp's ``libiomp5``, used before), each runtime's idle workers spun after a
+region on the cores the other's next region needed: ``moe_top2`` at batch 32, which
+alternates host ops and kernels, took 7.9 ms per call on libiomp5 and 4.0 ms on libgomp
+(2 threads, same quiet machine, one after the other; eager 1.5-1.7 ms).
+Without libgomp in the process or without a C compiler, the same loops stay sequential,
+so every sub-graph still compiles and runs; ``DYNN_OPENMP=0`` asks for that.
 
 The team size follows ``torch.get_num_threads()`` unless :func:`set_num_threads` fixed
-it. OpenMP keeps the requested size per calling thread, so :func:`prepare_calling_thread`
-re-applies it in each Python thread that calls a kernel, whenever it differs from what
-that thread last applied; concurrent callers each get a team of their own.
+it. It is the calling thread's own setting in the shim, apart from libgomp's, so kernels
+never change eager PyTorch's thread count; :func:`prepare_calling_thread` re-applies it in
+each Python thread that calls a kernel, whenever it differs from what that thread last
+applied; concurrent callers each get a team of their own.
 
-``KMP_BLOCKTIME`` (how long idle workers spin before sleeping) defaults to 1 ms here
-instead of 200 ms: on a machine shared with eager PyTorch's own threads, spinning
-workers take the cores the next eager op needs.
+Team sizes are dynamic (libgomp's ``omp_set_dynamic``, set around each kernel region
+only: a team shrinks to the cores the load average leaves idle). On a loaded machine a
+fixed team of two waited at every join for a worker the scheduler had not run
+(``Conv2d(16, 16, 3)`` + batch-norm + ReLU at batch 8, load average 4.8 on 2 cores: 497 us
+per image with two threads, 131 us with one); ``DYNN_OMP_DYNAMIC=0`` keeps the team fixed.
 
-Team sizes are dynamic (``omp_set_dynamic``, libiomp5's ``load_balance`` mode, which
-counts the running threads of the whole machine about once a second): a parallel loop
-forks only as many workers as there are idle cores. On a loaded machine a fixed team of
-two waited at every join for a worker the scheduler had not run (``Conv2d(16, 16, 3)`` +
-batch-norm + ReLU at batch 8, load average 4.8 on 2 cores: 497 us per image with two
-threads, 131 us with one); ``DYNN_OMP_DYNAMIC=0`` keeps the team fixed.
-
-``libiomp5`` is never loaded into the process's global symbol scope: it also defines
-``GOMP_*`` and ``omp_*`` under libgomp's own symbol versions, so once it is global, the
-lazily bound OpenMP calls of libtorch that run after it was loaded go to libiomp5 while
-the earlier ones stay on libgomp, and eager PyTorch's 2-thread ops ran 10-70x slower. It
-is loaded ``RTLD_LOCAL``; the JIT resolves its entry points from :func:`runtime_symbols`
-and each kernel's shared object names it as a dependency of its own.
+The shim is loaded into the global symbol scope (kernels' shared objects leave its
+entry points undefined, so a cached kernel does not name a per-process path); it defines
+only ``__kmpc_*`` and ``dynn_omp_*`` (:data:`ENTRY_POINTS`), names libgomp and libtorch
+do not use.
 """
 
+import atexit
 import ctypes
 import functools
-import importlib.metadata
 import os
 import pathlib
-import struct
+import shutil
+import subprocess
+import tempfile
 import threading
-from collections.abc import Iterator
 
 import torch
 
-DEFAULT_BLOCKTIME_MS = "1"
 DYNAMIC_VARIABLE = "DYNN_OMP_DYNAMIC"
-ENTRY_POINT_PREFIXES = ("__kmpc_", "omp_")
-_ELF_DYNAMIC_SYMBOLS = 11
-_ELF_FUNCTION = 2
+#: What kernels call to read and to set their team size: OpenMP's ``omp_get_max_threads``
+#: and ``omp_set_num_threads``, on the shim's own per-thread setting.
+GET_TEAM_SIZE = "dynn_omp_get_max_threads"
+SET_TEAM_SIZE = "dynn_omp_set_num_threads"
+SHIM_SOURCE = pathlib.Path(__file__).with_name("kmpc_on_gomp.c")
+#: What the shim defines: the ``__kmpc_*`` calls of the OpenMP lowering, and the team-size
+#: functions the kernels call.
+ENTRY_POINTS = (
+    "__kmpc_fork_call",
+    "__kmpc_global_thread_num",
+    "__kmpc_dispatch_init_8u",
+    "__kmpc_dispatch_next_8u",
+    "__kmpc_barrier",
+    GET_TEAM_SIZE,
+    SET_TEAM_SIZE,
+)
 
 _fixed_threads: int | None = None
 _applied = threading.local()
+_loading = threading.Lock()
 
 
-@functools.cache
-def openmp_library() -> pathlib.Path | None:
-    """The ``libiomp5`` shared object of the installed ``intel-openmp`` wheel, if any;
-    ``DYNN_OPENMP=0`` disables threading (kernels compile sequential)."""
-    if os.environ.get("DYNN_OPENMP", "1") == "0":
-        return None
+def loaded_gomp() -> pathlib.Path | None:
+    """The libgomp shared object this process has loaded (PyTorch's), if any."""
     try:
-        distribution = importlib.metadata.distribution("intel-openmp")
-    except importlib.metadata.PackageNotFoundError:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = pathlib.Path(line.split(maxsplit=5)[-1].strip())
+                if path.name.startswith("libgomp") and ".so" in path.name and path.is_file():
+                    return path
+    except OSError:
         return None
-    for file in distribution.files or ():
-        if file.name == "libiomp5.so":
-            path = pathlib.Path(distribution.locate_file(file)).resolve()
-            if path.is_file():
-                return path
     return None
 
 
 @functools.cache
-def _runtime() -> ctypes.CDLL | None:
-    library = openmp_library()
-    if library is None:
+def openmp_library() -> pathlib.Path | None:
+    """The shim built for this process (``kmpc_on_gomp.c`` linked against the loaded
+    libgomp), or None: ``DYNN_OPENMP=0``, no libgomp loaded, or no C compiler."""
+    if os.environ.get("DYNN_OPENMP", "1") == "0":
         return None
-    os.environ.setdefault("KMP_BLOCKTIME", DEFAULT_BLOCKTIME_MS)
-    os.environ.setdefault("KMP_DYNAMIC_MODE", "load_balance")
-    return ctypes.CDLL(str(library), mode=ctypes.RTLD_LOCAL)
+    gomp = loaded_gomp()
+    if gomp is None:
+        return None
+    directory = pathlib.Path(tempfile.mkdtemp(prefix="dynn-openmp-"))  # user-only
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    output = directory / "kmpc_on_gomp.so"
+    command = [
+        os.environ.get("CC", "gcc"),
+        "-O2",
+        "-fPIC",
+        "-shared",
+        "-o",
+        str(output),
+        str(SHIM_SOURCE),
+        str(gomp),
+        f"-Wl,-rpath,{gomp.parent}",
+    ]
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    except OSError:
+        return None
+    return output if completed.returncode == 0 else None
+
+
+def runtime_identity() -> str:
+    """What the generated code depends on, for cache keys: the runtime or its absence."""
+    return "sequential" if openmp_library() is None else f"libgomp:{loaded_gomp()}"
+
+
+@functools.cache
+def _runtime() -> ctypes.CDLL | None:
+    with _loading:
+        library = openmp_library()
+        return None if library is None else ctypes.CDLL(str(library), mode=ctypes.RTLD_GLOBAL)
+
+
+def load_runtime() -> None:
+    """Loads the shim, if any, before a kernel that calls it is loaded."""
+    _runtime()
 
 
 @functools.cache
 def runtime_symbols() -> dict[str, int]:
-    """Addresses of the runtime's entry points (``__kmpc_*``, ``omp_*``) for the JIT to
-    resolve the calls that the OpenMP lowering emits; empty without the runtime."""
+    """Addresses of the shim's entry points for the JIT to resolve the calls that the
+    OpenMP lowering and the kernels emit; empty without the runtime."""
     runtime = _runtime()
     if runtime is None:
         return {}
-    return {name: ctypes.cast(getattr(runtime, name), ctypes.c_void_p).value
-            for name in _exported_functions(openmp_library())
-            if name.startswith(ENTRY_POINT_PREFIXES)}
-
-
-def _exported_functions(library: pathlib.Path) -> Iterator[str]:
-    """Names of the functions an ELF64 little-endian shared object defines (its dynamic
-    symbol table); nothing for other formats."""
-    data = library.read_bytes()
-    if data[:6] != b"\x7fELF\x02\x01":
-        return
-    (section_offset,) = struct.unpack_from("<Q", data, 0x28)
-    entry_size, count = struct.unpack_from("<HH", data, 0x3A)
-    sections = [struct.unpack_from("<IIQQQQIIQQ", data, section_offset + entry_size * index)
-                for index in range(count)]
-    for _, kind, _, _, offset, size, link, _, _, symbol_size in sections:
-        if kind != _ELF_DYNAMIC_SYMBOLS or not symbol_size:
-            continue
-        strings = sections[link][4]
-        for position in range(offset, offset + size, symbol_size):
-            name, info, _, section = struct.unpack_from("<IBBH", data, position)
-            if section and info & 0xF == _ELF_FUNCTION:
-                start = strings + name
-                yield data[start:data.index(b"\0", start)].decode()
+    return {
+        name: ctypes.cast(getattr(runtime, name), ctypes.c_void_p).value for name in ENTRY_POINTS
+    }
 
 
 def _dynamic_teams() -> bool:
@@ -137,6 +163,5 @@ def prepare_calling_thread() -> None:
         return
     runtime = _runtime()
     if runtime is not None:
-        runtime.omp_set_num_threads(ctypes.c_int(threads))
-        runtime.omp_set_dynamic(ctypes.c_int(int(_dynamic_teams())))
+        runtime.dynn_omp_configure(ctypes.c_int(threads), ctypes.c_int(int(_dynamic_teams())))
     _applied.threads = threads

@@ -187,6 +187,54 @@ def test_computed_indices_agree_in_range_and_raise_located_out_of_range(backend)
             program(torch.full((5, 2), scale))
 
 
+class RoutedGathers(nn.Module):
+    """Gathers by several index tensors of run-time sizes, as Mixtral's MoE writes them
+    (``top_x, idx = torch.where(mask)``, ``routing_weights[top_x, idx, None]``), on two and
+    three leading dimensions, with broadcasting index tensors."""
+
+    def forward(self, x, scores, cube):
+        mask = scores > 0.2
+        top_x, idx = torch.where(mask)
+        weights = scores[top_x, idx, None]
+        rows = x[top_x] * weights
+        picked = cube[top_x % 2, idx, (top_x * 3 + idx) % 5]
+        grid = x[top_x[:, None], idx[None, :]]
+        return rows.sum(0), weights.shape[0], picked, grid.sum()
+
+
+@backends
+def test_gathers_by_several_run_time_sized_indices(backend):
+    """One flat index instead of several (runtime.llvm.index_linearization): the same
+    values as eager, with 0 to all of the mask's entries chosen."""
+    generator = torch.Generator().manual_seed(7)
+    samples = [(torch.randn(6, 4, generator=generator), torch.rand(6, 4, generator=generator) * s,
+                torch.randn(2, 4, 5, generator=generator)) for s in (0.1, 0.3, 0.6, 1.0, 5.0)]
+    program = check_backend(RoutedGathers().eval(), samples[0], samples, backend,
+                            require_coverage=False)
+    if backend == "llvm":
+        assert program.stats.host_ops == 0, "a gather ran on the host"
+
+
+def test_gathers_by_several_indices_raise_where_eager_raises():
+    """An index out of its own dimension, or index tensors that do not broadcast, raise at
+    the model line: a flat index must not wrap an out-of-range index into another row."""
+
+    class Pairs(nn.Module):
+        def forward(self, x, rows, cols):
+            return x[rows, cols] * 2
+
+    x = torch.randn(4, 3)
+    example = (x, torch.tensor([0, 1]), torch.tensor([2, 0]))
+    program = ft.compile(Pairs(), example, backend="llvm", dynamic=True)
+    torch.testing.assert_close(program(*example), Pairs()(*example))
+    for rows, cols in (([1, 2], [3, 0]), ([0, 5], [1, 1]), ([0, 1, 2], [1, 1])):
+        arguments = (x, torch.tensor(rows), torch.tensor(cols))
+        with pytest.raises(Exception):
+            Pairs()(*arguments)
+        with pytest.raises(Exception, match=r"test_dynamic_shapes\.py:\d+:\d+"):
+            program(*arguments)
+
+
 class HostData(nn.Module):
     """.tolist(), int(), float() of small tensors; tensors created in forward from run-time
     Python values; torch.equal / allclose as conditions; list del/pop/insert."""

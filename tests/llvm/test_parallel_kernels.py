@@ -35,8 +35,12 @@ def _convs(x, w1, b1, w2, w3):
 
 def _conv_parameters():
     torch.manual_seed(0)
-    return [torch.randn(32, 16, 3, 3) / 12, torch.randn(32) * 0.1,
-            torch.randn(17, 32, 3, 3) / 17, torch.randn(32, 32, 3, 3) / 17]
+    return [
+        torch.randn(32, 16, 3, 3) / 12,
+        torch.randn(32) * 0.1,
+        torch.randn(17, 32, 3, 3) / 17,
+        torch.randn(32, 32, 3, 3) / 17,
+    ]
 
 
 @pytest.mark.parametrize("team", [1, 2])
@@ -44,8 +48,7 @@ def test_dynamic_batch_convolutions_agree_at_odd_batches(team, thread_count):
     parameters = _conv_parameters()
     compiled = compile_function(_convs, [torch.randn(2, 16, 32, 32)], parameters, [batch()])
     thread_count(team)
-    check_sizes(compiled, _convs, parameters, lambda b: [torch.randn(b, 16, 32, 32)],
-                ODD_BATCHES)
+    check_sizes(compiled, _convs, parameters, lambda b: [torch.randn(b, 16, 32, 32)], ODD_BATCHES)
 
 
 def test_static_batch_convolutions_agree():
@@ -72,10 +75,12 @@ def test_convolutions_pad_each_image_as_eager_pads_the_batch(dynamic):
     torch.manual_seed(3)
     parameters = [torch.randn(16, 16, 3, 3) / 12, torch.randn(16, 1, 5, 5) / 5]
     if dynamic:
-        compiled = compile_function(_padded_convs, [torch.randn(2, 16, 16, 16)], parameters,
-                                    [batch()])
-        check_sizes(compiled, _padded_convs, parameters, lambda b: [torch.randn(b, 16, 16, 16)],
-                    ODD_BATCHES)
+        compiled = compile_function(
+            _padded_convs, [torch.randn(2, 16, 16, 16)], parameters, [batch()]
+        )
+        check_sizes(
+            compiled, _padded_convs, parameters, lambda b: [torch.randn(b, 16, 16, 16)], ODD_BATCHES
+        )
         return
     for size in (1, 3):
         inputs = [torch.randn(size, 16, 16, 16)]
@@ -90,19 +95,31 @@ def _large_elementwise_and_reductions(x, scale):
     and positions (``linalg.index``) offset by the split."""
     y = torch.relu(x * scale + 1.0)
     positions = torch.arange(x.shape[-1], dtype=torch.float32)
-    return (y, y.mean((2, 3)), y.sum(0), torch.softmax(x.flatten(1), dim=1),
-            x * positions, (x > 0).sum(1))
+    return (
+        y,
+        y.mean((2, 3)),
+        y.sum(0),
+        torch.softmax(x.flatten(1), dim=1),
+        x * positions,
+        (x > 0).sum(1),
+    )
 
 
 def test_large_generics_split_among_threads_agree_with_eager(thread_count):
     torch.manual_seed(4)
     scale = torch.randn(1, 32, 1, 1)
-    compiled = compile_function(_large_elementwise_and_reductions, [torch.randn(2, 32, 32, 32)],
-                                [scale], [batch()])
+    compiled = compile_function(
+        _large_elementwise_and_reductions, [torch.randn(2, 32, 32, 32)], [scale], [batch()]
+    )
     for team in (1, 2):
         thread_count(team)
-        check_sizes(compiled, _large_elementwise_and_reductions, [scale],
-                    lambda b: [torch.randn(b, 32, 32, 32)], ODD_BATCHES)
+        check_sizes(
+            compiled,
+            _large_elementwise_and_reductions,
+            [scale],
+            lambda b: [torch.randn(b, 32, 32, 32)],
+            ODD_BATCHES,
+        )
 
 
 def _linears(x, w1, b1, w2, b2):
@@ -112,15 +129,20 @@ def _linears(x, w1, b1, w2, b2):
 
 def _linear_parameters():
     torch.manual_seed(1)
-    return [torch.randn(128, 512) / 23, torch.randn(128) * 0.1,
-            torch.randn(10, 128) / 11, torch.randn(10) * 0.1]
+    return [
+        torch.randn(128, 512) / 23,
+        torch.randn(128) * 0.1,
+        torch.randn(10, 128) / 11,
+        torch.randn(10) * 0.1,
+    ]
 
 
 def test_dynamic_row_count_linears_agree_at_odd_counts():
     parameters = _linear_parameters()
     compiled = compile_function(_linears, [torch.randn(4, 512)], parameters, [batch()])
-    check_sizes(compiled, _linears, parameters, lambda b: [torch.randn(b, 512)],
-                [*ODD_BATCHES, 32, 197])
+    check_sizes(
+        compiled, _linears, parameters, lambda b: [torch.randn(b, 512)], [*ODD_BATCHES, 32, 197]
+    )
 
 
 @pytest.mark.parametrize("rows", [3, 8, 17, 32, 197])
@@ -128,8 +150,7 @@ def test_static_row_count_linears_agree(rows):
     parameters = _linear_parameters()
     inputs = [torch.randn(rows, 512)]
     compiled = compile_function(_linears, inputs, parameters)
-    torch.testing.assert_close(compiled(*inputs)[0], _linears(*inputs, *parameters),
-                               **TOLERANCE)
+    torch.testing.assert_close(compiled(*inputs)[0], _linears(*inputs, *parameters), **TOLERANCE)
 
 
 def _attention(q, k, v):
@@ -138,10 +159,12 @@ def _attention(q, k, v):
 
 def test_dynamic_batch_matmuls_agree_at_odd_batches():
     torch.manual_seed(2)
-    compiled = compile_function(_attention, [torch.randn(2, 9, 16) for _ in range(3)], (),
-                                [batch("b")] * 3)
-    check_sizes(compiled, _attention, [],
-                lambda b: [torch.randn(b, 9, 16) for _ in range(3)], ODD_BATCHES)
+    compiled = compile_function(
+        _attention, [torch.randn(2, 9, 16) for _ in range(3)], (), [batch("b")] * 3
+    )
+    check_sizes(
+        compiled, _attention, [], lambda b: [torch.randn(b, 9, 16) for _ in range(3)], ODD_BATCHES
+    )
 
 
 def test_concurrent_callers_of_a_parallel_kernel_agree_with_eager():
@@ -169,7 +192,7 @@ def test_concurrent_callers_of_a_parallel_kernel_agree_with_eager():
 
 def test_parallel_loops_call_the_openmp_runtime_when_installed():
     if threads.openmp_library() is None:
-        pytest.skip("intel-openmp is not installed: kernels compile sequential")
+        pytest.skip("no libgomp or C compiler: kernels compile sequential")
     parameters = _linear_parameters()
     compiled = compile_function(_linears, [torch.randn(4, 512)], parameters, [batch()])
     assert b"__kmpc_fork_call" in compiled.library_path.read_bytes()
@@ -184,7 +207,7 @@ def test_thread_count_follows_torch_unless_set(thread_count):
 
 
 def test_without_the_openmp_runtime_parallel_loops_run_sequentially(tmp_path):
-    """``DYNN_OPENMP=0`` stands for a machine without intel-openmp."""
+    """``DYNN_OPENMP=0`` stands for a machine without libgomp or a C compiler."""
     script = (
         "import torch, tests.llvm.test_parallel_kernels as t\n"
         "from runtime.llvm import threads\n"
@@ -192,45 +215,72 @@ def test_without_the_openmp_runtime_parallel_loops_run_sequentially(tmp_path):
         "p = t._linear_parameters()\n"
         "c = t.compile_function(t._linears, [torch.randn(4, 512)], p, [t.batch()])\n"
         "assert b'__kmpc' not in c.library_path.read_bytes()\n"
-        "t.check_sizes(c, t._linears, p, lambda b: [torch.randn(b, 512)], [1, 17])\n")
+        "t.check_sizes(c, t._linears, p, lambda b: [torch.randn(b, 512)], [1, 17])\n"
+    )
     environment = {**os.environ, "DYNN_OPENMP": "0", "HOME": str(tmp_path)}
-    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                               env=environment, timeout=300,
-                               cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-    assert completed.returncode == 0, completed.stderr[-2000:]
+    _run_script(script, environment)
 
 
-def test_the_openmp_runtime_stays_out_of_the_global_symbol_scope(tmp_path):
-    """libiomp5 also defines libgomp's versioned ``GOMP_*`` / ``omp_*``: loaded globally (as
-    the JIT's ``shared_libs`` did), it takes over libtorch's OpenMP calls that bind after it
-    and eager 2-thread ops slowed 10-70x. A fresh cache (``HOME``) makes the JIT run."""
+def test_kernels_fork_from_eager_pytorchs_own_thread_pool(tmp_path):
+    """Kernels and eager ops share libgomp's workers: no second OpenMP runtime is loaded,
+    and a parallel kernel's region starts no thread of its own (after the compile, whose
+    MLIR thread pool is counted in `before`). Run in a fresh process with a fresh cache (``HOME``), so that the JIT runs."""
     if threads.openmp_library() is None:
-        pytest.skip("intel-openmp is not installed: kernels compile sequential")
+        pytest.skip("no libgomp or C compiler: kernels compile sequential")
     script = (
-        "import ctypes, torch, tests.llvm.test_parallel_kernels as t\n"
+        "import torch, tests.llvm.test_parallel_kernels as t\n"
+        "torch.set_num_threads(2)\n"
+        "torch.randn(1 << 20).sin()\n"
+        "count = lambda: len(__import__('os').listdir('/proc/self/task'))\n"
         "p = t._linear_parameters()\n"
         "c = t.compile_function(t._linears, [torch.randn(4, 512)], p, [t.batch()])\n"
-        "assert b'__kmpc_fork_call' in c.library_path.read_bytes()\n"
-        "t.check_sizes(c, t._linears, p, lambda b: [torch.randn(b, 512)], [1, 17])\n"
-        "assert not hasattr(ctypes.CDLL(None), '__kmpc_fork_call'), 'libiomp5 is global'\n")
-    environment = {**os.environ, "HOME": str(tmp_path)}
-    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                               env=environment, timeout=300,
-                               cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+        "before = count()\n"
+        "t.check_sizes(c, t._linears, p, lambda b: [torch.randn(b, 512)], [1, 17, 64])\n"
+        "maps = open('/proc/self/maps').read()\n"
+        "assert 'libiomp' not in maps and 'libomp.so' not in maps, 'a second OpenMP runtime'\n"
+        "assert count() == before, (before, count())\n"
+    )
+    _run_script(script, {**os.environ, "HOME": str(tmp_path)})
+
+
+def test_kernels_leave_eager_pytorchs_thread_count_alone(thread_count):
+    """The kernels' team size is the shim's own setting: fixing it, and running kernels
+    with it, does not change ``torch.get_num_threads()`` in the calling thread."""
+    if threads.openmp_library() is None:
+        pytest.skip("no libgomp or C compiler: kernels compile sequential")
+    parameters = _linear_parameters()
+    compiled = compile_function(_linears, [torch.randn(4, 512)], parameters, [batch()])
+    before = torch.get_num_threads()
+    thread_count(1)
+    check_sizes(compiled, _linears, parameters, lambda b: [torch.randn(b, 512)], [64])
+    assert torch.get_num_threads() == before
+
+
+def _run_script(script: str, environment: dict) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    )
     assert completed.returncode == 0, completed.stderr[-2000:]
 
 
 def test_team_sizes_are_dynamic_unless_disabled():
-    """Teams follow the idle cores (``omp_set_dynamic``); ``DYNN_OMP_DYNAMIC=0`` fixes them.
-    A fresh Python thread is a fresh OpenMP root, so each applies the setting anew."""
+    """Teams follow the idle cores (libgomp's ``omp_set_dynamic``, around kernel regions
+    only); ``DYNN_OMP_DYNAMIC=0`` fixes them. A fresh Python thread is a fresh OpenMP
+    root, so each applies the setting anew."""
     if threads.openmp_library() is None:
-        pytest.skip("intel-openmp is not installed: kernels compile sequential")
-    runtime = ctypes.CDLL(str(threads.openmp_library()))
+        pytest.skip("no libgomp or C compiler: kernels compile sequential")
+    shim = ctypes.CDLL(str(threads.openmp_library()))
+    shim.dynn_omp_dynamic_teams.restype = ctypes.c_int
     seen = {}
 
     def probe(name: str) -> None:
         threads.prepare_calling_thread()
-        seen[name] = runtime.omp_get_dynamic()
+        seen[name] = shim.dynn_omp_dynamic_teams()
 
     previous = os.environ.get(threads.DYNAMIC_VARIABLE)
     try:
