@@ -5,7 +5,7 @@ and size-oblivious (see `stretch._dynamic_export`): a test `size == 1` is decide
 For almost every op that is what eager does at any size. `squeeze` is the exception: eager
 drops a dimension of size 1, the trace keeps it, so at size 1 the compiled program would
 return a tensor of another rank where eager returns the squeezed one. While a stretch is
-traced, `SqueezedSizes` sees every symbolic size a squeeze reads:
+traced, `CheckedSizes` sees every symbolic size a squeeze reads:
 
 - a size computed from data (`nonzero`'s count, unbacked) gets `torch._check(size != 1)`,
   which torch.export keeps as a run-time assertion in the graph;
@@ -22,7 +22,11 @@ range is asserted too: torch.export's decompositions lower `x[1]` to a slice, wh
 otherwise clamp silently. And a stretch that only traces with a size of 1 (a dynamic batch
 checked against a static batch of one) holds only there, so it asserts that size is 1.
 A caller that can recompile gives an input size of 1 its own specialisation wherever some
-check fails at 1. A failed assertion is a located run-time error (with the LLVM backend, after the eager rerun
+check fails at 1. The same mode sees the sizes that a reduction without identity (`max`, `argmin`, ...)
+reduces: eager refuses an empty one, and torch.export drops such a reduction whose result
+is unused, so an input size it reduces is asserted not to be 0 (a size computed from data,
+`torch._check`; a size computed from input sizes is not checked).
+A failed assertion is a located run-time error (with the LLVM backend, after the eager rerun
 of the sub-graph), never a value of the wrong shape.
 """
 
@@ -46,6 +50,13 @@ from ir.torch import BoolType, IntType
 from ir.torch_build import TorchBuilder
 
 _SQUEEZES = (torch.squeeze, torch.Tensor.squeeze, torch.Tensor.squeeze_)
+#: Reductions without identity: eager refuses an empty tensor (no `dim`) or dimension.
+_REFUSING_EMPTY = {
+    function: name
+    for name in ("max", "min", "amax", "amin", "argmax", "argmin", "aminmax")
+    for function in (getattr(torch, name), getattr(torch.Tensor, name))
+}
+_EMPTY_REDUCTION = "a {} over it, which eager refuses where its size is 0"
 
 
 class SizeCheckError(Exception):
@@ -68,19 +79,48 @@ class SizeCheck:
         return getattr(operator, self.relation)(size, self.bound)
 
 
-class SqueezedSizes(TorchFunctionMode):
-    """Active while torch.export traces a stretch; collects the symbolic sizes squeezed."""
+class CheckedSizes(TorchFunctionMode):
+    """Active while torch.export traces a stretch; collects the symbolic sizes squeezed
+    (`symbols`: they must not be 1) and reduced without identity (`nonzero`: they must
+    not be 0; torch.export drops such a reduction when its result is unused, and eager
+    raises there all the same)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.symbols: dict[Any, str] = {}
+        self.nonzero: dict[Any, str] = {}
+        self.data_sizes_nonzero = False
 
     def __torch_function__(self, function, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if function in _SQUEEZES and args and isinstance(args[0], torch.Tensor):
-            dims = args[1] if len(args) > 1 else kwargs.get("dim")
-            self._check(args[0], dims)
+        if args and isinstance(args[0], torch.Tensor):
+            if function in _SQUEEZES:
+                dims = args[1] if len(args) > 1 else kwargs.get("dim")
+                self._check(args[0], dims)
+            elif function in _REFUSING_EMPTY:
+                self._check_reduction(args[0], _REFUSING_EMPTY[function], args[1:], kwargs)
         return function(*args, **kwargs)
+
+    def _check_reduction(self, tensor: torch.Tensor, name: str, rest: tuple, kwargs) -> None:
+        dims = rest[0] if rest else kwargs.get("dim")
+        if isinstance(dims, torch.Tensor):
+            return  # torch.max(a, b): elementwise
+        if dims is None or dims == () or dims == []:
+            dims = range(tensor.dim())
+        elif isinstance(dims, int):
+            dims = [dims]
+        reason = _EMPTY_REDUCTION.format(name)
+        for dim in dims:
+            if tensor.dim() == 0 or not isinstance(dim, int):
+                continue
+            size = tensor.shape[dim % tensor.dim()]
+            if not isinstance(size, torch.SymInt):
+                continue
+            if free_unbacked_symbols(size):
+                torch._check(size != 0, lambda reason=reason: reason)
+                self.data_sizes_nonzero = True
+            elif size.node.expr.is_Symbol:
+                self.nonzero.setdefault(size.node.expr, reason)
 
     def _check(self, tensor: torch.Tensor, dims: Any) -> None:
         rank = tensor.dim()
@@ -139,7 +179,7 @@ def _input_sizes(program: torch.export.ExportedProgram) -> Iterator[tuple[int, i
 
 def input_checks(
     program: torch.export.ExportedProgram,
-    squeezed: SqueezedSizes,
+    squeezed: CheckedSizes,
     at_one: OnesTrace | None = None,
 ) -> list[SizeCheck]:
     """The `SizeCheck`s of the input sizes: not 1 where a squeeze read them, and within the
@@ -158,6 +198,9 @@ def input_checks(
         if symbolic and size in squeezed.symbols:
             reason = squeezed.symbols[size]
             checks.append(SizeCheck(argument, dim, "ne", 1, "other than 1", reason))
+        if symbolic and size in squeezed.nonzero:
+            reason = squeezed.nonzero[size]
+            checks.append(SizeCheck(argument, dim, "ne", 0, "other than 0", reason))
         if limits is not None:
             checks += _range_checks(argument, dim, limits.lower, limits.upper)
     symbols = {size for _, _, size in _input_sizes(program)}
@@ -165,7 +208,7 @@ def input_checks(
     if missing:
         raise SizeCheckError(f"squeeze of a size ({sorted(map(str, missing))[0]}) of no input")
     pinned = {(c.argument, c.dim) for c in checks if c.relation == "eq"}
-    if any(c.relation == "ne" and (c.argument, c.dim) in pinned for c in checks):
+    if any(c.relation == "ne" and c.bound == 1 and (c.argument, c.dim) in pinned for c in checks):
         raise SizeCheckError("it squeezes a dynamic size that its trace needs to be 1")
     return checks
 
@@ -189,6 +232,7 @@ _TRACED_RANGE = (
 
 
 _DATA_SIZE_NOT_ONE = re.compile(r"expression Ne\(u\d+, 1\)")
+_DATA_SIZE_NOT_ZERO = re.compile(r"expression (Ne\(u\d+, 0\)|u\d+ >= 1)\b")
 
 SQUEEZED_DATA_SIZE = (
     "a size computed from data is 1 where the program squeezes that dimension: eager drops "
@@ -197,13 +241,26 @@ SQUEEZED_DATA_SIZE = (
 )
 
 
-def explain_squeeze_assertions(program: torch.export.ExportedProgram) -> None:
+EMPTY_DATA_SIZE = (
+    "a size computed from data is 0 where the program reduces that dimension without an "
+    "identity (max, argmin, ...): eager raises there"
+)
+
+
+def explain_squeeze_assertions(program: torch.export.ExportedProgram, sizes: CheckedSizes) -> None:
     """Gives torch.export's assertions that a data-dependent size is not 1 (which only the
-    squeeze checks make) a message that says why."""
+    squeeze checks make) or not 0 (after `sizes` made such a check) a message that says
+    why."""
     graph = program.graph_module.graph
     for check in graph.find_nodes(op="call_function", target=torch.ops.aten._assert_scalar.default):
         if len(check.args) > 1 and _DATA_SIZE_NOT_ONE.search(str(check.args[1])):
             check.args = (check.args[0], SQUEEZED_DATA_SIZE)
+        elif (
+            sizes.data_sizes_nonzero
+            and len(check.args) > 1
+            and _DATA_SIZE_NOT_ZERO.search(str(check.args[1]))
+        ):
+            check.args = (check.args[0], EMPTY_DATA_SIZE)
     program.graph_module.recompile()
 
 
@@ -221,9 +278,7 @@ def add_size_checks(function: func.FuncOp, checks: Sequence[SizeCheck]) -> None:
         holds = builder.op(
             f"torch.aten.{check.relation}.int", [size, builder.int(check.bound)], BoolType()
         )
-        builder.op(
-            "torch.runtime.assert", [holds], None, {"message": StringAttr(_message(check))}
-        )
+        builder.op("torch.runtime.assert", [holds], None, {"message": StringAttr(_message(check))})
 
 
 def _message(check: SizeCheck) -> str:

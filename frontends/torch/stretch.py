@@ -46,9 +46,9 @@ from frontends.torch.decompositions import (
 )
 from frontends.torch.errors import first_line
 from frontends.torch.size_checks import (
+    CheckedSizes,
     OnesTrace,
     SizeCheckError,
-    SqueezedSizes,
     add_size_checks,
     explain_squeeze_assertions,
     input_checks,
@@ -322,7 +322,7 @@ def _import_stretch(
         {d: Dim.AUTO for d in live_in.dynamic_dims} or None for live_in in stretch.live_ins
     )
     symbolic = any(dynamic_shapes)
-    squeezed = SqueezedSizes()
+    squeezed = CheckedSizes()
     try:
         with redirect_stderr(io.StringIO()), _dynamic_export(symbolic):
             with squeezed:
@@ -336,7 +336,7 @@ def _import_stretch(
             program = program.run_decompositions(decomposition_table())
             drop_storage_offset_checks(program)
             negations_as_comparisons(program)
-            explain_squeeze_assertions(program)
+            explain_squeeze_assertions(program, squeezed)
             imported = torch_mlir.fx.export_and_import(
                 program,
                 output_type="torch",

@@ -285,7 +285,7 @@ def test_and_or_evaluate_their_later_operands_only_when_python_does(model, backe
 
 class DeadReductionOfAnEmptyBatch(nn.Module):
     """Found at batch 0: the unused `x.max(dim=0)` raises in eager; the compiled stretch
-    drops it as dead code and returns."""
+    dropped it as dead code and returned."""
 
     def forward(self, x):
         y = x + x.max(dim=0, keepdim=True).values
@@ -293,10 +293,14 @@ class DeadReductionOfAnEmptyBatch(nn.Module):
         return y
 
 
-@pytest.mark.xfail(strict=True, reason="a dead op that would raise is dropped (open)")
-def test_a_dead_reduction_of_an_empty_batch_raises_as_eager_does():
-    program = ft.compile(
-        DeadReductionOfAnEmptyBatch(), (torch.randn(2, 4),), backend="interpreter", dynamic=True
-    )
-    with pytest.raises(Exception):
+@pytest.mark.parametrize("backend", ["interpreter", "llvm"])
+def test_a_dead_reduction_of_an_empty_batch_raises_as_eager_does(backend):
+    model = DeadReductionOfAnEmptyBatch()
+    program = ft.compile(model, (torch.randn(2, 4),), backend=backend, dynamic=True)
+    for batch in (1, 3):
+        x = torch.randn(batch, 4)
+        torch.testing.assert_close(program(x), model(x))
+    with pytest.raises(IndexError):
+        model(torch.zeros(0, 4))
+    with pytest.raises(Exception, match=r"test_generated_regressions\.py:\d+:\d+"):
         program(torch.zeros(0, 4))
