@@ -20,11 +20,13 @@ never change eager PyTorch's thread count; :func:`prepare_calling_thread` re-app
 each Python thread that calls a kernel, whenever it differs from what that thread last
 applied; concurrent callers each get a team of their own.
 
-Team sizes are dynamic (libgomp's ``omp_set_dynamic``, set around each kernel region
-only: a team shrinks to the cores the load average leaves idle). On a loaded machine a
-fixed team of two waited at every join for a worker the scheduler had not run
-(``Conv2d(16, 16, 3)`` + batch-norm + ReLU at batch 8, load average 4.8 on 2 cores: 497 us
-per image with two threads, 131 us with one); ``DYNN_OMP_DYNAMIC=0`` keeps the team fixed.
+Team sizes are fixed unless ``DYNN_OMP_DYNAMIC=1`` asks for libgomp's dynamic teams (set
+around each kernel region only). libgomp sizes a dynamic team as the cores less the
+15-minute load average, which counts the caller itself: on the quiet 2-core machine every
+team was 1 (a residual block of ``Conv2d(32, 32, 3)`` on 16x16 maps at batch 8, us per
+image: 75.0 with dynamic teams of "2" threads, 69.6 with 1, 55.3 with a fixed team of 2;
+eager 58.8-83.9). The dynamic schedule of every loop (``lowering.schedule_dynamically``)
+still lets the calling thread take the items of a worker the OS has not run yet.
 
 The shim is loaded into the global symbol scope (kernels' shared objects leave its
 entry points undefined, so a cached kernel does not name a per-process path); it defines
@@ -140,7 +142,7 @@ def runtime_symbols() -> dict[str, int]:
 
 
 def _dynamic_teams() -> bool:
-    return os.environ.get(DYNAMIC_VARIABLE, "1") != "0"
+    return os.environ.get(DYNAMIC_VARIABLE, "0") == "1"
 
 
 def set_num_threads(threads: int | None) -> None:

@@ -268,10 +268,10 @@ def _run_script(script: str, environment: dict) -> None:
     assert completed.returncode == 0, completed.stderr[-2000:]
 
 
-def test_team_sizes_are_dynamic_unless_disabled():
-    """Teams follow the idle cores (libgomp's ``omp_set_dynamic``, around kernel regions
-    only); ``DYNN_OMP_DYNAMIC=0`` fixes them. A fresh Python thread is a fresh OpenMP
-    root, so each applies the setting anew."""
+def test_team_sizes_are_fixed_unless_dynamic_teams_are_asked_for():
+    """``DYNN_OMP_DYNAMIC=1`` asks for libgomp's dynamic teams (``omp_set_dynamic``, around
+    kernel regions only); unset or 0, teams are fixed. A fresh Python thread is a fresh
+    OpenMP root, so each applies the setting anew."""
     if threads.openmp_library() is None:
         pytest.skip("no libgomp or C compiler: kernels compile sequential")
     shim = ctypes.CDLL(str(threads.openmp_library()))
@@ -284,8 +284,11 @@ def test_team_sizes_are_dynamic_unless_disabled():
 
     previous = os.environ.get(threads.DYNAMIC_VARIABLE)
     try:
-        for setting in ("1", "0"):
-            os.environ[threads.DYNAMIC_VARIABLE] = setting
+        for setting in ("unset", "1", "0"):
+            if setting == "unset":
+                os.environ.pop(threads.DYNAMIC_VARIABLE, None)
+            else:
+                os.environ[threads.DYNAMIC_VARIABLE] = setting
             worker = threading.Thread(target=probe, args=(setting,))
             worker.start()
             worker.join()
@@ -294,4 +297,4 @@ def test_team_sizes_are_dynamic_unless_disabled():
             os.environ.pop(threads.DYNAMIC_VARIABLE, None)
         else:
             os.environ[threads.DYNAMIC_VARIABLE] = previous
-    assert seen == {"1": 1, "0": 0}
+    assert seen == {"unset": 0, "1": 1, "0": 0}
