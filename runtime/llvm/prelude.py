@@ -23,11 +23,20 @@ from torch_mlir import ir
 from . import engine
 from .errors import run_pipeline
 
-SIMPLIFY = ("builtin.module(func.func(canonicalize, resolve-ranked-shaped-type-result-dims, "
-            "canonicalize, cse, canonicalize))")
+SIMPLIFY = (
+    "builtin.module(func.func(canonicalize, resolve-ranked-shaped-type-result-dims, "
+    "canonicalize, cse, canonicalize))"
+)
 
-_SIZE_ONLY_OPS = ("func.func", "func.return", "tensor.from_elements", "arith.constant",
-                  "affine.apply", "affine.min", "affine.max")
+_SIZE_ONLY_OPS = (
+    "func.func",
+    "func.return",
+    "tensor.from_elements",
+    "arith.constant",
+    "affine.apply",
+    "affine.min",
+    "affine.max",
+)
 
 
 def top_level_assertions(function) -> list[ir.Operation]:
@@ -41,14 +50,14 @@ def _assertion_message(assertion: ir.Operation) -> str:
 
 
 def _create(name: str, result_types, operands, attributes=None) -> ir.Operation:
-    return ir.Operation.create(name, results=result_types, operands=operands,
-                               attributes=attributes or {})
+    return ir.Operation.create(
+        name, results=result_types, operands=operands, attributes=attributes or {}
+    )
 
 
 def _i64_constant(value: int) -> ir.Value:
     i64 = ir.IntegerType.get_signless(64)
-    return _create("arith.constant", [i64], [],
-                   {"value": ir.IntegerAttr.get(i64, value)}).result
+    return _create("arith.constant", [i64], [], {"value": ir.IntegerAttr.get(i64, value)}).result
 
 
 def _fold_status(assertions: list[ir.Operation]) -> ir.Value:
@@ -60,18 +69,19 @@ def _fold_status(assertions: list[ir.Operation]) -> ir.Value:
         status = zero = _i64_constant(0)
     for number, assertion in enumerate(assertions, start=1):
         with ir.InsertionPoint(assertion), assertion.location:
-            code = _create("arith.select", [i64],
-                           [assertion.operands[0], zero, _i64_constant(number)]).result
-            clean = _create("arith.cmpi", [i1], [status, zero],
-                            {"predicate": ir.IntegerAttr.get(i64, 0)}).result
+            code = _create(
+                "arith.select", [i64], [assertion.operands[0], zero, _i64_constant(number)]
+            ).result
+            clean = _create(
+                "arith.cmpi", [i1], [status, zero], {"predicate": ir.IntegerAttr.get(i64, 0)}
+            ).result
             status = _create("arith.select", [i64], [clean, code, status]).result
         assertion.erase()
     return status
 
 
 def _dynamic_dims(outputs: list[engine.TensorSpec]) -> list[tuple[int, int]]:
-    return [(r, a) for r, spec in enumerate(outputs) for a, d in enumerate(spec.shape)
-            if d is None]
+    return [(r, a) for r, spec in enumerate(outputs) for a, d in enumerate(spec.shape) if d is None]
 
 
 def _rewrite_return(prelude, dims: list[tuple[int, int]], status: ir.Value) -> None:
@@ -84,8 +94,9 @@ def _rewrite_return(prelude, dims: list[tuple[int, int]], status: ir.Value) -> N
     with ir.InsertionPoint(terminator), terminator.location:
         values = [status]
         for result, axis in dims:
-            axis_value = _create("arith.constant", [index], [],
-                                 {"value": ir.IntegerAttr.get(index, axis)}).result
+            axis_value = _create(
+                "arith.constant", [index], [], {"value": ir.IntegerAttr.get(index, axis)}
+            ).result
             size = _create("tensor.dim", [index], [terminator.operands[result], axis_value])
             values.append(_create("arith.index_cast", [i64], [size.result]).result)
         vector = _create("tensor.from_elements", [vector_type], values).result
@@ -93,7 +104,8 @@ def _rewrite_return(prelude, dims: list[tuple[int, int]], status: ir.Value) -> N
     terminator.erase()
     function_type = ir.FunctionType(ir.TypeAttr(prelude.attributes["function_type"]).value)
     prelude.attributes["function_type"] = ir.TypeAttr.get(
-        ir.FunctionType.get(function_type.inputs, [vector_type]))
+        ir.FunctionType.get(function_type.inputs, [vector_type])
+    )
 
 
 def _reads_data(prelude) -> bool:
@@ -129,6 +141,32 @@ def _is_trivial(prelude) -> bool:
         return False
 
 
+def _dims_of_tm_tensor_results_from_their_outs(prelude) -> None:
+    """Reads each size of a ``tm_tensor`` op's result (``sort``, ``scan``, ``scatter``,
+    ``topk``) off its ``outs`` operand (the last operands, one per result), which has the
+    same shape: those ops do not reify their result
+    sizes, so ``resolve-ranked-shaped-type-result-dims`` stopped there and the prelude kept
+    the whole computation before them (a top-2 router's ``topk``: the attention block and
+    the patch embedding ran twice per call)."""
+    dims = []
+
+    def visit(operation):
+        if operation.operation.name == "tensor.dim":
+            dims.append(operation.operation)
+        return ir.WalkResult.ADVANCE
+
+    prelude.operation.walk(visit)
+    for dim in dims:
+        source = dim.operands[0]
+        owner = source.owner
+        if not isinstance(owner, (ir.OpView, ir.Operation)):
+            continue
+        owner = owner.operation
+        operands, outs = list(owner.operands), len(owner.results)
+        if owner.name.startswith("tm_tensor.") and len(operands) >= outs:
+            dim.operands[0] = operands[len(operands) - outs + source.result_number]
+
+
 def build(module: ir.Module, function, outputs: list[engine.TensorSpec]) -> engine.Prelude | None:
     """Adds ``@<name>__prelude`` to `module` when the function has dynamic results or
     run-time assertions that do not fold away, and erases the assertions from the function
@@ -160,6 +198,7 @@ def _build(module: ir.Module, function, outputs: list[engine.TensorSpec]) -> eng
         return None
     scratch = ir.Module.create(prelude.location)
     scratch.body.append(prelude)
+    _dims_of_tm_tensor_results_from_their_outs(prelude)
     run_pipeline(scratch, SIMPLIFY, "prelude simplification")
     prelude = scratch.body.operations[0]
     if not dims and _is_trivial(prelude):

@@ -43,9 +43,14 @@ def export(function, inputs, parameters=(), dynamic=None) -> str:
         specs = ((*dynamic, *([None] * len(parameters))),)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        module = fx.export_and_import(_AsModule(function), *inputs, *parameters,
-                                      dynamic_shapes=specs, output_type="torch",
-                                      func_name="main")
+        module = fx.export_and_import(
+            _AsModule(function),
+            *inputs,
+            *parameters,
+            dynamic_shapes=specs,
+            output_type="torch",
+            func_name="main",
+        )
     return re.sub(r"\{-#.*#-\}", "", module.operation.get_asm(), flags=re.DOTALL)
 
 
@@ -88,6 +93,27 @@ def test_dynamic_batch_linear_and_reductions():
     check_sizes(compiled, mlp, parameters, lambda b: [torch.randn(b, 24)], [0, 1, 2, 3, 5, 33])
 
 
+def test_sizes_after_sort_topk_scan_and_scatter_follow_from_input_sizes():
+    """``tm_tensor`` ops (``sort``, ``topk``, ``cumsum``'s scan, ``scatter_add``) do not
+    reify their result sizes; the prelude reads them off their ``outs``, so a top-2 router
+    on a run-time number of tokens needs no data to size its results (the prelude had
+    kept the whole linear layer and ran it twice per call)."""
+    torch.manual_seed(5)
+
+    def router(x, w):
+        scores = F.softmax(F.linear(x, w), dim=-1)
+        weights, chosen = torch.topk(scores, 2, dim=-1)
+        order = torch.sort(scores, dim=-1, descending=True).indices
+        running = torch.cumsum(scores, dim=0)
+        counts = torch.zeros_like(scores).scatter_add(1, chosen, weights)
+        return weights / weights.sum(-1, keepdim=True), chosen, order, running, counts
+
+    parameters = [torch.randn(4, 16)]
+    compiled = compile_function(router, [torch.randn(5, 16)], parameters, [batch()])
+    assert not compiled.signature.prelude.reads_data
+    check_sizes(compiled, router, parameters, lambda b: [torch.randn(b, 16)], [0, 1, 3, 17, 64])
+
+
 def test_dynamic_inputs_with_static_results_need_no_prelude():
     """A loop condition over a dynamic batch (`(residual > tol).any()`): every result size is
     static and nothing is asserted, so the sub-graph has no prelude."""
@@ -95,10 +121,13 @@ def test_dynamic_inputs_with_static_results_need_no_prelude():
     def condition(residual, step):
         return (step < 8) & (residual > 0.5).any()
 
-    compiled = compile_function(condition, [torch.rand(3), torch.tensor(0)], dynamic=[batch(), None])
+    compiled = compile_function(
+        condition, [torch.rand(3), torch.tensor(0)], dynamic=[batch(), None]
+    )
     assert compiled.signature.prelude is None
-    check_sizes(compiled, condition, [], lambda b: [torch.rand(b), torch.tensor(b % 9)],
-                [1, 3, 8, 32])
+    check_sizes(
+        compiled, condition, [], lambda b: [torch.rand(b), torch.tensor(b % 9)], [1, 3, 8, 32]
+    )
 
 
 @pytest.mark.parametrize("dynamic", [None, [{0: torch.export.Dim("b")}]])
@@ -119,13 +148,22 @@ def test_a_value_returned_at_two_positions_gets_one_buffer_each(dynamic):
 def test_dynamic_batch_convolutions():
     """The conv kernels loop over a run-time number of images (full, depthwise)."""
     torch.manual_seed(1)
-    resblock = [conv_weight(16, 16), *batch_norm_parameters(16), conv_weight(16, 16),
-                *batch_norm_parameters(16)]
+    resblock = [
+        conv_weight(16, 16),
+        *batch_norm_parameters(16),
+        conv_weight(16, 16),
+        *batch_norm_parameters(16),
+    ]
     compiled = compile_function(residual_block, [torch.randn(2, 16, 16, 16)], resblock, [batch()])
-    check_sizes(compiled, residual_block, resblock, lambda b: [torch.randn(b, 16, 16, 16)],
-                [1, 2, 3])
-    mobile = [conv_weight(32, 1), *batch_norm_parameters(32), conv_weight(64, 32, 1),
-              *batch_norm_parameters(64)]
+    check_sizes(
+        compiled, residual_block, resblock, lambda b: [torch.randn(b, 16, 16, 16)], [1, 2, 3]
+    )
+    mobile = [
+        conv_weight(32, 1),
+        *batch_norm_parameters(32),
+        conv_weight(64, 32, 1),
+        *batch_norm_parameters(64),
+    ]
     compiled = compile_function(mobilenet_block, [torch.randn(2, 32, 8, 8)], mobile, [batch()])
     check_sizes(compiled, mobilenet_block, mobile, lambda b: [torch.randn(b, 32, 8, 8)], [1, 4])
 
@@ -166,8 +204,9 @@ def test_token_count_from_1_to_197_is_one_kernel():
     tokens = {1: torch.export.Dim("tokens", min=2, max=512)}
     compiled = compile_function(layer, [torch.randn(1, 16, 64)], parameters, [tokens])
     library = compiled.library_path
-    check_sizes(compiled, layer, parameters, lambda t: [torch.randn(1, t, 64)],
-                [1, 2, 5, 16, 17, 64, 197])
+    check_sizes(
+        compiled, layer, parameters, lambda t: [torch.randn(1, t, 64)], [1, 2, 5, 16, 17, 64, 197]
+    )
     assert compiled.library_path == library
     assert len(compiled._result_sizes) == 7
 
@@ -182,18 +221,28 @@ def test_wrong_static_dims_are_rejected():
 
 DATA_DEPENDENT = {
     "nonzero": (lambda x: torch.nonzero(x > 0), lambda: [torch.randn(4, 5)]),
-    "index_select_argsort": (lambda x: torch.index_select(x, 0, torch.argsort(x[:, 0])),
-                             lambda: [torch.randn(6, 5)]),
-    "gather_argsort": (lambda x: torch.gather(x, 1, torch.argsort(x, 1)),
-                       lambda: [torch.randn(4, 5)]),
+    "index_select_argsort": (
+        lambda x: torch.index_select(x, 0, torch.argsort(x[:, 0])),
+        lambda: [torch.randn(6, 5)],
+    ),
+    "gather_argsort": (
+        lambda x: torch.gather(x, 1, torch.argsort(x, 1)),
+        lambda: [torch.randn(4, 5)],
+    ),
     "topk": (lambda x: torch.topk(x, 2, 1), lambda: [torch.randn(4, 5)]),
     "sort": (lambda x: torch.sort(x, 1), lambda: [torch.randn(4, 5)]),
-    "index_add": (lambda x, i: torch.zeros(3, 5).index_add_(0, i, x),
-                  lambda: [torch.randn(4, 5), torch.randint(0, 3, (4,))]),
-    "scatter": (lambda x, i: torch.zeros(4, 5).scatter(1, i, x),
-                lambda: [torch.randn(4, 5), torch.stack([torch.randperm(5) for _ in range(4)])]),
-    "scatter_add": (lambda x, i: torch.zeros(4, 5).scatter_add(1, i, x),
-                    lambda: [torch.randn(4, 5), torch.randint(0, 5, (4, 5))]),
+    "index_add": (
+        lambda x, i: torch.zeros(3, 5).index_add_(0, i, x),
+        lambda: [torch.randn(4, 5), torch.randint(0, 3, (4,))],
+    ),
+    "scatter": (
+        lambda x, i: torch.zeros(4, 5).scatter(1, i, x),
+        lambda: [torch.randn(4, 5), torch.stack([torch.randperm(5) for _ in range(4)])],
+    ),
+    "scatter_add": (
+        lambda x, i: torch.zeros(4, 5).scatter_add(1, i, x),
+        lambda: [torch.randn(4, 5), torch.randint(0, 5, (4, 5))],
+    ),
 }
 
 
@@ -222,8 +271,10 @@ OUT_OF_RANGE_INDEXING = {
     "embedding": (lambda x, i: F.embedding(i, x), 0),
     "index_put": (lambda x, i: x.index_put((i,), torch.ones(i.shape[0], x.shape[1])), 0),
     "index_add": (lambda x, i: x.index_add(0, i, torch.ones(i.shape[0], x.shape[1])), 0),
-    "scatter_add": (lambda x, i: x.scatter_add(1, i.unsqueeze(0).expand(3, -1),
-                                               torch.ones(3, i.shape[0])), 1),
+    "scatter_add": (
+        lambda x, i: x.scatter_add(1, i.unsqueeze(0).expand(3, -1), torch.ones(3, i.shape[0])),
+        1,
+    ),
 }
 
 
@@ -236,8 +287,9 @@ def test_out_of_range_indices_raise_instead_of_reading_or_writing_memory(name):
     function, axis = OUT_OF_RANGE_INDEXING[name]
     x = torch.randn(3, 6)
     n = x.shape[axis]
-    compiled = compile_function(function, [x, torch.tensor([0, 1])], (),
-                                [None, {0: torch.export.Dim("k", max=64)}])
+    compiled = compile_function(
+        function, [x, torch.tensor([0, 1])], (), [None, {0: torch.export.Dim("k", max=64)}]
+    )
     assert compiled.signature.checks_indices
     for index in ([0, 1], [n - 1, 0], [-1, -n], [n], [0, n + 40], [-n - 1], [10**9]):
         i = torch.tensor(index)
@@ -288,10 +340,46 @@ def test_run_time_assertions_raise_instead_of_running():
         compiled(torch.randn(3), torch.randn(4))
 
 
-SPECIAL = torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0, 0.0, -2.0, 0.5, 3.0,
-                        -1.0, 1.0, 6.0, 7.0, -0.5, 1e-45, -1e-45, 2.5])
-OTHER = torch.tensor([0.0, float("nan"), 1.0, 0.0, -0.0, float("inf"), float("nan"), -3.0,
-                      -1.0, 1.0, 6.0, -7.0, -0.0, 0.0, 1.0, -2.5])
+SPECIAL = torch.tensor(
+    [
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+        -0.0,
+        0.0,
+        -2.0,
+        0.5,
+        3.0,
+        -1.0,
+        1.0,
+        6.0,
+        7.0,
+        -0.5,
+        1e-45,
+        -1e-45,
+        2.5,
+    ]
+)
+OTHER = torch.tensor(
+    [
+        0.0,
+        float("nan"),
+        1.0,
+        0.0,
+        -0.0,
+        float("inf"),
+        float("nan"),
+        -3.0,
+        -1.0,
+        1.0,
+        6.0,
+        -7.0,
+        -0.0,
+        0.0,
+        1.0,
+        -2.5,
+    ]
+)
 SPECIAL_OPS = {
     "clamp": lambda x, y: torch.clamp(x, -1, 1),
     "clamp_min": lambda x, y: torch.clamp(x, min=0.0),
@@ -308,18 +396,31 @@ SPECIAL_OPS = {
     "max_min_all": lambda x, y: torch.stack([x.max(), x.min(), x.sum(), x.mean()]),
     "amax_argmax": lambda x, y: (x.reshape(4, 4).amax(1), x.reshape(4, 4).argmax(1)),
     "arg_extrema": lambda x, y: tuple(
-        f(t) for t in (x.reshape(4, 4), y.reshape(4, 4)) for f in (
-            lambda t: t.argmax(1), lambda t: t.argmin(0), lambda t: t.argmax(),
-            lambda t: t.max(1).indices, lambda t: t.min(0).indices)),
+        f(t)
+        for t in (x.reshape(4, 4), y.reshape(4, 4))
+        for f in (
+            lambda t: t.argmax(1),
+            lambda t: t.argmin(0),
+            lambda t: t.argmax(),
+            lambda t: t.max(1).indices,
+            lambda t: t.min(0).indices,
+        )
+    ),
     "max_pool": lambda x, y: F.max_pool2d(x.reshape(1, 1, 4, 4), 2),
-    "softmax_logsumexp": lambda x, y: (torch.softmax(x.reshape(4, 4), 1),
-                                       torch.logsumexp(x.reshape(4, 4), 1)),
+    "softmax_logsumexp": lambda x, y: (
+        torch.softmax(x.reshape(4, 4), 1),
+        torch.logsumexp(x.reshape(4, 4), 1),
+    ),
     "arithmetic": lambda x, y: torch.stack([x / y, x + y, x * 0.0, -x, x.abs()]),
-    "math": lambda x, y: torch.stack([torch.sqrt(x), torch.log(x), torch.exp(x),
-                                      torch.rsqrt(x), torch.floor(x), torch.round(x)]),
+    "math": lambda x, y: torch.stack(
+        [torch.sqrt(x), torch.log(x), torch.exp(x), torch.rsqrt(x), torch.floor(x), torch.round(x)]
+    ),
     "comparisons": lambda x, y: torch.stack([x == y, x != y, x < y, x >= y, torch.isnan(x)]),
-    "sort_topk": lambda x, y: (torch.sort(x)[0], torch.sort(x, descending=True)[0],
-                               torch.topk(x, 3)[0]),
+    "sort_topk": lambda x, y: (
+        torch.sort(x)[0],
+        torch.sort(x, descending=True)[0],
+        torch.topk(x, 3)[0],
+    ),
 }
 
 
@@ -348,8 +449,9 @@ def test_special_values_match_eager():
 
     compiled = compile_function(all_ops, [SPECIAL, OTHER])
     labels = [name for name in names for _ in _as_tuple(SPECIAL_OPS[name](SPECIAL, OTHER))]
-    for label, got, want in zip(labels, compiled(SPECIAL, OTHER), all_ops(SPECIAL, OTHER),
-                                strict=True):
+    for label, got, want in zip(
+        labels, compiled(SPECIAL, OTHER), all_ops(SPECIAL, OTHER), strict=True
+    ):
         try:
             assert_same_special_values(got, want)
         except AssertionError as error:
@@ -364,9 +466,13 @@ def test_symbolic_shape_annotations_are_accepted():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         module = fx.export_and_import(
-            _AsModule(lambda x: torch.relu(x) * 2), torch.randn(3, 4),
-            dynamic_shapes=(({0: torch.export.Dim("b")},),), output_type="torch",
-            func_name="main", import_symbolic_shape_expressions=True)
+            _AsModule(lambda x: torch.relu(x) * 2),
+            torch.randn(3, 4),
+            dynamic_shapes=(({0: torch.export.Dim("b")},),),
+            output_type="torch",
+            func_name="main",
+            import_symbolic_shape_expressions=True,
+        )
     text = re.sub(r"\{-#.*#-\}", "", module.operation.get_asm(), flags=re.DOTALL)
     assert "torch.bind_symbolic_shape" in text
     compiled = compile_subgraph(text, "main", {})
@@ -409,9 +515,12 @@ def test_index_put_with_a_run_time_index_count_down_to_zero():
     for count in (0, 1, 4, 0, 6):
         rows, cols = torch.randperm(6)[:count], torch.randint(0, 2, (count,))
         values, flat = torch.randn(count, 2), torch.randn(count)
-        expected = [out.clone().index_put_((rows,), values),
-                    out.clone().index_put_((rows,), values, accumulate=True),
-                    out.clone().index_put_((rows, cols), flat), torch.ones(max(count, 1))]
+        expected = [
+            out.clone().index_put_((rows,), values),
+            out.clone().index_put_((rows,), values, accumulate=True),
+            out.clone().index_put_((rows, cols), flat),
+            torch.ones(max(count, 1)),
+        ]
         for got, want in zip(compiled(out, rows, cols, values, flat), expected, strict=True):
             torch.testing.assert_close(got, want, rtol=0, atol=0)
 
@@ -420,6 +529,7 @@ def test_two_nonzeros_of_one_sub_graph_do_not_share_buffers():
     """Each `nonzero` scatters into a zero-filled buffer; one-shot bufferisation used to
     let the second one's `arange * mask` overwrite that buffer (tm-tensor-bufferize's
     casts hid the later read), so the second result started from the first's values."""
+
     def both(x):
         return torch.nonzero(x > 0), torch.nonzero(x <= 0)
 
