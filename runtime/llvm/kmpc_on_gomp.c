@@ -4,8 +4,9 @@
  * their idle workers spinning after a parallel region, on cores the other one's next
  * region needs (see threads.py for what was measured).
  *
- * Only what the lowering of `omp.parallel` + `omp.wsloop` (dynamic schedule) emits is
- * here. The team size is the calling thread's own (`dynn_omp_set_num_threads`), so
+ * Only what the lowering of `omp.parallel` + `omp.wsloop` emits is here. Every loop is
+ * shared dynamically (`lowering.schedule_dynamically` asks for that schedule; its items
+ * are independent, so any schedule the dispatch is given is run as a dynamic one). The team size is the calling thread's own (`dynn_omp_set_num_threads`), so
  * PyTorch's thread-count setting is never changed by a kernel. */
 #include <stdarg.h>
 #include <stdint.h>
@@ -21,10 +22,6 @@ extern int GOMP_loop_ull_dynamic_start(int up, unsigned long long start, unsigne
                                        unsigned long long incr, unsigned long long chunk,
                                        unsigned long long *istart, unsigned long long *iend);
 extern int GOMP_loop_ull_dynamic_next(unsigned long long *istart, unsigned long long *iend);
-extern int GOMP_loop_ull_static_start(int up, unsigned long long start, unsigned long long end,
-                                      unsigned long long incr, unsigned long long chunk,
-                                      unsigned long long *istart, unsigned long long *iend);
-extern int GOMP_loop_ull_static_next(unsigned long long *istart, unsigned long long *iend);
 extern void GOMP_loop_end_nowait(void);
 extern void GOMP_barrier(void);
 extern int omp_get_thread_num(void);
@@ -32,7 +29,6 @@ extern int omp_get_max_threads(void);
 extern int omp_get_dynamic(void);
 extern void omp_set_dynamic(int dynamic);
 
-enum { SCHEDULE_STATIC_CHUNKED = 33, SCHEDULE_STATIC = 34, SCHEDULE_MODIFIERS = 7 << 29 };
 
 static __thread int team_size; /* 0: follow libgomp's (PyTorch's) thread count */
 static __thread int dynamic_teams;
@@ -45,7 +41,7 @@ struct fork {
 
 struct loop {
     unsigned long long start, end, step, chunk;
-    int is_static, started;
+    int started;
 };
 
 static __thread struct loop current_loop;
@@ -119,14 +115,11 @@ void __kmpc_dispatch_init_8u(void *location, int32_t thread, int32_t schedule,
                              uint64_t lower, uint64_t upper, int64_t step, int64_t chunk) {
     (void)location;
     (void)thread;
-    int kind = schedule & ~SCHEDULE_MODIFIERS;
+    (void)schedule;
     current_loop.start = lower;
     current_loop.end = upper + 1;
     current_loop.step = step > 0 ? (unsigned long long)step : 1;
     current_loop.chunk = chunk > 0 ? (unsigned long long)chunk : 1;
-    current_loop.is_static = kind == SCHEDULE_STATIC || kind == SCHEDULE_STATIC_CHUNKED;
-    if (kind == SCHEDULE_STATIC)
-        current_loop.chunk = 0;
     current_loop.started = 0;
 }
 
@@ -139,13 +132,10 @@ int32_t __kmpc_dispatch_next_8u(void *location, int32_t thread, int32_t *last,
     int more;
     if (!loop->started) {
         loop->started = 1;
-        more = loop->is_static ? GOMP_loop_ull_static_start(1, loop->start, loop->end,
-                                                            loop->step, loop->chunk, &first, &end)
-                               : GOMP_loop_ull_dynamic_start(1, loop->start, loop->end,
-                                                             loop->step, loop->chunk, &first, &end);
+        more = GOMP_loop_ull_dynamic_start(1, loop->start, loop->end, loop->step, loop->chunk,
+                                           &first, &end);
     } else {
-        more = loop->is_static ? GOMP_loop_ull_static_next(&first, &end)
-                               : GOMP_loop_ull_dynamic_next(&first, &end);
+        more = GOMP_loop_ull_dynamic_next(&first, &end);
     }
     if (!more) {
         GOMP_loop_end_nowait();
