@@ -22,6 +22,7 @@ from torch_mlir import ir
 
 from . import engine
 from .errors import run_pipeline
+from .ir_walk import ops_named
 
 SIMPLIFY = (
     "builtin.module(func.func(canonicalize, resolve-ranked-shaped-type-result-dims, "
@@ -144,19 +145,11 @@ def _is_trivial(prelude) -> bool:
 def _dims_of_tm_tensor_results_from_their_outs(prelude) -> None:
     """Reads each size of a ``tm_tensor`` op's result (``sort``, ``scan``, ``scatter``,
     ``topk``) off its ``outs`` operand (the last operands, one per result), which has the
-    same shape: those ops do not reify their result
-    sizes, so ``resolve-ranked-shaped-type-result-dims`` stopped there and the prelude kept
-    the whole computation before them (a top-2 router's ``topk``: the attention block and
-    the patch embedding ran twice per call)."""
-    dims = []
-
-    def visit(operation):
-        if operation.operation.name == "tensor.dim":
-            dims.append(operation.operation)
-        return ir.WalkResult.ADVANCE
-
-    prelude.operation.walk(visit)
-    for dim in dims:
+    same shape. Those ops do not reify their result sizes, so
+    ``resolve-ranked-shaped-type-result-dims`` stopped there and the prelude kept the whole
+    computation before them (a top-2 router's ``topk``: the attention block and the patch
+    embedding ran twice per call)."""
+    for dim in ops_named(prelude, "tensor.dim"):
         source = dim.operands[0]
         owner = source.owner
         if not isinstance(owner, (ir.OpView, ir.Operation)):
