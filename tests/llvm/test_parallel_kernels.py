@@ -268,7 +268,7 @@ def _run_script(script: str, environment: dict) -> None:
     assert completed.returncode == 0, completed.stderr[-2000:]
 
 
-def test_team_sizes_are_fixed_unless_dynamic_teams_are_asked_for():
+def test_team_sizes_are_fixed_unless_dynamic_teams_are_asked_for(monkeypatch):
     """``DYNN_OMP_DYNAMIC=1`` asks for libgomp's dynamic teams (``omp_set_dynamic``, around
     kernel regions only); unset or 0, teams are fixed. A fresh Python thread is a fresh
     OpenMP root, so each applies the setting anew."""
@@ -282,19 +282,12 @@ def test_team_sizes_are_fixed_unless_dynamic_teams_are_asked_for():
         threads.prepare_calling_thread()
         seen[name] = shim.dynn_omp_dynamic_teams()
 
-    previous = os.environ.get(threads.DYNAMIC_VARIABLE)
-    try:
-        for setting in ("unset", "1", "0"):
-            if setting == "unset":
-                os.environ.pop(threads.DYNAMIC_VARIABLE, None)
-            else:
-                os.environ[threads.DYNAMIC_VARIABLE] = setting
-            worker = threading.Thread(target=probe, args=(setting,))
-            worker.start()
-            worker.join()
-    finally:
-        if previous is None:
-            os.environ.pop(threads.DYNAMIC_VARIABLE, None)
+    for setting in ("unset", "1", "0"):
+        if setting == "unset":
+            monkeypatch.delenv(threads.DYNAMIC_VARIABLE, raising=False)
         else:
-            os.environ[threads.DYNAMIC_VARIABLE] = previous
+            monkeypatch.setenv(threads.DYNAMIC_VARIABLE, setting)
+        worker = threading.Thread(target=probe, args=(setting,))
+        worker.start()
+        worker.join()
     assert seen == {"unset": 0, "1": 1, "0": 0}
