@@ -144,6 +144,11 @@ def params_path(module: ModuleOp, program_path: pathlib.Path | None = None) -> p
     return path
 
 
+SUBGRAPH_FUNCTION = "subgraph"
+"""The name of every sub-graph's torch-mlir function: sub-graphs that differ only in their
+names and parameters print the same text, so they share one compiled artifact."""
+
+
 @dataclass(frozen=True)
 class TorchFunction:
     """A `dy.graph` as the torch-mlir function `func.func @name(inputs..., params...)`."""
@@ -172,7 +177,7 @@ def graph_as_torch_function(graph: dy.GraphOp) -> TorchFunction:
         clone = op.clone(value_mapper=mapping)
         entry.add_op(clone)
         mapping.update(zip(op.results, clone.results))
-    name = graph.sym_name.data
+    name = SUBGRAPH_FUNCTION
     function = func.FuncOp(name, (input_types, graph.result_types_declared), Region(entry))
     text = print_module(ModuleOp([function]), generic=True)
     return TorchFunction(text, name, tuple(p.key.data for p in params), len(graph.arg_types))

@@ -56,15 +56,13 @@ def _backend_fingerprint() -> str:
 
 
 def cache_key(module_text: str, func_name: str, bound_args: Mapping[int, torch.Tensor]) -> str:
-    """Content key: IR text, entry name, and the bound tensors (they become code constants)."""
+    """Content key: IR text, entry name, and which arguments are bound. Not the bound
+    tensors' values: the code takes them as arguments, so sub-graphs that differ only in
+    their parameters share one entry."""
     digest = hashlib.sha256()
     digest.update(_backend_fingerprint().encode())
     digest.update(func_name.encode() + b"\0" + module_text.encode())
-    for index in sorted(bound_args):
-        tensor = bound_args[index].detach().cpu().contiguous()
-        digest.update(f"\0{index}:{tensor.dtype}:{list(tensor.shape)}\0".encode())
-        if tensor.numel():
-            digest.update(tensor.view(-1).view(torch.uint8).numpy().data)
+    digest.update(f"\0bound:{sorted(bound_args)}".encode())
     return digest.hexdigest()[:40]
 
 
@@ -110,11 +108,13 @@ def _verified_signature(key: str, metadata: bytes | None, library: bytes | None)
     return fields
 
 
-def _load(library: pathlib.Path, signature: dict) -> CompiledSubgraph:
-    return CompiledSubgraph(library, Signature.from_json(signature))
+def _load(library: pathlib.Path, signature: dict,
+          bound_args: Mapping[int, torch.Tensor]) -> CompiledSubgraph:
+    return CompiledSubgraph(library, Signature.from_json(signature), bound_args)
 
 
-def _load_verified(directory: pathlib.Path, key: str, func_name: str) -> CompiledSubgraph | None:
+def _load_verified(directory: pathlib.Path, key: str, func_name: str,
+                   bound_args: Mapping[int, torch.Tensor]) -> CompiledSubgraph | None:
     """The cached kernel of `key`, or None when there is none or it fails verification:
     only a shared object whose bytes are the ones recorded for this key is loaded."""
     library = directory / f"{key}.so"
@@ -125,7 +125,7 @@ def _load_verified(directory: pathlib.Path, key: str, func_name: str) -> Compile
     )
     if signature is None or signature.get("func_name") != func_name:
         return None
-    return _load(library, signature)
+    return _load(library, signature, bound_args)
 
 
 def _create_engine(module: ir.Module, context: ir.Context,
@@ -167,7 +167,7 @@ def _build(
         obj = pathlib.Path(scratch) / "kernel.o"
         staged_library = pathlib.Path(scratch) / "kernel.so"
         with lowering.new_context() as context:
-            lowered = lowering.lower_to_llvm(module_text, func_name, bound_args, context)
+            lowered = lowering.lower_to_llvm(module_text, func_name, set(bound_args), context)
             engine = _create_engine(lowered.module, context,
                                     threads.runtime_symbols() if lowered.uses_openmp else {})
             if not engine.raw_lookup(ENTRY_PREFIX + func_name):
@@ -180,7 +180,7 @@ def _build(
         library = directory / f"{key}.so"
         os.replace(staged_library, library)
         write_private_file(directory / f"{key}.json", metadata)
-        return _load(library, signature)
+        return _load(library, signature, bound_args)
 
 
 def compile_subgraph(
@@ -191,19 +191,20 @@ def compile_subgraph(
 ) -> CompiledSubgraph:
     """Compiles `func_name` of `module_text` (torch dialect, static shapes).
 
-    `bound_args` maps argument indices to tensors compiled into the code as
-    constants; the returned callable takes the remaining arguments in order.
-    With `cache_dir`, the result is stored there under a content key and later
-    calls with the same text and bound tensors only load it, once its bytes are
-    verified to be the ones recorded for that key (anything else is compiled
-    again; see `runtime.files` for what is trusted). Raises LoweringError when
-    the sub-graph cannot be compiled.
+    `bound_args` maps argument indices to tensors (parameters) bound when the code is
+    loaded: the code does not depend on their values, only on their types; the returned
+    callable takes the remaining arguments in order. With `cache_dir`, the result is
+    stored there under a content key and later calls with the same text and bound
+    positions (whatever the bound tensors) only load it, once its bytes are verified to
+    be the ones recorded for that key (anything else is compiled again; see
+    `runtime.files` for what is trusted). Raises LoweringError when the sub-graph cannot
+    be compiled.
     """
     directory = private_directory(cache_dir) if cache_dir is not None else None
     if directory is None:
         directory = _scratch_directory()
     key = cache_key(module_text, func_name, bound_args)
-    cached = _load_verified(directory, key, func_name)
+    cached = _load_verified(directory, key, func_name, bound_args)
     if cached is not None:
         return cached
     return _build(module_text, func_name, bound_args, directory, key)

@@ -1,8 +1,10 @@
 """Calling convention of compiled sub-graphs.
 
 A kernel is a shared object exporting ``_mlir_ciface_<func>``, whose
-parameters are pointers to ranked memref descriptors: the non-bound inputs in
-order, then one out-parameter per result (``buffer-results-to-out-params``).
+parameters are pointers to ranked memref descriptors: the inputs in order (the
+bound ones, parameters, among them), the packed weight arguments derived from
+the parameters (:mod:`.weight_packing`), then one out-parameter per result
+(``buffer-results-to-out-params``).
 
 Results are allocated here, with ``torch.empty``, before the call, so a result
 whose size is not known at compile time needs its size first: such a sub-graph
@@ -12,10 +14,11 @@ also exports a *prelude* ``_mlir_ciface_<func>__prelude`` (see
 ``k`` for the first failing assertion ``k``) and then every dynamic result
 dimension. A prelude that reads only input sizes is evaluated once per distinct
 signature of dynamic input sizes and its answer cached; one that reads data
-(``nonzero``'s count) runs before every call.
+(``nonzero``'s count) runs before every call. It takes the inputs only.
 
 Descriptors are ctypes arrays owned by the calling thread (``threading.local``),
-built on its first call: calls from any number of threads never share one, and
+built on its first call, with the bound operands' addresses stored once: calls
+from any number of threads never share one, and
 the kernels themselves keep no state, so calls run concurrently with the GIL
 released (ctypes drops it for the call).
 """
@@ -24,10 +27,13 @@ import ctypes
 import dataclasses
 import pathlib
 import threading
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
 from . import threads
+from .weight_packing import PackedArgument
 
 ENTRY_PREFIX = "_mlir_ciface_"
 PRELUDE_SUFFIX = "__prelude"
@@ -95,20 +101,27 @@ class Signature:
     """Everything besides the code that a caller needs: the entry name, operand specs and
     the prelude, if any. Stored beside the shared object as JSON. `checks_indices`: the
     last output is the flag "an index was out of range" (:mod:`.index_bounds`), not a
-    result of the sub-graph."""
+    result of the sub-graph. `bound`: the positions of the inputs bound when the code is
+    loaded (parameters), of which the code reads `read` (the others only through `packed`,
+    the arguments derived from them that follow the inputs)."""
 
     func_name: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     prelude: Prelude | None = None
     checks_indices: bool = False
+    bound: tuple[int, ...] = ()
+    read: tuple[int, ...] = ()
+    packed: tuple[PackedArgument, ...] = ()
 
     def to_json(self) -> dict:
         return {"func_name": self.func_name,
                 "inputs": [spec.to_json() for spec in self.inputs],
                 "outputs": [spec.to_json() for spec in self.outputs],
                 "prelude": None if self.prelude is None else self.prelude.to_json(),
-                "checks_indices": self.checks_indices}
+                "checks_indices": self.checks_indices,
+                "bound": list(self.bound), "read": list(self.read),
+                "packed": [argument.to_json() for argument in self.packed]}
 
     @staticmethod
     def from_json(data: dict) -> "Signature":
@@ -117,7 +130,9 @@ class Signature:
                          tuple(TensorSpec.from_json(s) for s in data["inputs"]),
                          tuple(TensorSpec.from_json(s) for s in data["outputs"]),
                          None if prelude is None else Prelude.from_json(prelude),
-                         bool(data.get("checks_indices", False)))
+                         bool(data.get("checks_indices", False)),
+                         tuple(data.get("bound", ())), tuple(data.get("read", ())),
+                         tuple(PackedArgument.from_json(p) for p in data.get("packed", ())))
 
 
 def _contiguous_strides(shape) -> list[int]:
@@ -146,16 +161,20 @@ def _shape_check(declared: tuple[int | None, ...]):
 
 
 class _ThreadState:
-    """One thread's descriptors: an int64 array per operand (inputs, then results), the
-    shape last stored in each (sizes and strides of `?` dimensions are rewritten only when
-    it changes), and the prelude's output vector with its descriptor."""
+    """One thread's descriptors: an int64 array per operand (inputs, packed arguments, then
+    results), the shape last stored in each (sizes and strides of `?` dimensions are
+    rewritten only when it changes), and the prelude's output vector with its descriptor.
+    `fixed` (descriptor index -> tensor) are the bound operands, stored once."""
 
-    def __init__(self, specs: list[TensorSpec], outputs: int, prelude_length: int):
+    def __init__(self, specs: list[TensorSpec], outputs: int, prelude_length: int,
+                 fixed: dict[int, torch.Tensor]):
         self.descriptors = []
         for spec in specs:
             static = [0 if d is None else d for d in spec.shape]
             fields = [0, 0, 0, *static, *_contiguous_strides(static)]
             self.descriptors.append((ctypes.c_int64 * len(fields))(*fields))
+        for index, tensor in fixed.items():
+            self.descriptors[index][0] = self.descriptors[index][1] = tensor.data_ptr()
         self.addresses = [ctypes.addressof(d) for d in self.descriptors]
         self.stored_shapes: list[tuple[int, ...] | None] = [None] * len(specs)
         self.output_descriptors = self.descriptors[len(specs) - outputs:]
@@ -164,35 +183,78 @@ class _ThreadState:
         self.prelude_descriptor = (ctypes.c_int64 * 5)(address, address, 0, prelude_length, 1)
 
 
-class CompiledSubgraph:
-    """A compiled sub-graph; call it with the non-bound arguments, in order. Safe to call
-    from several threads at once."""
+def _bound_tensor(position: int, tensor: Any, spec: TensorSpec) -> torch.Tensor:
+    """A private contiguous copy of bound argument `position`, checked against `spec`."""
+    if (not isinstance(tensor, torch.Tensor) or tensor.dtype != spec.dtype
+            or not tensor.is_cpu or tuple(tensor.shape) != spec.shape):
+        got = (f"{tensor.dtype} {list(tensor.shape)} on {tensor.device}"
+               if isinstance(tensor, torch.Tensor) else type(tensor).__name__)
+        raise TypeError(f"bound argument {position}: expected a CPU tensor {spec}, got {got}")
+    return tensor.detach().clone(memory_format=torch.contiguous_format)
 
-    def __init__(self, library: pathlib.Path, signature: Signature):
+
+class CompiledSubgraph:
+    """A compiled sub-graph with its parameters bound; call it with the other arguments,
+    in order. Safe to call from several threads at once.
+
+    The parameters (`bound_args`: input position -> tensor, the positions
+    `signature.bound`) are copied when bound, and packed into the layouts the kernels
+    read (`signature.packed`): later in-place updates of the caller's tensors do not
+    reach the compiled code, as they did not when the parameters were code constants.
+    Several instances may share one library, each with parameters of its own."""
+
+    def __init__(self, library: pathlib.Path, signature: Signature,
+                 bound_args: Mapping[int, torch.Tensor] | None = None):
+        bound_args = dict(bound_args or {})
+        if sorted(bound_args) != list(signature.bound):
+            raise TypeError(f"bound arguments {sorted(bound_args)} given where the compiled code "
+                            f"binds {list(signature.bound)}")
         self.library_path = library
         self.signature = signature
-        self.inputs = signature.inputs
-        self.outputs = signature.outputs
         threads.load_runtime()
         self._library = ctypes.CDLL(str(library))
-        self._entry = self._function(signature.func_name, len(self.inputs) + len(self.outputs))
+        all_inputs, packed = signature.inputs, signature.packed
+        self._fixed = self._bind(signature, bound_args)
+        self._free = [p for p in range(len(all_inputs)) if p not in signature.bound]
+        self.inputs = tuple(all_inputs[p] for p in self._free)
+        self.outputs = signature.outputs
+        self._specs = [*all_inputs, *(TensorSpec(p.shape, torch.float32) for p in packed),
+                       *self.outputs]
+        self._entry = self._function(signature.func_name, len(self._specs))
         self._prelude = signature.prelude
         self._prelude_entry = (None if self._prelude is None else
                                self._function(signature.func_name + PRELUDE_SUFFIX,
-                                              len(self.inputs) + 1))
+                                              len(all_inputs) + 1))
+        self._prelude_arity = len(all_inputs)
         self._prelude_length = 0 if self._prelude is None else 1 + len(self._prelude.dims)
         self._local = threading.local()
         self._dynamic_inputs = [
             (position, [axis for axis, d in enumerate(spec.shape) if d is None])
             for position, spec in enumerate(self.inputs) if not spec.is_static]
         self._static_outputs = tuple(spec.is_static for spec in self.outputs)
-        self._input_checks = tuple((spec.shape, spec.dtype, _shape_check(spec.shape))
-                                   for spec in self.inputs)
+        self._input_checks = tuple((index, spec.shape, spec.dtype, _shape_check(spec.shape))
+                                   for index, spec in zip(self._free, self.inputs))
         self._result_sizes: dict[tuple[int, ...], tuple[tuple[int, ...], ...]] = {}
         self._static_results = (tuple((spec.shape, spec.dtype) for spec in self.outputs)
                                 if self._prelude is None and not self._dynamic_inputs
                                 else None)
         self._checks_indices = signature.checks_indices
+
+    @staticmethod
+    def _bind(signature: Signature, bound_args: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+        """Descriptor index -> tensor of every bound operand: the bound inputs the code
+        reads (copies) and the packed arguments (packed from them)."""
+        copies = {position: _bound_tensor(position, tensor, signature.inputs[position])
+                  for position, tensor in bound_args.items()}
+        fixed = {position: copies[position] for position in signature.read}
+        first_packed = len(signature.inputs)
+        for offset, argument in enumerate(signature.packed):
+            source = copies[argument.source]
+            if source.dtype != torch.float32:
+                raise TypeError(f"bound argument {argument.source}: packed weights must be "
+                                f"float32, not {source.dtype}")
+            fixed[first_packed + offset] = torch.from_numpy(argument.pack(source.numpy()))
+        return fixed
 
     def _function(self, name: str, arity: int):
         entry = getattr(self._library, ENTRY_PREFIX + name)
@@ -214,12 +276,12 @@ class CompiledSubgraph:
         try:
             state = self._local.state
         except AttributeError:
-            state = self._local.state = _ThreadState([*self.inputs, *self.outputs],
-                                                     len(self.outputs), self._prelude_length)
+            state = self._local.state = _ThreadState(self._specs, len(self.outputs),
+                                                     self._prelude_length, self._fixed)
         keep_alive = []
         descriptors, stored = state.descriptors, state.stored_shapes
         for position, tensor in enumerate(arguments):
-            declared, dtype, check_shape = self._input_checks[position]
+            index, declared, dtype, check_shape = self._input_checks[position]
             try:
                 shape = tensor.shape
                 valid = (tensor.dtype == dtype and tensor.is_cpu
@@ -231,11 +293,11 @@ class CompiledSubgraph:
             if not tensor.is_contiguous():
                 tensor = tensor.contiguous()
                 keep_alive.append(tensor)
-            descriptor = descriptors[position]
+            descriptor = descriptors[index]
             descriptor[0] = descriptor[1] = tensor.data_ptr()
-            if check_shape is not None and stored[position] != shape:
+            if check_shape is not None and stored[index] != shape:
                 self._store_sizes(descriptor, shape)
-                stored[position] = shape
+                stored[index] = shape
         if self._static_results is not None:
             results = tuple(torch.empty(shape, dtype=dtype)
                             for shape, dtype in self._static_results)
@@ -246,7 +308,7 @@ class CompiledSubgraph:
         shapes = self._result_shapes(state, arguments)
         results = tuple(torch.empty(shape, dtype=spec.dtype)
                         for shape, spec in zip(shapes, self.outputs))
-        first_output = len(self.inputs)
+        first_output = len(self._specs) - len(self.outputs)
         for index, (result, descriptor, static) in enumerate(
                 zip(results, state.output_descriptors, self._static_outputs)):
             descriptor[0] = descriptor[1] = result.data_ptr()
@@ -280,7 +342,7 @@ class CompiledSubgraph:
             shapes = self._result_sizes.get(key)
             if shapes is not None:
                 return shapes
-        self._prelude_entry(*state.addresses[:len(self.inputs)],
+        self._prelude_entry(*state.addresses[:self._prelude_arity],
                             ctypes.addressof(state.prelude_descriptor))
         values = list(state.prelude_values[:self._prelude_length])
         if values[0]:

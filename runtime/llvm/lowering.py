@@ -18,7 +18,7 @@ Stages, each a pass pipeline run through ``torch_mlir.passmanager``:
 """
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection
 
 import torch
 from torch_mlir import ir
@@ -40,7 +40,7 @@ from . import (
     tm_tensor_buffers,
     unsupported,
 )
-from .engine import Signature, TensorSpec
+from .engine import PRELUDE_SUFFIX, Signature, TensorSpec
 from .errors import LoweringError, lowering_error, run_pipeline
 
 TORCH_TO_TMTENSOR = (
@@ -144,11 +144,6 @@ def find_function(module: ir.Module, func_name: str):
     raise LoweringError(f"no func.func named @{func_name} in the module")
 
 
-def _dense_constant(tensor: torch.Tensor, tensor_type: ir.RankedTensorType) -> ir.DenseElementsAttr:
-    array = tensor.detach().cpu().contiguous().numpy()
-    return ir.DenseElementsAttr.get(array, type=tensor_type)
-
-
 def erase_nested_assertions(module: ir.Module) -> None:
     """Drops the ``cf.assert`` guards torch-mlir emits inside loop bodies (e.g. integer
     division by zero in an elementwise body).
@@ -187,30 +182,6 @@ def drop_symbolic_shape_annotations(module: ir.Module) -> None:
     module.operation.walk(collect)
     for operation in annotations["torch.bind_symbolic_shape"] + annotations["torch.symbolic_int"]:
         operation.erase()
-
-
-def bind_arguments_as_constants(function, bound_args: Mapping[int, torch.Tensor]) -> None:
-    """Replaces the bound block arguments of `function` by constants and drops them."""
-    block = function.regions[0].blocks[0]
-    with ir.InsertionPoint.at_block_begin(block), function.location:
-        for index in sorted(bound_args):
-            argument = block.arguments[index]
-            try:
-                value = _dense_constant(bound_args[index], argument.type)
-            except (TypeError, ValueError) as error:
-                raise LoweringError(f"cannot bind argument {index} as a constant of type "
-                                    f"{argument.type}: {error}") from None
-            constant = ir.Operation.create(
-                "arith.constant", results=[argument.type], attributes={"value": value}
-            )
-            argument.replace_all_uses_with(constant.result)
-    for index in sorted(bound_args, reverse=True):
-        block.erase_argument(index)
-    function_type = ir.FunctionType(ir.TypeAttr(function.attributes["function_type"]).value)
-    remaining_inputs = [argument.type for argument in block.arguments]
-    function.attributes["function_type"] = ir.TypeAttr.get(
-        ir.FunctionType.get(remaining_inputs, function_type.results)
-    )
 
 
 _REASSOCIABLE_COMBINERS = ("arith.addf", "arith.mulf", "arith.maximumf", "arith.minimumf",
@@ -281,6 +252,17 @@ def schedule_dynamically(module: ir.Module) -> None:
     module.operation.walk(visit)
 
 
+def _read_arguments(module: ir.Module, func_name: str, positions: list[int]) -> tuple[int, ...]:
+    """The `positions` whose arguments the entry or its prelude still reads (after
+    bufferization has dropped dead code): the others need no data at run time."""
+    names = (func_name, func_name + PRELUDE_SUFFIX)
+    blocks = [operation.regions[0].blocks[0] for operation in module.body.operations
+              if operation.operation.name == "func.func"
+              and ir.StringAttr(operation.attributes["sym_name"]).value in names]
+    return tuple(position for position in positions
+                 if any(len(list(block.arguments[position].uses)) for block in blocks))
+
+
 def _contains(module: ir.Module, op_name: str) -> bool:
     found = []
 
@@ -335,13 +317,16 @@ class LoweredSubgraph:
 
 
 def lower_to_llvm(
-    module_text: str, func_name: str, bound_args: Mapping[int, torch.Tensor], context: ir.Context
+    module_text: str, func_name: str, bound: Collection[int], context: ir.Context
 ) -> LoweredSubgraph:
-    """Lowers the sub-graph to the LLVM dialect with a C-interface entry point."""
+    """Lowers the sub-graph to the LLVM dialect with a C-interface entry point. The
+    arguments at the positions `bound` (parameters) are bound once, when the code is
+    loaded: kernels that read them get packed copies as extra arguments
+    (:class:`.schedule.Parameters`)."""
     module = parse_torch_module(module_text, context)
     function = find_function(module, func_name)
     arity = len(function.regions[0].blocks[0].arguments)
-    out_of_range = [index for index in bound_args if not 0 <= index < arity]
+    out_of_range = [index for index in bound if not 0 <= index < arity]
     if out_of_range:
         raise LoweringError(f"bound argument indices {out_of_range} out of range for @{func_name}")
     unsupported.reject(function)
@@ -357,7 +342,7 @@ def lower_to_llvm(
     run_pipeline(module, TMTENSOR_TO_LINALG, "torch to linalg-on-tensors")
     erase_nested_assertions(module)
     function = find_function(module, func_name)
-    bind_arguments_as_constants(function, bound_args)
+    parameters = schedule.Parameters(function.operation, frozenset(bound))
     function_type = ir.FunctionType(ir.TypeAttr(function.attributes["function_type"]).value)
     inputs = [_tensor_spec(t) for t in function_type.inputs]
     outputs = [_tensor_spec(t) for t in function_type.results]
@@ -365,11 +350,11 @@ def lower_to_llvm(
     function.attributes["arg_attrs"] = ir.ArrayAttr.get([read_only] * len(inputs))
     function.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get(context)
     sizes = prelude.build(module, function, outputs)
-    schedule.apply(module)
+    schedule.apply(module, parameters)
     run_pipeline(module, TENSOR_OPTIMIZATION, "tensor optimization")
     fused_multiply_add.contract(module)
     special_values.apply(module)
-    schedule.apply(module)
+    schedule.apply(module, parameters)
     allow_reassociation_in_reductions(module)
     kernels = schedule.kernel_count(module)
     if kernels:
@@ -380,6 +365,7 @@ def lower_to_llvm(
     run_pipeline(module, TM_TENSOR_BUFFERIZATION, "bufferization")
     tm_tensor_buffers.prepare_for_one_shot(module)
     run_pipeline(module, BUFFERIZATION, "bufferization")
+    read = _read_arguments(module, func_name, sorted(bound))
     openmp = threads.openmp_library() is not None
     run_pipeline(module, PARALLEL_LOOPS.format(openmp=OPENMP_PASSES if openmp else ""),
                  "parallel loops")
@@ -388,5 +374,6 @@ def lower_to_llvm(
         schedule_dynamically(module)
     run_pipeline(module, TO_LLVM, "LLVM conversion")
     check_fully_converted(module)
-    signature = Signature(func_name, tuple(inputs), tuple(outputs), sizes, checks_indices)
+    signature = Signature(func_name, tuple(inputs), tuple(outputs), sizes, checks_indices,
+                          tuple(sorted(bound)), read, tuple(parameters.packed))
     return LoweredSubgraph(module, signature, uses_openmp, kernels)

@@ -1,10 +1,13 @@
 """Loop schedule of the compute-heavy ops of a sub-graph.
 
 Convolutions (full, grouped and depthwise) and matmuls whose weight operand is a
-compile-time constant, and batch matmuls, are replaced by calls to the
-register-blocked kernels of :mod:`.kernels`, with constant weights re-packed
-once, here, into the layout those kernels stream. Every other op keeps linalg's
-default lowering, which LLVM's loop vectoriser handles well for elementwise code.
+parameter (a bound argument of the entry, or a view of one) or a compile-time constant,
+and batch matmuls, are replaced by calls to the register-blocked kernels of
+:mod:`.kernels`. The kernels stream their weights in a packed layout: a constant is
+re-packed here, once; a parameter through a packed argument that the loader fills
+(:mod:`.weight_packing`), so the code does not depend on the parameters' values. Every
+other op keeps linalg's default lowering, which LLVM's loop vectoriser handles well for
+elementwise code.
 """
 
 import dataclasses
@@ -13,24 +16,93 @@ import math
 import numpy as np
 from torch_mlir import ir
 
-from . import depthwise_kernels, kernels, matmul_kernels, threads
+from . import depthwise_kernels, kernels, matmul_kernels, threads, weight_packing
 
 KERNEL_PREFIX = "__dynn_kernel_"
 
 
-def _constant_array(value: ir.Value) -> np.ndarray | None:
-    """The data of `value` if it is an f32 ``arith.constant`` or a ``linalg.transpose``
-    of one (``F.linear``'s ``weight.t()`` before elementwise fusion folds it), else None."""
-    owner = value.owner
-    if not isinstance(owner, (ir.OpView, ir.Operation)):
+@dataclasses.dataclass(frozen=True)
+class _Weights:
+    """A kernel's weight operand traced to its origin: compile-time data (`array`), or
+    bound entry argument `argument` seen through `steps` (views, as
+    :class:`.weight_packing.PackedArgument` steps), of `shape`."""
+
+    shape: tuple[int, ...]
+    array: np.ndarray | None = None
+    argument: int | None = None
+    steps: tuple[tuple[str, object], ...] = ()
+
+    def viewed(self, name: str, operand: object, shape: tuple[int, ...]) -> "_Weights":
+        if self.array is not None:
+            return _Weights(shape, weight_packing.LAYOUTS[name](self.array, operand))
+        return dataclasses.replace(self, shape=shape, steps=(*self.steps, (name, operand)))
+
+
+@dataclasses.dataclass
+class Parameters:
+    """The arguments of the entry function `function` bound at load time (`bound`: their
+    positions) and the packed arguments the schedule appends to it for kernels that read
+    them (`packed`, in argument order after the original ones)."""
+
+    function: ir.Operation
+    bound: frozenset[int]
+    packed: list[weight_packing.PackedArgument] = dataclasses.field(default_factory=list)
+
+    def argument_index(self, value: ir.Value) -> int | None:
+        """The position of `value` among the bound arguments of the entry, else None."""
+        if not isinstance(value.owner, ir.Block) or value.owner != self._block:
+            return None
+        index = ir.BlockArgument(value).arg_number
+        return index if index in self.bound else None
+
+    def packed_argument(self, weights: "_Weights", shape: tuple[int, ...]) -> ir.Value:
+        """The entry argument holding `weights` packed to `shape` (appended on first use)."""
+        packed = weight_packing.PackedArgument(weights.argument, weights.steps, shape)
+        original = len(self._block.arguments) - len(self.packed)
+        if packed in self.packed:
+            return self._block.arguments[original + self.packed.index(packed)]
+        weight_type = ir.RankedTensorType.get(list(shape), ir.F32Type.get())
+        argument = self._block.add_argument(weight_type, self.function.location)
+        self.packed.append(packed)
+        function_type = ir.FunctionType(ir.TypeAttr(self.function.attributes["function_type"]).value)
+        self.function.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(
+            [*function_type.inputs, weight_type], function_type.results))
+        if "arg_attrs" in self.function.attributes:
+            attributes = list(ir.ArrayAttr(self.function.attributes["arg_attrs"]))
+            self.function.attributes["arg_attrs"] = ir.ArrayAttr.get(
+                [*attributes, attributes[-1] if attributes else ir.DictAttr.get({})])
+        return argument
+
+    @property
+    def _block(self) -> ir.Block:
+        return self.function.regions[0].blocks[0]
+
+
+_VIEWS = ("linalg.transpose", "tensor.expand_shape", "tensor.collapse_shape")
+
+
+def _weights(value: ir.Value, parameters: Parameters | None) -> _Weights | None:
+    """`value` as kernel weights: an f32 ``arith.constant``, or a bound f32 argument of
+    the entry, or a view of either (``F.linear``'s ``weight.t()`` before fusion folds it,
+    a grouped convolution's ``expand_shape``, a depthwise one's ``collapse_shape``); else
+    None."""
+    tensor_type = ir.RankedTensorType(value.type)
+    if not tensor_type.has_static_shape or str(tensor_type.element_type) != "f32":
         return None
+    shape = tuple(tensor_type.shape)
+    owner = value.owner
+    if isinstance(owner, ir.Block):
+        index = None if parameters is None else parameters.argument_index(value)
+        return None if index is None else _Weights(shape, argument=index)
     operation = owner.operation
-    if operation.name == "linalg.transpose":
-        source = _constant_array(operation.operands[0])
+    if operation.name in _VIEWS:
+        source = _weights(operation.operands[0], parameters)
         if source is None:
             return None
-        permutation = _int_list(operation.attributes["permutation"])
-        return np.ascontiguousarray(source.transpose(permutation))
+        if operation.name == "linalg.transpose":
+            return source.viewed("transpose", tuple(_int_list(operation.attributes["permutation"])),
+                                 shape)
+        return source.viewed("reshape", shape, shape)
     if operation.name != "arith.constant":
         return None
     attribute = operation.attributes["value"]
@@ -39,25 +111,27 @@ def _constant_array(value: ir.Value) -> np.ndarray | None:
             attribute = ir.DenseFPElementsAttr(attribute)
         except ValueError:
             return None
-    shape = tuple(ir.RankedTensorType(attribute.type).shape)
-    if str(ir.RankedTensorType(attribute.type).element_type) != "f32":
-        return None
     if attribute.is_splat:
-        return np.full(shape, attribute.get_splat_value().value, dtype=np.float32)
-    return np.array(attribute, copy=True).reshape(shape)
+        return _Weights(shape, np.full(shape, attribute.get_splat_value().value, dtype=np.float32))
+    return _Weights(shape, np.array(attribute, copy=True).reshape(shape))
 
 
-def _grouped_conv_weights(value: ir.Value) -> np.ndarray | None:
-    """The ``[G, F, C, KH, KW]`` weights of a grouped convolution if constant: torch-mlir
-    hands them over as a ``tensor.expand_shape`` of the ``[G * F, C, KH, KW]``
-    parameter, folded only later by canonicalisation."""
-    owner = value.owner
-    if (isinstance(owner, (ir.OpView, ir.Operation))
-            and owner.operation.name == "tensor.expand_shape"):
-        source = _constant_array(owner.operation.operands[0])
-        shape = ir.RankedTensorType(value.type).shape
-        return None if source is None else source.reshape(shape)
-    return _constant_array(value)
+def _packed_operand(weights: _Weights, layout: str, operand: object,
+                    parameters: Parameters | None) -> ir.Value:
+    """`weights` in the kernel layout `layout` (a :data:`.weight_packing.LAYOUTS` step):
+    a new constant of compile-time data, packed now, or an entry argument packed at load
+    time."""
+    if weights.array is not None:
+        packed = weight_packing.LAYOUTS[layout](weights.array, operand)
+        weight_type = ir.RankedTensorType.get(list(packed.shape), ir.F32Type.get())
+        return ir.Operation.create(
+            "arith.constant", results=[weight_type],
+            attributes={"value": ir.DenseElementsAttr.get(np.ascontiguousarray(packed),
+                                                          type=weight_type)}).result
+    assert parameters is not None
+    shape = weight_packing.LAYOUTS[layout](np.zeros(weights.shape, np.float32), operand).shape
+    steps = (*weights.steps, (layout, operand))
+    return parameters.packed_argument(dataclasses.replace(weights, steps=steps), shape)
 
 
 def _producer(value: ir.Value, name: str) -> ir.Operation | None:
@@ -161,21 +235,16 @@ def _matmul_shape(operation: ir.Operation, default_maps: str) -> matmul_kernels.
 
 
 def _replace_with_kernel_call(operation: ir.Operation, callee: str,
-                              packed_weights: np.ndarray | None,
-                              lhs: ir.Value | None = None) -> None:
-    """Swaps `operation` for ``call @callee(lhs, rhs, init)``; the rhs is
-    `packed_weights` as a new constant, or the op's own rhs when None; the lhs is the
-    op's own unless given (the unpadded input of a kernel that pads)."""
+                              weights: tuple[_Weights, str, object] | None,
+                              parameters: Parameters | None, lhs: ir.Value | None = None) -> None:
+    """Swaps `operation` for ``call @callee(lhs, rhs, init)``; the rhs is the op's own
+    unless `weights` (weights, layout, operand) gives it packed (:func:`_packed_operand`);
+    the lhs is the op's own unless given (the unpadded input of a kernel that pads)."""
     rhs = operation.operands[1]
     lhs = operation.operands[0] if lhs is None else lhs
     with ir.InsertionPoint(operation), operation.location:
-        if packed_weights is not None:
-            weight_type = ir.RankedTensorType.get(list(packed_weights.shape),
-                                                  ir.F32Type.get())
-            rhs = ir.Operation.create(
-                "arith.constant", results=[weight_type],
-                attributes={"value": ir.DenseElementsAttr.get(packed_weights,
-                                                              type=weight_type)}).result
+        if weights is not None:
+            rhs = _packed_operand(*weights, parameters)
         call = ir.Operation.create(
             "func.call", results=[operation.results[0].type],
             operands=[lhs, rhs, operation.operands[2]],
@@ -217,9 +286,10 @@ def kernel_count(module: ir.Module) -> int:
                and ir.StringAttr(operation.attributes["sym_name"]).value.startswith(KERNEL_PREFIX))
 
 
-def apply(module: ir.Module) -> None:
+def apply(module: ir.Module, parameters: Parameters | None = None) -> None:
     """Rewrites eligible convolutions (full, grouped and depthwise), matmuls and batch
-    matmuls of `module` into kernel calls.
+    matmuls of `module` into kernel calls; weights that are bound arguments of the entry
+    (`parameters`) become packed arguments, packed at load time.
 
     Runs twice: before elementwise fusion, while matmuls are still named ops on
     2-D (collapsed) operands, and after it, for weights that only fusion's
@@ -242,34 +312,31 @@ def apply(module: ir.Module) -> None:
             shape = dataclasses.replace(shape, initial=initial)
             batch = _sizes(operation.operands[0])[0]
             kernel_texts.append(matmul_kernels.batch_matmul_kernel(callee, shape, batch))
-            _replace_with_kernel_call(operation, callee, None)
+            _replace_with_kernel_call(operation, callee, None, parameters)
             continue
-        if operation.name == "linalg.conv_2d_ngchw_gfchw":
-            weights = _grouped_conv_weights(operation.operands[1])
-            shape = _conv_shape(operation)
-            if weights is None or shape is None:
-                continue
-            shape = dataclasses.replace(shape, initial=initial)
-            packed = kernels.pack_grouped_conv_weights(weights, kernels.conv_filter_block(shape))
-            kernel_texts.append(kernels.conv_kernel(callee, shape))
-            _replace_with_kernel_call(operation, callee, packed)
-            continue
-        weights = _constant_array(operation.operands[1])
+        weights = _weights(operation.operands[1], parameters)
         if weights is None:
             continue
-        if operation.name == "linalg.conv_2d_nchw_fchw":
+        if operation.name == "linalg.conv_2d_ngchw_gfchw":
+            shape = _conv_shape(operation)
+            if shape is None:
+                continue
+            shape = dataclasses.replace(shape, initial=initial)
+            layout = ("grouped_conv", kernels.conv_filter_block(shape))
+            kernel_texts.append(kernels.conv_kernel(callee, shape))
+        elif operation.name == "linalg.conv_2d_nchw_fchw":
             shape = _conv_shape(operation)
             if shape is None:
                 continue
             shape, lhs = _padded_by_kernel(operation, shape, initial)
-            packed = kernels.pack_conv_weights(weights, kernels.conv_filter_block(shape))
+            layout = ("conv", kernels.conv_filter_block(shape))
             kernel_texts.append(kernels.conv_kernel(callee, shape))
         elif operation.name == "linalg.depthwise_conv_2d_nchw_chw":
             shape = _conv_shape(operation)
             if shape is None or not depthwise_kernels.depthwise_is_supported(shape):
                 continue
             shape, lhs = _padded_by_kernel(operation, shape, initial)
-            packed = weights
+            layout = None
             kernel_texts.append(depthwise_kernels.depthwise_kernel(callee, shape))
         else:
             shape = _matmul_shape(operation, _MATMUL_MAPS)
@@ -277,9 +344,10 @@ def apply(module: ir.Module) -> None:
                 continue
             shape = dataclasses.replace(shape, initial=initial)
             lanes, vectors = matmul_kernels.matmul_tile(shape)
-            packed = matmul_kernels.pack_matmul_weights(weights, lanes * vectors)
+            layout = ("matmul", lanes * vectors)
             kernel_texts.append(matmul_kernels.matmul_kernel(callee, shape))
-        _replace_with_kernel_call(operation, callee, packed, lhs)
+        _replace_with_kernel_call(operation, callee, None if layout is None else (weights, *layout),
+                                  parameters, lhs)
     if not kernel_texts:
         return
     if any(f"@{threads.SET_TEAM_SIZE}" in text for text in kernel_texts):

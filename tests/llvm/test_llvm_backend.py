@@ -165,10 +165,43 @@ def test_cache_hit_skips_lowering(tmp_path: pathlib.Path, monkeypatch):
     warm = time.perf_counter() - start
     assert warm < min(cold, 0.5)
     torch.testing.assert_close(second(*workload.inputs)[0], first(*workload.inputs)[0])
-    changed = dict(workload.bound_args())
-    changed[1] = changed[1] * 2
-    with pytest.raises(AssertionError, match="must not lower"):
-        compile_subgraph(text, "main", changed, tmp_path)
+
+
+def test_subgraphs_differing_only_in_parameters_share_one_artifact(tmp_path, monkeypatch):
+    """Parameters are arguments of the code, bound (and packed for the kernels) at load
+    time: other parameter values load the same library, and compute with their own."""
+    for name in ("resblock_16x32", "mlp_256", "mobilenet_32x16", "transformer_32x128"):
+        workload = _workload(name)
+        text = export_torch_dialect(workload.function, workload.inputs + workload.parameters)
+        first = compile_subgraph(text, "main", workload.bound_args(), tmp_path)
+        with monkeypatch.context() as patch:
+            patch.setattr(lowering, "lower_to_llvm", _no_lowering)
+            others = [p * torch.empty_like(p).uniform_(0.5, 1.5) for p in workload.parameters]
+            second = compile_subgraph(text, "main", {len(workload.inputs) + i: p
+                                                     for i, p in enumerate(others)}, tmp_path)
+        assert second.library_path == first.library_path
+        expected = _as_tuple(workload.function(*workload.inputs, *others))
+        for got, want in zip(second(*workload.inputs), expected, strict=True):
+            torch.testing.assert_close(got, want, **TOLERANCE)
+        for got, want in zip(first(*workload.inputs), _as_tuple(workload.eager(*workload.inputs)),
+                             strict=True):
+            torch.testing.assert_close(got, want, **TOLERANCE)
+
+
+def test_bound_parameters_are_copied_when_bound():
+    """Later in-place updates of the caller's tensors do not reach compiled code, whether
+    the code reads a parameter directly (the bias) or packed (the weight)."""
+    weight, bias, x = torch.randn(32, 16), torch.randn(32), torch.randn(4, 16)
+    compiled = _compile(F.linear, [x], [weight, bias])
+    expected = F.linear(x, weight, bias)
+    with torch.no_grad():
+        weight.mul_(2)
+        bias.add_(1)
+    torch.testing.assert_close(compiled(x)[0], expected, **TOLERANCE)
+
+
+def _no_lowering(*args, **kwargs):
+    raise AssertionError("a sub-graph differing only in its parameters must not lower again")
 
 
 def test_lowering_error_names_the_unsupported_op():
