@@ -40,7 +40,7 @@ from xdsl.utils.exceptions import ParseError, VerifyException
 from frontends.torch.cache import Unfingerprintable, describe_value
 from frontends.torch.decompositions import (
     BACKEND_LEGAL_OPS,
-    decomposition_table,
+    decompose,
     drop_storage_offset_checks,
     negations_as_comparisons,
 )
@@ -333,7 +333,7 @@ def _import_stretch(
                     strict=False,
                 )
             checks = input_checks(program, squeezed, at_one)
-            program = program.run_decompositions(decomposition_table())
+            program = decompose(program)
             drop_storage_offset_checks(program)
             negations_as_comparisons(program)
             explain_squeeze_assertions(program, squeezed)

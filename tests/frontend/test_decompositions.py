@@ -77,3 +77,42 @@ def test_batch_norm_network_compiles_without_fallback(tmp_path):
     assert "torch.aten.addcmul" in program.ir
     with torch.no_grad():
         torch.testing.assert_close(program(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+class _Selection(nn.Module):
+    """Ops with nothing to decompose: BlockDrop's condition `probs[0, t] > 0.5`."""
+
+    def forward(self, p: torch.Tensor) -> torch.Tensor:
+        return p[0, 3] * 2.0 > 0.5
+
+
+class _Composite(nn.Module):
+    """`reshape` and `softmax` are composite ops; `linear` is in torch-mlir's table."""
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(nn.functional.linear(x.reshape(2, 8), w), dim=-1)
+
+
+def _imported(program) -> str:
+    import torch_mlir.fx
+
+    from frontends.torch.decompositions import BACKEND_LEGAL_OPS
+
+    module = torch_mlir.fx.export_and_import(program, output_type="torch", func_name="s",
+                                             decomposition_table={},
+                                             backend_legal_ops=BACKEND_LEGAL_OPS)
+    return str(module.operation).split("{-#")[0]
+
+
+def test_a_stretch_with_nothing_to_decompose_skips_the_decomposition_pass():
+    """Skipping it imports the same function (it costs ~0.1 s a stretch however small)."""
+    from frontends.torch.decompositions import decompose, decomposition_table
+
+    program = torch.export.export(_Selection(), (torch.rand(1, 54),), strict=False)
+    assert decompose(program) is program
+    assert _imported(program) == _imported(program.run_decompositions(decomposition_table()))
+    composite = torch.export.export(_Composite(), (torch.rand(16), torch.rand(4, 8)),
+                                    strict=False)
+    decomposed = decompose(composite)
+    assert decomposed is not composite
+    assert _imported(decomposed) == _imported(composite.run_decompositions(decomposition_table()))
