@@ -67,7 +67,8 @@ def decomposition_table() -> dict[torch._ops.OperatorBase, Callable]:
 
 def decompose(program: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
     """`program` with the :func:`decomposition_table` applied, when it has an op that the
-    table or PyTorch's composite-implicit decompositions rewrite; else `program` itself.
+    table or PyTorch's composite-implicit decompositions rewrite, or an in-place op that
+    the pass makes functional; else `program` itself.
 
     ``run_decompositions`` re-registers every composite op of PyTorch on each call (about
     0.1 s however small the graph), which made it 80% of converting BlockDrop: 68
@@ -84,6 +85,7 @@ def _nothing_to_decompose(program: torch.export.ExportedProgram) -> bool:
             continue
         target = node.target
         if (not isinstance(target, torch._ops.OpOverload) or target in table
+                or target._schema.is_mutable
                 or torch._C._dispatch_has_kernel_for_dispatch_key(
                     target.name(), "CompositeImplicitAutograd")):
             return False

@@ -93,6 +93,15 @@ class _Composite(nn.Module):
         return torch.softmax(nn.functional.linear(x.reshape(2, 8), w), dim=-1)
 
 
+class _InPlace(nn.Module):
+    """An in-place op: the pass makes it functional."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x * 2.0
+        y.add_(1.0)
+        return y
+
+
 def _imported(program) -> str:
     import torch_mlir.fx
 
@@ -116,3 +125,5 @@ def test_a_stretch_with_nothing_to_decompose_skips_the_decomposition_pass():
     decomposed = decompose(composite)
     assert decomposed is not composite
     assert _imported(decomposed) == _imported(composite.run_decompositions(decomposition_table()))
+    in_place = torch.export.export(_InPlace(), (torch.rand(4),), strict=False)
+    assert decompose(in_place) is not in_place
