@@ -204,7 +204,10 @@ def benchmark_model(name: str, n_inputs: int, rounds: int, batch: int = 1,
         system: (statistics.median(timings[system]) * 1e3 if system in timings else None)
         for system in SYSTEMS
     }
-    result.gflop_per_call = roofline.model_gflop(model, inputs)
+    try:
+        result.gflop_per_call = roofline.model_gflop(model, inputs)
+    except roofline.Uncountable as error:
+        result.notes["FLOP count"] = str(error)
     result.peak_gflops = roofline.measured_peak_gflops()
     return result
 

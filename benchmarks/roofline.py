@@ -34,13 +34,21 @@ def measured_peak_gflops(repeats: int = 8) -> float:
     return 2 * PEAK_SIZE**3 / best / 1e9
 
 
+class Uncountable(Exception):
+    """FlopCounterMode cannot run the model (`torch.while_loop` under it returns
+    NotImplemented in torch 2.13)."""
+
+
 def model_gflop(model: torch.nn.Module, inputs: Sequence[tuple]) -> float:
     """Mean GFLOP per call of `model` over `inputs`, as eager runs it."""
     total = 0
     for args in inputs:
         counter = FlopCounterMode(display=False)
-        with torch.no_grad(), counter:
-            model(*args)
+        try:
+            with torch.no_grad(), counter:
+                model(*args)
+        except Exception as error:  # noqa: BLE001 - any failure of the counting mode
+            raise Uncountable(f"{type(error).__name__}: {str(error)[:120]}") from None
         total += counter.get_total_flops()
     return total / max(len(inputs), 1) / 1e9
 

@@ -614,6 +614,58 @@ class _OuterLoops:
         return inner
 
 
+SPLIT_FILTERS_MIN_FLOPS = 2_000_000
+"""A convolution without a parallel loop over images (batch 1) shares its blocks of
+filters among threads from this much work on (a fork and join of the team costs a few
+microseconds; 2 MFLOP take ~25 us on one core)."""
+
+
+def splits_filter_blocks(shape: ConvShape, filter_block: int) -> bool:
+    """Whether the loop over blocks of filters is the kernel's parallel loop: for one
+    image (no loop over images to share), ungrouped, of at least two blocks and
+    :data:`SPLIT_FILTERS_MIN_FLOPS`, when there are threads to share it."""
+    flops = (2 * shape.filters * shape.channels * shape.kernel_height * shape.kernel_width
+             * shape.out_height * shape.out_width)
+    return (shape.batch == 1 and shape.groups == 1 and shape.filters // filter_block >= 2
+            and flops >= SPLIT_FILTERS_MIN_FLOPS and threads.openmp_library() is not None)
+
+
+@dataclasses.dataclass
+class _FilterBlocks:
+    """The loop over blocks of `filter_block` output channels, inside :class:`_OuterLoops`:
+    parallel when :func:`splits_filter_blocks` (each item writes its own
+    ``[1, filter_block, OH, OW]`` slice), else sequential, carrying the output. `tensor`
+    (of `tensor_type`) is the output inside it; `base` the index of the block's first
+    filter in it (0 in a parallel item); `%fo` the block's index into the weights."""
+
+    tensor: str
+    tensor_type: str
+    base: str
+    close: Callable[[str], str]
+
+    @staticmethod
+    def open(emitter: _Emitter, shape: ConvShape, filter_block: int,
+             outer: "_OuterLoops") -> "_FilterBlocks":
+        blocks = shape.filters // filter_block
+        if not splits_filter_blocks(shape, filter_block):
+            (result,) = _open_loop(emitter, "%fo", blocks, 1,
+                                   [("%o0", outer.tensor, outer.tensor_type)])
+
+            def close(inner: str) -> str:
+                _close_loop(emitter, [inner], [outer.tensor_type])
+                return result
+            return _FilterBlocks("%o0", outer.tensor_type,
+                                 emitter.affine(f"d0 * {filter_block}", ["%fo"]), close)
+        _, _, height, width = _dims(outer.tensor_type)
+        item_type = _tensor((1, filter_block, height, width))
+        loop = _open_parallel(
+            emitter, "%fo", blocks, outer.tensor, outer.tensor_type, ["0", "%first", "0", "0"],
+            [1, filter_block, height, width], item_type,
+            (f"%first = affine.apply affine_map<(d0) -> (d0 * {filter_block})>(%fo)",))
+        return _FilterBlocks(loop.item, item_type, emitter.index(0),
+                             lambda inner: _close_parallel(emitter, loop, inner))
+
+
 def _conv_along_width(name: str, shape: ConvShape) -> str:
     filter_block = conv_filter_block(shape)
     lanes = _row_lanes(shape.out_width)
@@ -626,11 +678,10 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
     e.emit(f"{zero} = arith.constant 0.0 : f32")
     outer = _OuterLoops.open(e, shape, input_type, _conv_output_dims(shape))
     lead, g = outer.output_lead, outer.output_lead.partition(", ")[2]
-    input_lead, item_type, read_type = outer.input_lead, outer.tensor_type, outer.input_type
-    (out0,) = _open_loop(e, "%fo", shape.filters // filter_block, 1,
-                         [("%o0", outer.tensor, item_type)])
-    filter_base = e.affine(f"d0 * {filter_block}", ["%fo"])
-    (out1,) = _open_loop(e, "%oh", shape.out_height, 1, [("%o1", "%o0", item_type)])
+    input_lead, read_type = outer.input_lead, outer.input_type
+    filters = _FilterBlocks.open(e, shape, filter_block, outer)
+    item_type, filter_base = filters.tensor_type, filters.base
+    (out1,) = _open_loop(e, "%oh", shape.out_height, 1, [("%o1", filters.tensor, item_type)])
     (out2,) = _open_loop(e, "%ow", shape.out_width, row_tile,
                                 [("%o2", "%o1", item_type)])
     filter_index = [e.add(filter_base, i) for i in range(filter_block)]
@@ -674,8 +725,7 @@ def _conv_along_width(name: str, shape: ConvShape) -> str:
     result = _close_reduction(e, reduction, by_channel, output_vectors.write, vector_type)
     _close_loop(e, [result], [item_type])
     _close_loop(e, [out2], [item_type])
-    _close_loop(e, [out1], [item_type])
-    out0 = outer.close(out0)
+    out0 = outer.close(filters.close(out1))
     return conv_function(name, shape, (input_type, weight_type, output_type), e, out0)
 
 
@@ -694,11 +744,10 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
     c0 = e.index(0)
     outer = _OuterLoops.open(e, shape, input_type, _conv_output_dims(shape))
     lead, g = outer.output_lead, outer.output_lead.partition(", ")[2]
-    input_lead, item_type, read_type = outer.input_lead, outer.tensor_type, outer.input_type
-    (out0,) = _open_loop(e, "%fo", shape.filters // filter_block, 1,
-                         [("%o0", outer.tensor, item_type)])
-    filter_base = e.affine(f"d0 * {filter_block}", ["%fo"])
-    (out1,) = _open_loop(e, "%oh", shape.out_height, rows, [("%o1", "%o0", item_type)])
+    input_lead, read_type = outer.input_lead, outer.input_type
+    filters = _FilterBlocks.open(e, shape, filter_block, outer)
+    item_type, filter_base = filters.tensor_type, filters.base
+    (out1,) = _open_loop(e, "%oh", shape.out_height, rows, [("%o1", filters.tensor, item_type)])
     slice_type = _tensor((filter_block, rows, shape.out_width))
     tile_type = _tensor((rows, shape.out_width, filter_block))
     group_size = "" if shape.groups == 1 else "1, "
@@ -756,6 +805,5 @@ def _conv_along_filters(name: str, shape: ConvShape) -> str:
     e.emit(f"{result} = tensor.insert_slice %slice_result into %o1{slice_position} : "
            f"{slice_type} into {item_type}")
     _close_loop(e, [result], [item_type])
-    _close_loop(e, [out1], [item_type])
-    out0 = outer.close(out0)
+    out0 = outer.close(filters.close(out1))
     return conv_function(name, shape, (input_type, weight_type, output_type), e, out0)
