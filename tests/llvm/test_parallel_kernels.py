@@ -60,6 +60,41 @@ def test_static_batch_convolutions_agree():
             torch.testing.assert_close(got, want, **TOLERANCE)
 
 
+def _one_image_convs(x, w1, b1, w2, w3, w4):
+    """Convolutions of one image that share their blocks of filters among threads: along
+    the row (32 filters in 2 blocks; 17 filters in 17 blocks of 1, strided) and along the
+    filters (64 filters on an 8x8 map), and a small one that does not (0.3 MFLOP)."""
+    y = F.relu(F.conv2d(x, w1, b1, padding=1))
+    z = F.conv2d(y, w2, stride=2, padding=1)
+    return z, F.conv2d(F.max_pool2d(y, 8), w3, padding=1), F.conv2d(F.max_pool2d(y, 4), w4,
+                                                                     padding=1)
+
+
+@pytest.mark.parametrize("team", [1, 2])
+def test_one_image_convolutions_sharing_filter_blocks_agree(team, thread_count):
+    if threads.openmp_library() is None:
+        pytest.skip("no libgomp or C compiler: kernels compile sequential")
+    from runtime.llvm import kernels
+
+    along_row = kernels.ConvShape(16, 34, 34, 32, 32, 32, 3, 3, 1, 1)
+    along_filters = kernels.ConvShape(32, 10, 10, 64, 8, 8, 3, 3, 1, 1)
+    for shape in (along_row, along_filters):
+        block = kernels.conv_filter_block(shape)
+        assert kernels.splits_filter_blocks(shape, block)
+        assert "scf.forall" in kernels.conv_kernel("k", shape)
+    parameters = [*_conv_parameters(), torch.randn(64, 32, 3, 3) / 17]
+    x = torch.randn(1, 16, 32, 32)
+    compiled = compile_function(_one_image_convs, [x], parameters)
+    thread_count(team)
+    special = x.clone()
+    special[0, 3, 5, 7], special[0, 9, 0, 0], special[0, 15, 31, 2] = (
+        float("nan"), float("inf"), float("-inf"))
+    for inputs in ([x], [torch.randn(1, 16, 32, 32)], [special]):
+        for got, want in zip(compiled(*inputs), _one_image_convs(*inputs, *parameters),
+                             strict=True):
+            torch.testing.assert_close(got, want, equal_nan=True, **TOLERANCE)
+
+
 def _padded_convs(x, w, depthwise):
     """Paddings the conv kernels add per image (asymmetric ones from ``F.pad``, a
     depthwise one) and two they must leave to torch-mlir (a non-zero value, ``-0.0``)."""
