@@ -39,7 +39,9 @@ YIELD, BREAK, CONTINUE, RETURN, CONDITION = range(5)
 Signal = tuple[int, tuple[Any, ...]]
 """How a region ended (one of YIELD..CONDITION) and the values its terminator carried."""
 
-Environment = dict[SSAValue, Any]
+Environment = dict[int, Any]
+"""Values by the slot of their SSA value (:func:`_slot`): an int hashes in C, where xDSL's
+`SSAValue.__hash__` is a Python call, 6,500 of them per call of a beam search."""
 Step = Callable[[Environment], Signal | None]
 """One compiled op: updates the environment; returns a signal only to leave the region."""
 
@@ -209,8 +211,10 @@ class Interpreter:
         block = func.body.block
         run_body = self._block(block)
 
+        arguments = _slots(block.args)
+
         def call(*args: Any) -> Sequence[Any]:
-            env: Environment = dict(zip(block.args, args))
+            env: Environment = dict(zip(arguments, args))
             return run_body(env)[1]
 
         return call
@@ -219,9 +223,10 @@ class Interpreter:
         """Executes a sub-graph op by op with eager PyTorch."""
         block = graph.body.block
         run_body = self._block(block)
+        arguments = _slots(block.args)
 
         def call(*args: Any) -> Sequence[Any]:
-            env: Environment = dict(zip(block.args, args))
+            env: Environment = dict(zip(arguments, args))
             return run_body(env)[1]
 
         return call
@@ -273,7 +278,7 @@ class Interpreter:
         }.get(type(op))
         if kind is None:
             raise _located(op, "is not a region terminator the interpreter knows")
-        operands = tuple(op.operands)
+        operands = _slots(op.operands)
         return lambda env: (kind, tuple(env[v] for v in operands))
 
     def _step(self, op: Operation) -> Step:
@@ -296,8 +301,8 @@ class Interpreter:
 
     def _torch_step(self, op: Operation) -> Step:
         function = torch_op_function(op)
-        operands = tuple(op.operands)
-        results = tuple(op.results)
+        operands = _slots(op.operands)
+        results = _slots(op.results)
 
         if len(results) == 1:
             (result,) = results
@@ -321,8 +326,8 @@ class Interpreter:
 
     def _call(self, op: dy.CallOp) -> Step:
         callee = op.callee.root_reference.data
-        operands = tuple(op.arguments)
-        results = tuple(op.res)
+        operands = _slots(op.arguments)
+        results = _slots(op.res)
         resolved: list[Callable[..., Sequence[Any]]] = []
 
         def run(env: Environment) -> None:
@@ -336,8 +341,8 @@ class Interpreter:
     def _if(self, op: dy.IfOp) -> Step:
         then_region = self._region(op, 0)
         else_region = self._region(op, 1)
-        cond = op.cond
-        results = tuple(op.res)
+        cond = _slot(op.cond)
+        results = _slots(op.res)
 
         def run(env: Environment) -> Signal | None:
             kind, values = (then_region if env[cond] else else_region)(env)
@@ -351,8 +356,8 @@ class Interpreter:
     def _switch(self, op: dy.SwitchOp) -> Step:
         default_region = self._region(op, 0)
         cases = {value: self._region(op, 1 + i) for i, value in enumerate(op.case_values)}
-        selector = op.selector
-        results = tuple(op.res)
+        selector = _slot(op.selector)
+        results = _slots(op.res)
 
         def run(env: Environment) -> Signal | None:
             kind, values = cases.get(env[selector], default_region)(env)
@@ -365,10 +370,10 @@ class Interpreter:
 
     def _for(self, op: dy.ForOp) -> Step:
         body = self._region(op, 0)
-        induction_variable, *carried_args = op.body.block.args
-        bounds = (op.lb, op.ub, op.step)
-        inits = tuple(op.inits)
-        results = tuple(op.res)
+        induction_variable, *carried_args = _slots(op.body.block.args)
+        bounds = _slots((op.lb, op.ub, op.step))
+        inits = _slots(op.inits)
+        results = _slots(op.res)
 
         def run(env: Environment) -> Signal | None:
             lower, upper, step = (env[v] for v in bounds)
@@ -393,10 +398,10 @@ class Interpreter:
     def _while(self, op: dy.WhileOp) -> Step:
         before = self._region(op, 0)
         after = self._region(op, 1)
-        before_args = tuple(op.before_region.block.args)
-        after_args = tuple(op.after_region.block.args)
-        inits = tuple(op.inits)
-        results = tuple(op.res)
+        before_args = _slots(op.before_region.block.args)
+        after_args = _slots(op.after_region.block.args)
+        inits = _slots(op.inits)
+        results = _slots(op.res)
 
         def run(env: Environment) -> Signal | None:
             carried = tuple(env[v] for v in inits)
@@ -430,7 +435,7 @@ class Interpreter:
         problem = _mismatch(tensor, op.result.type)
         if problem:
             raise _located(op, f"parameter '{key}': {problem}")
-        result = op.result
+        result = _slot(op.result)
 
         def run(env: Environment) -> None:
             env[result] = tensor
@@ -438,7 +443,7 @@ class Interpreter:
         return run
 
     def _item(self, op: dy.ItemOp) -> Step:
-        tensor, result = op.tensor, op.result
+        tensor, result = _slots((op.tensor, op.result))
 
         def run(env: Environment) -> None:
             value = env[tensor]
@@ -451,7 +456,7 @@ class Interpreter:
         return run
 
     def _dim(self, op: dy.DimOp) -> Step:
-        tensor, result, index = op.tensor, op.result, op.index.value.data
+        (tensor, result), index = _slots((op.tensor, op.result)), op.index.value.data
 
         def run(env: Environment) -> None:
             env[result] = env[tensor].shape[index]
@@ -459,9 +464,9 @@ class Interpreter:
         return run
 
     def _scalar_to_tensor(self, op: dy.ScalarToTensorOp) -> Step:
-        scalar, result = op.scalar, op.result
-        assert isinstance(result.type, ValueTensorType)
-        dtype = torch_dtype_of(result.type)
+        assert isinstance(op.result.type, ValueTensorType)
+        dtype = torch_dtype_of(op.result.type)
+        scalar, result = _slots((op.scalar, op.result))
 
         def run(env: Environment) -> None:
             env[result] = torch.tensor(env[scalar], dtype=dtype)
@@ -472,7 +477,7 @@ class Interpreter:
         value = python_value_of(op.value)
         if isinstance(value, int) and not isinstance(value, bool) and str(op.result.type) == "f64":
             value = float(value)
-        result = op.result
+        result = _slot(op.result)
 
         def run(env: Environment) -> None:
             env[result] = value
@@ -487,7 +492,7 @@ class Interpreter:
         return _scalar_step(op, table[predicate])
 
     def _select(self, op: arith.SelectOp) -> Step:
-        cond, if_true, if_false, result = op.cond, op.lhs, op.rhs, op.result
+        cond, if_true, if_false, result = _slots((op.cond, op.lhs, op.rhs, op.result))
 
         def run(env: Environment) -> None:
             env[result] = env[if_true] if env[cond] else env[if_false]
@@ -495,15 +500,15 @@ class Interpreter:
         return run
 
     def _list_empty(self, op: dy.ListEmptyOp) -> Step:
-        result = op.result
+        result = _slot(op.result)
         return lambda env: env.__setitem__(result, ())
 
     def _list_append(self, op: dy.ListAppendOp) -> Step:
-        items, item, result = op.list, op.item, op.result
+        items, item, result = _slots((op.list, op.item, op.result))
         return lambda env: env.__setitem__(result, env[items] + (env[item],))
 
     def _list_remove(self, op: dy.ListRemoveOp) -> Step:
-        items, index, result = op.list, op.index, op.result
+        items, index, result = _slots((op.list, op.index, op.result))
 
         def run(env: Environment) -> None:
             values, position = env[items], env[index]
@@ -515,11 +520,11 @@ class Interpreter:
         return run
 
     def _list_len(self, op: dy.ListLenOp) -> Step:
-        items, result = op.list, op.result
+        items, result = _slots((op.list, op.result))
         return lambda env: env.__setitem__(result, len(env[items]))
 
     def _list_get(self, op: dy.ListGetOp) -> Step:
-        items, index, result = op.list, op.index, op.result
+        items, index, result = _slots((op.list, op.index, op.result))
 
         def run(env: Environment) -> None:
             values, position = env[items], env[index]
@@ -531,7 +536,7 @@ class Interpreter:
 
     def _list_join(self, op: dy.ListStackOp | dy.ListCatOp) -> Step:
         join = torch.stack if isinstance(op, dy.ListStackOp) else torch.cat
-        items, result, dim = op.list, op.result, op.dim.value.data
+        (items, result), dim = _slots((op.list, op.result)), op.dim.value.data
 
         def run(env: Environment) -> None:
             values = env[items]
@@ -542,7 +547,7 @@ class Interpreter:
         return run
 
     def _list_set(self, op: dy.ListSetOp) -> Step:
-        items, index, item, result = op.list, op.index, op.item, op.result
+        items, index, item, result = _slots((op.list, op.index, op.item, op.result))
 
         def run(env: Environment) -> None:
             values, position = env[items], env[index]
@@ -554,11 +559,11 @@ class Interpreter:
         return run
 
     def _list_slice(self, op: dy.ListSliceOp) -> Step:
-        items, start, stop, result = op.list, op.start, op.stop, op.result
+        items, start, stop, result = _slots((op.list, op.start, op.stop, op.result))
         return lambda env: env.__setitem__(result, env[items][env[start] : env[stop]])
 
     def _list_sort(self, op: dy.ListSortOp) -> Step:
-        items, keys, result = op.list, op.keys, op.result
+        items, keys, result = _slots((op.list, op.keys, op.result))
         descending = op.descending is not None
 
         def run(env: Environment) -> None:
@@ -573,9 +578,9 @@ class Interpreter:
         return run
 
     def _list_to_tensor(self, op: dy.ListToTensorOp) -> Step:
-        items, result = op.list, op.result
-        assert isinstance(result.type, ValueTensorType)
-        dtype = torch_dtype_of(result.type)
+        assert isinstance(op.result.type, ValueTensorType)
+        dtype = torch_dtype_of(op.result.type)
+        items, result = _slots((op.list, op.result))
 
         def run(env: Environment) -> None:
             env[result] = torch.tensor(env[items], dtype=dtype).reshape(-1)
@@ -583,12 +588,21 @@ class Interpreter:
         return run
 
     def _tuple(self, op: dy.TupleOp) -> Step:
-        fields, result = tuple(op.fields), op.result
+        fields, result = _slots(op.fields), _slot(op.result)
         return lambda env: env.__setitem__(result, tuple(env[f] for f in fields))
 
     def _tuple_get(self, op: dy.TupleGetOp) -> Step:
-        value, result, index = op.tuple, op.result, op.index.value.data
+        (value, result), index = _slots((op.tuple, op.result)), op.index.value.data
         return lambda env: env.__setitem__(result, env[value][index])
+
+
+def _slot(value: SSAValue) -> int:
+    """The environment key of `value` (its identity: the module outlives the closures)."""
+    return id(value)
+
+
+def _slots(values: Sequence[SSAValue]) -> tuple[int, ...]:
+    return tuple(map(id, values))
 
 
 def _wrap_i64(value: int) -> int:
@@ -602,9 +616,9 @@ zero, `fptosi` of NaN or an infinity."""
 
 
 def _scalar_step(op: Operation, function: Callable[..., Any]) -> Step:
-    operands = tuple(op.operands)
-    (result,) = op.results
-    convert = {"i1": bool, "i64": _wrap_i64}.get(str(result.type))
+    operands = _slots(op.operands)
+    convert = {"i1": bool, "i64": _wrap_i64}.get(str(op.results[0].type))
+    result = _slot(op.results[0])
 
     def run(env: Environment) -> None:
         try:
