@@ -54,6 +54,7 @@ class ModelResult:
     cold_compile_s: float | None = None
     warm_compile_s: float | None = None
     compiled_subgraphs: int | None = None
+    compiled_artifacts: int | None = None
     fallback_subgraphs: int | None = None
     latency_ms: dict[str, float | None] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
@@ -149,6 +150,7 @@ def _prepare_ours(model, module: Any, result: ModelResult, systems: dict) -> Non
         program = dynn.compile(model, example, backend="llvm", cache_dir=cache_dir)
         result.warm_compile_s = time.perf_counter() - started
     result.compiled_subgraphs = program.stats.compiled
+    result.compiled_artifacts = program.stats.artifacts
     result.fallback_subgraphs = program.stats.fallback
     systems["ours"] = program
 
@@ -244,7 +246,7 @@ def _batch_table(results: list[ModelResult], batch: int, machine: str) -> str:
         f"({_fmt(max((r.peak_gflops or 0.0 for r in results), default=None), '.0f')} GFLOP/s; "
         f"see `benchmarks.roofline`).",
         "",
-        "| model | agree (max abs err) | ours: cold / warm compile (s) | sub-graphs (fallback) | eager | eager 1 thread | TorchScript | torch.compile | ours | eager 1 thread x | TorchScript x | torch.compile x | ours x | GFLOP / call | ours GFLOP/s (% of peak) |",
+        "| model | agree (max abs err) | ours: cold / warm compile (s) | sub-graphs: call sites / artifacts (fallback) | eager | eager 1 thread | TorchScript | torch.compile | ours | eager 1 thread x | TorchScript x | torch.compile x | ours x | GFLOP / call | ours GFLOP/s (% of peak) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -252,7 +254,7 @@ def _batch_table(results: list[ModelResult], batch: int, machine: str) -> str:
         lines.append(
             f"| {r.model} | {_agreement(r)} "
             f"| {_fmt(r.cold_compile_s, '.1f')} / {_fmt(r.warm_compile_s, '.2f')} "
-            f"| {r.compiled_subgraphs} ({r.fallback_subgraphs}) "
+            f"| {r.compiled_subgraphs} / {r.compiled_artifacts} ({r.fallback_subgraphs}) "
             + "".join(f"| {_fmt(lat.get(s), '.3f')} " for s in SYSTEMS)
             + "".join(f"| {_fmt(r.speedup(s), '.2f')} " for s in SYSTEMS[1:])
             + f"| {_fmt(r.gflop_per_call, '.3f')} | {_roofline(r)} |"
