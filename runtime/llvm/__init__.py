@@ -5,8 +5,9 @@ function through torch-mlir to linalg, schedules, bufferizes and JIT-compiles
 it, and returns a :class:`CompiledSubgraph` called with the remaining arguments
 in order. The bound arguments (parameters) stay arguments of the code, bound
 and packed when it is loaded, so sub-graphs that differ only in their
-parameters share one compiled artifact. Failures raise :class:`LoweringError` naming the first torch op that
-could not be lowered, so callers can fall back to eager execution.
+parameters share one compiled artifact. Failures raise :class:`LoweringError`
+naming the first torch op that could not be lowered, so callers can fall back
+to eager execution.
 """
 
 from .compiler import compile_subgraph

@@ -64,13 +64,15 @@ class Parameters:
         weight_type = ir.RankedTensorType.get(list(shape), ir.F32Type.get())
         argument = self._block.add_argument(weight_type, self.function.location)
         self.packed.append(packed)
-        function_type = ir.FunctionType(ir.TypeAttr(self.function.attributes["function_type"]).value)
-        self.function.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(
+        attributes = self.function.attributes
+        function_type = ir.FunctionType(ir.TypeAttr(attributes["function_type"]).value)
+        attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(
             [*function_type.inputs, weight_type], function_type.results))
-        if "arg_attrs" in self.function.attributes:
-            attributes = list(ir.ArrayAttr(self.function.attributes["arg_attrs"]))
-            self.function.attributes["arg_attrs"] = ir.ArrayAttr.get(
-                [*attributes, attributes[-1] if attributes else ir.DictAttr.get({})])
+        if "arg_attrs" in attributes:
+            argument_attributes = list(ir.ArrayAttr(attributes["arg_attrs"]))
+            attributes["arg_attrs"] = ir.ArrayAttr.get([
+                *argument_attributes,
+                argument_attributes[-1] if argument_attributes else ir.DictAttr.get({})])
         return argument
 
     @property
