@@ -7,7 +7,8 @@ Tiny programs make the math negligible, so what is timed is the call path itself
 * ``subgraph``: ``x + 1`` on ``[1, 16]`` compiled alone (`runtime.llvm.compile_subgraph`),
   static and with a run-time batch (``?``), against eager ``x + 1``;
 * ``per argument`` / ``per result``: the slope from 1 to 9 inputs (``x0 + ... + x8``) and
-  from 1 to 9 results, static and dynamic;
+  from 1 to 9 results, static and dynamic; ``per bound parameter``: the same sum with
+  ``x1 ... x8`` bound as parameters (stored once, one more pointer per call);
 * ``per host op``: a model whose loop runs ``n`` iterations of a tiny sub-graph and a
   data-dependent exit (``for`` + ``if ...: break``), timed at two trip counts; the slope per
   iteration minus one sub-graph call, divided by the host ops of one iteration;
@@ -54,10 +55,13 @@ def _fan_out(x):
     return tuple(x + i for i in range(ARITY))
 
 
-def _compiled(function: Callable, args: list[torch.Tensor], dynamic: bool):
+def _compiled(function: Callable, args: list[torch.Tensor], dynamic: bool,
+              bound_after: int | None = None):
+    """`function` compiled for `args`; those from position `bound_after` on are bound."""
     text = export_torch_dialect(function, [torch.cat([a, a]) if dynamic else a for a in args],
                                 batched_inputs=len(args) if dynamic else 0)
-    return compile_subgraph(text, "main", {})
+    bound = {} if bound_after is None else dict(enumerate(args))
+    return compile_subgraph(text, "main", {i: a for i, a in bound.items() if i >= bound_after})
 
 
 class _EarlyExitLoop(nn.Module):
@@ -123,6 +127,7 @@ def measure(repeats: int) -> dict[str, float]:
                for kind, function, args in (("one", _sum, one), ("args", _sum, many),
                                             ("results", _fan_out, one))
                for dynamic in (False, True)}
+    with_parameters = _compiled(_sum, many, False, bound_after=1)
     with warnings.catch_warnings(), tempfile.TemporaryDirectory() as cache:
         warnings.simplefilter("ignore")
         loop = dynn.compile(_EarlyExitLoop(), (one[0], SHORT_LOOP), cache_dir=cache)
@@ -135,6 +140,7 @@ def measure(repeats: int) -> dict[str, float]:
         calls[f"one {tag}"] = lambda k=kernels["one", dynamic]: k(x)
         calls[f"args {tag}"] = lambda k=kernels["args", dynamic]: k(*many)
         calls[f"results {tag}"] = lambda k=kernels["results", dynamic]: k(x)
+    calls["parameters static"] = lambda: with_parameters(x)
     calls["program"] = lambda: single(x)
     calls["loop short"] = lambda: loop(x, SHORT_LOOP)
     calls["loop long"] = lambda: long_loop(x, LONG_LOOP)
@@ -148,6 +154,7 @@ def measure(repeats: int) -> dict[str, float]:
         "sub-graph call, dynamic": t["one dynamic"],
         "per argument, static": (t["args static"] - t["one static"]) / (ARITY - 1),
         "per argument, dynamic": (t["args dynamic"] - t["one dynamic"]) / (ARITY - 1),
+        "per bound parameter, static": (t["parameters static"] - t["one static"]) / (ARITY - 1),
         "per result, static": (t["results static"] - t["one static"]) / (ARITY - 1),
         "per result, dynamic": (t["results dynamic"] - t["one dynamic"]) / (ARITY - 1),
         "program call (frontends.torch) beyond its sub-graph": t["program"] - t["one static"],
