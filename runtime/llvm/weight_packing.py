@@ -35,9 +35,14 @@ class PackedArgument:
     shape: tuple[int, ...]
 
     def pack(self, parameter: np.ndarray) -> np.ndarray:
+        """`parameter` in this argument's layout; a ValueError when the steps do not
+        give its shape (the code would read the weights out of place)."""
         array = parameter
         for name, operand in self.steps:
             array = LAYOUTS[name](array, operand)
+        if array.shape != self.shape:
+            raise ValueError(f"packing argument {self.source} gives shape {list(array.shape)}, "
+                             f"not the {list(self.shape)} the code reads")
         return np.ascontiguousarray(array)
 
     def to_json(self) -> dict:
