@@ -2,14 +2,14 @@
 
 ``linalg.conv_2d_nchw_fchw``, ``linalg.conv_2d_ngchw_gfchw`` (grouped),
 ``linalg.depthwise_conv_2d_nchw_chw`` and ``linalg.matmul`` whose weights are
-compile-time constants (bound parameters), and ``linalg.batch_matmul``, are
-replaced by calls to private functions generated here, written in the ``scf`` +
-``vector`` dialects on tensors so that they bufferise with the rest of the
-sub-graph. Each kernel keeps a block of output
-vectors in registers across the whole reduction and reads its weights from a
-copy re-packed at compile time (or, for computed operands, a row-major operand
-in place) so that every access in the inner loop is a contiguous vector or a
-scalar broadcast.
+bound parameters (or constants), and ``linalg.batch_matmul``, are replaced by
+calls to private functions generated here, written in the ``scf`` + ``vector``
+dialects on tensors so that they bufferise with the rest of the sub-graph. Each
+kernel keeps a block of output vectors in registers across the whole reduction
+and reads its weights from a copy re-packed when the code is loaded
+(:mod:`.weight_packing`; for computed operands, a row-major operand in place)
+so that every access in the inner loop is a contiguous vector or a scalar
+broadcast.
 
 Kernel shapes (f32, AVX-512 wide vectors of 16 lanes):
 
@@ -34,8 +34,6 @@ tiles also split ``K`` over independent partial sums (:func:`matmul_partials`).
 import dataclasses
 import math
 from collections.abc import Callable
-
-import numpy as np
 
 from . import threads
 
@@ -411,19 +409,6 @@ def conv_filter_block(shape: ConvShape) -> int:
     vectors_per_row_tile = _row_vectors(shape.out_width, lanes)
     return _largest_divisor(shape.filters, tuple(
         b for b in (16, 8, 4, 2, 1) if b * vectors_per_row_tile <= MAX_ACCUMULATORS))
-
-
-def pack_conv_weights(weights: np.ndarray, filter_block: int) -> np.ndarray:
-    """[F, C, KH, KW] -> [F / FB, C, KH, KW, FB]; `filter_block` divides F."""
-    filters = weights.shape[0]
-    return np.ascontiguousarray(weights.reshape(
-        filters // filter_block, filter_block, *weights.shape[1:]).transpose(0, 2, 3, 4, 1))
-
-
-def pack_grouped_conv_weights(weights: np.ndarray, filter_block: int) -> np.ndarray:
-    """[G, F, C, KH, KW] -> [G, F / FB, C, KH, KW, FB]: each group packed as a
-    convolution of its own (:func:`pack_conv_weights`)."""
-    return np.stack([pack_conv_weights(group, filter_block) for group in weights])
 
 
 def conv_kernel(name: str, shape: ConvShape) -> str:

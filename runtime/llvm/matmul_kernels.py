@@ -15,8 +15,6 @@ kernels and the shared text emitter).
 import dataclasses
 from collections.abc import Callable
 
-import numpy as np
-
 from .kernels import (  # the shared emitter of kernel text
     MAX_ACCUMULATORS,
     VECTOR_LANES,
@@ -115,18 +113,9 @@ def matmul_reduction_block(shape: MatmulShape, rows: int | None = None) -> int |
     return reduction_block(shape.depth, 1, _block_terms(tile))
 
 
-def pack_matmul_weights(weights: np.ndarray, tile: int) -> np.ndarray:
-    """[K, N] -> [ceil(N / tile), K, tile], zero-padded columns."""
-    depth, columns = weights.shape
-    tiles = -(-columns // tile)
-    padded = np.zeros((depth, tiles * tile), dtype=weights.dtype)
-    padded[:, :columns] = weights
-    return np.ascontiguousarray(padded.reshape(depth, tiles, tile).transpose(1, 0, 2))
-
-
 def matmul_kernel(name: str, shape: MatmulShape) -> str:
     """The function text `(lhs, packed rhs, init) -> result` of an [M,K]x[K,N] matmul
-    whose rhs is a constant packed by :func:`pack_matmul_weights`."""
+    whose rhs is packed by :func:`.weight_packing.pack_matmul_weights`."""
     return _matmul_function(name, shape, batched=False, batch=None)
 
 

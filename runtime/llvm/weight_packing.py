@@ -4,7 +4,7 @@ A sub-graph's parameters are arguments of its compiled code, bound when it is lo
 sub-graphs that differ only in their parameters (the 54 residual blocks of a ResNet-110)
 share one compiled artifact. A kernel whose weights are a parameter, or a view of one
 (``F.linear``'s ``weight.t()``, a grouped convolution's ``expand_shape``), reads them in a
-packed layout (:func:`.kernels.pack_conv_weights` and friends): the schedule adds an argument
+packed layout (:func:`pack_conv_weights` and friends, below): the schedule adds an argument
 of that layout to the entry function and records here how to derive it from the parameter,
 as data, so a cached artifact packs the weights of any call site the same way.
 """
@@ -13,14 +13,35 @@ import dataclasses
 
 import numpy as np
 
-from . import kernels, matmul_kernels
+
+def pack_conv_weights(weights: np.ndarray, filter_block: int) -> np.ndarray:
+    """[F, C, KH, KW] -> [F / FB, C, KH, KW, FB]; `filter_block` divides F."""
+    filters = weights.shape[0]
+    return np.ascontiguousarray(weights.reshape(
+        filters // filter_block, filter_block, *weights.shape[1:]).transpose(0, 2, 3, 4, 1))
+
+
+def pack_grouped_conv_weights(weights: np.ndarray, filter_block: int) -> np.ndarray:
+    """[G, F, C, KH, KW] -> [G, F / FB, C, KH, KW, FB]: each group packed as a
+    convolution of its own (:func:`pack_conv_weights`)."""
+    return np.stack([pack_conv_weights(group, filter_block) for group in weights])
+
+
+def pack_matmul_weights(weights: np.ndarray, tile: int) -> np.ndarray:
+    """[K, N] -> [ceil(N / tile), K, tile], zero-padded columns."""
+    depth, columns = weights.shape
+    tiles = -(-columns // tile)
+    padded = np.zeros((depth, tiles * tile), dtype=weights.dtype)
+    padded[:, :columns] = weights
+    return np.ascontiguousarray(padded.reshape(depth, tiles, tile).transpose(1, 0, 2))
+
 
 LAYOUTS = {
     "transpose": lambda array, permutation: array.transpose(permutation),
     "reshape": lambda array, shape: array.reshape(shape),
-    "conv": kernels.pack_conv_weights,
-    "grouped_conv": kernels.pack_grouped_conv_weights,
-    "matmul": matmul_kernels.pack_matmul_weights,
+    "conv": pack_conv_weights,
+    "grouped_conv": pack_grouped_conv_weights,
+    "matmul": pack_matmul_weights,
 }
 """Step name -> function(array, operand) computing the step."""
 
