@@ -183,14 +183,18 @@ class _ThreadState:
         self.prelude_descriptor = (ctypes.c_int64 * 5)(address, address, 0, prelude_length, 1)
 
 
-def _bound_tensor(position: int, tensor: Any, spec: TensorSpec) -> torch.Tensor:
-    """A private contiguous copy of bound argument `position`, checked against `spec`."""
+def _mismatch(what: str, tensor: Any, spec: TensorSpec) -> TypeError:
+    got = (f"{tensor.dtype} {list(tensor.shape)} on {tensor.device}"
+           if isinstance(tensor, torch.Tensor) else type(tensor).__name__)
+    return TypeError(f"{what}: expected a CPU tensor {spec}, got {got}")
+
+
+def _checked_parameter(position: int, tensor: Any, spec: TensorSpec) -> torch.Tensor:
+    """Bound argument `position`, detached, once checked against `spec`."""
     if (not isinstance(tensor, torch.Tensor) or tensor.dtype != spec.dtype
             or not tensor.is_cpu or tuple(tensor.shape) != spec.shape):
-        got = (f"{tensor.dtype} {list(tensor.shape)} on {tensor.device}"
-               if isinstance(tensor, torch.Tensor) else type(tensor).__name__)
-        raise TypeError(f"bound argument {position}: expected a CPU tensor {spec}, got {got}")
-    return tensor.detach().clone(memory_format=torch.contiguous_format)
+        raise _mismatch(f"bound argument {position}", tensor, spec)
+    return tensor.detach()
 
 
 class CompiledSubgraph:
@@ -244,16 +248,18 @@ class CompiledSubgraph:
     def _bind(signature: Signature, bound_args: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
         """Descriptor index -> tensor of every bound operand: the bound inputs the code
         reads (copies) and the packed arguments (packed from them)."""
-        copies = {position: _bound_tensor(position, tensor, signature.inputs[position])
-                  for position, tensor in bound_args.items()}
-        fixed = {position: copies[position] for position in signature.read}
+        parameters = {position: _checked_parameter(position, tensor, signature.inputs[position])
+                      for position, tensor in bound_args.items()}
+        fixed = {position: parameters[position].clone(memory_format=torch.contiguous_format)
+                 for position in signature.read}
         first_packed = len(signature.inputs)
         for offset, argument in enumerate(signature.packed):
-            source = copies[argument.source]
+            source = parameters[argument.source]
             if source.dtype != torch.float32:
                 raise TypeError(f"bound argument {argument.source}: packed weights must be "
                                 f"float32, not {source.dtype}")
-            fixed[first_packed + offset] = torch.from_numpy(argument.pack(source.numpy()))
+            fixed[first_packed + offset] = torch.from_numpy(
+                argument.pack(source.contiguous().numpy()))
         return fixed
 
     def _function(self, name: str, arity: int):
@@ -265,9 +271,7 @@ class CompiledSubgraph:
     @staticmethod
     def _reject(position: int, tensor, spec: TensorSpec) -> None:
         """Raises the TypeError for an argument that does not match `spec`."""
-        got = (f"{tensor.dtype} {list(tensor.shape)} on {tensor.device}"
-               if isinstance(tensor, torch.Tensor) else type(tensor).__name__)
-        raise TypeError(f"argument {position}: expected a CPU tensor {spec}, got {got}")
+        raise _mismatch(f"argument {position}", tensor, spec)
 
     def __call__(self, *arguments: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if len(arguments) != len(self.inputs):

@@ -56,7 +56,8 @@ class PackedArgument:
     shape: tuple[int, ...]
 
     def pack(self, parameter: np.ndarray) -> np.ndarray:
-        """`parameter` in this argument's layout; a ValueError when the steps do not
+        """A copy of `parameter` in this argument's layout (never a view of it: the code
+        keeps the weights as they were when bound); a ValueError when the steps do not
         give its shape (the code would read the weights out of place)."""
         array = parameter
         for name, operand in self.steps:
@@ -64,7 +65,8 @@ class PackedArgument:
         if array.shape != self.shape:
             raise ValueError(f"packing argument {self.source} gives shape {list(array.shape)}, "
                              f"not the {list(self.shape)} the code reads")
-        return np.ascontiguousarray(array)
+        packed = np.ascontiguousarray(array)
+        return packed.copy() if np.shares_memory(packed, parameter) else packed
 
     def to_json(self) -> dict:
         return {"source": self.source, "steps": [[name, _jsonable(operand)]
