@@ -161,11 +161,15 @@ def _run(arguments: argparse.Namespace) -> None:
         )
         if distributed and dist.get_rank() != 0:
             train_cnn(dataset, config)
-            return
-        result = run(dataset, config, rule_config, arguments.out)
-        summary_keys = ("cnn_accuracy", "nesy_accuracy", "fidelity", "n_rules", "n_preds", "size")
-        summary = {key: result.metrics[key] for key in summary_keys}
-        print(json.dumps(summary))
+        else:
+            result = run(dataset, config, rule_config, arguments.out)
+            summary_keys = ("cnn_accuracy", "nesy_accuracy", "fidelity", "n_rules", "n_preds", "size")
+            summary = {key: result.metrics[key] for key in summary_keys}
+            print(json.dumps(summary))
+        if distributed:
+            # Every rank tears gloo down at the same point: a rank that leaves while another
+            # still holds its connections can abort at exit.
+            dist.barrier()
     finally:
         if distributed:
             dist.destroy_process_group()
