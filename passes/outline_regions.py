@@ -25,11 +25,25 @@ from ir.program import error_at, print_module
 from passes.effects import is_effect_free
 
 _REMATERIALIZED_TORCH_OPS = ("torch.constant.", "torch.vtensor.literal")
+_STATIC_INFO_CAST = "torch.tensor_static_info_cast"
 
 
 def is_tensor_compute(op: Operation) -> bool:
     """Ops that belong in a sub-graph: torch ops and the parameters they read."""
-    return isinstance(op, dy.ParamOp) or (dy.is_torch_op(op) and not op.regions)
+    if isinstance(op, dy.ParamOp):
+        return True
+    return dy.is_torch_op(op) and not op.regions and not is_host_cast(op)
+
+
+def is_host_cast(op: Operation) -> bool:
+    """A `torch.tensor_static_info_cast` of a value that no tensor op of its block made:
+    a type given to a host value (a size made `?` where an unrolled loop's iterations
+    differ in it). It computes nothing, and kept in the host it leaves the sub-graph that
+    reads it taking the `?` type, so that iterations share one sub-graph."""
+    if dy.op_name(op) != _STATIC_INFO_CAST:
+        return False
+    owner = op.operands[0].owner
+    return not (isinstance(owner, Operation) and owner.parent is op.parent and is_tensor_compute(owner))
 
 
 def _is_rematerializable(op: Operation) -> bool:

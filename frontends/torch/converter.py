@@ -37,7 +37,7 @@ from frontends.torch.constants import FrozenConstants
 from frontends.torch.errors import UnsupportedError
 from frontends.torch.returns import ReturnPath, emit_returns, record_return
 from frontends.torch.state import Arrival, Frame, FunctionSource, InsertionPoint, Join
-from frontends.torch.stretch import Stretch
+from frontends.torch.stretch import ImportedStretch, Stretch
 from frontends.torch.values import StagedTensor, tensor_type
 from ir import dy
 
@@ -63,7 +63,7 @@ class Converter:
         self.placeholders: dict[str, torch.Tensor] = {}
         self.param_cache: dict[tuple[Block, str], SSAValue] = {}
         self.sources: dict[types.CodeType, FunctionSource] = {}
-        self.imports: dict[Hashable, func.FuncOp] = {}
+        self.imports: dict[Hashable, ImportedStretch] = {}
         """torch-mlir imports by `structure_key`: a stretch that repeats another's structure
         (a block of a deep network) reuses its import instead of another torch.export."""
         self.checks_size_one = False

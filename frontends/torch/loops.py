@@ -44,9 +44,11 @@ from frontends.torch.plans import (
     materialize,
     rebuild,
 )
+from frontends.torch.items import cast_to
 from frontends.torch.state import StagedLoop, UnrolledLoop
 from frontends.torch.values import HostScalar, StagedList, StagedTensor, Undefined, join_types
 from ir import dy
+from ir.torch import DYNAMIC_DIM, ValueTensorType
 
 if TYPE_CHECKING:
     from frontends.torch.converter import Converter
@@ -134,7 +136,7 @@ def unrolled_loop(
     if isinstance(statement, ast.While):
         limit = MAX_UNROLLED_WHILE_ITERATIONS
 
-    def iteration(index: int) -> None:
+    def iteration(index: int, previous: dict[str, Any]) -> None:
         if index > limit:
             raise cx.unsupported(statement, "loop", f"more than {limit} iterations to unroll")
         proceed, item = next_item(index)
@@ -150,14 +152,15 @@ def unrolled_loop(
             return
         if isinstance(statement, ast.For):
             assign(cx, statement.target, item)
-        previous = loop.next_iteration
-        loop.next_iteration = lambda: iteration(index + 1)
+        types = widen_changing_sizes(cx, previous, statement)
+        outer = loop.next_iteration
+        loop.next_iteration = lambda: iteration(index + 1, types)
         try:
-            cx.exec(statement.body, lambda: iteration(index + 1))
+            cx.exec(statement.body, lambda: iteration(index + 1, types))
         finally:
-            loop.next_iteration = previous
+            loop.next_iteration = outer
 
-    iteration(0)
+    iteration(0, {})
     frame.loops.pop()
     if loop.after is not None:
         cx.reachable = False
@@ -166,6 +169,40 @@ def unrolled_loop(
     if cx.reachable:
         frame.env = merged
         rest()
+
+
+def widen_changing_sizes(
+    cx: Converter, previous: dict[str, Any], node: ast.AST
+) -> dict[str, Any]:
+    """Give `?` to the sizes of tensors that changed since the previous iteration began (a
+    sequence grown by `torch.cat` each step), so the iterations after it share sub-graphs
+    instead of compiling one per size, as torch.compile's automatic dynamic shapes do.
+    Returns the tensor types of this iteration's start.
+
+    Only tensors already imported are widened (a stretch that runs on across iterations
+    is one sub-graph anyway), and only sizes of at least 2 here: the unrolled iteration
+    runs at exactly these sizes, and a trace at a dynamic size never takes it to be 1."""
+    frame = cx.frame
+    assert frame is not None
+    types: dict[str, Any] = {}
+    for name, value in list(frame.env.items()):
+        if not isinstance(value, StagedTensor) or not isinstance(value.value, SSAValue):
+            continue
+        current = value.value.type
+        before = previous.get(name)
+        joined = None if before is None else join_types(before, current)
+        if isinstance(joined, ValueTensorType) and joined != current:
+            shape = [
+                DYNAMIC_DIM if wide == DYNAMIC_DIM and size >= 2 else size
+                for wide, size in zip(joined.shape, current.shape)
+            ]
+            widened = ValueTensorType(shape, current.element_type)
+            if widened != current:
+                value = StagedTensor(cast_to(cx, value.value, widened, node), value.example)
+                frame.env[name] = value
+                current = widened
+        types[name] = current
+    return types
 
 
 def leave_unrolled(cx: Converter, loop: UnrolledLoop, node: ast.AST) -> None:

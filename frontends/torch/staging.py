@@ -54,7 +54,7 @@ def flush(cx: Converter) -> None:
             refs.append(handle.value.ref)
     key = structure_key(stretch, refs)
     imported = cx.imports.get(key) if key is not None else None
-    if imported is None:
+    if imported is None or not imported.fits(stretch):
         try:
             imported = import_stretch(stretch, refs)
         except ImportFailure as error:
@@ -65,11 +65,11 @@ def flush(cx: Converter) -> None:
                 f"torch-mlir cannot import it: {error}",
             ) from None
         if key is not None:
-            cx.imports[key] = imported
-    if dy.SIZE_ONE_CHECKS_ATTR in imported.attributes:
+            cx.imports.setdefault(key, imported)
+    if dy.SIZE_ONE_CHECKS_ATTR in imported.function.attributes:
         cx.checks_size_one = True
     # splice() consumes the body: a memoised import is spliced as a copy.
-    function = imported.clone() if key is not None else imported
+    function = imported.function.clone() if key is not None else imported.function
     arguments = [live_in.value for live_in in stretch.live_ins]
 
     def make_param(index: int, type_: Any) -> SSAValue:

@@ -48,6 +48,7 @@ from frontends.torch.errors import first_line
 from frontends.torch.size_checks import (
     CheckedSizes,
     OnesTrace,
+    SizeCheck,
     SizeCheckError,
     add_size_checks,
     explain_squeeze_assertions,
@@ -256,6 +257,23 @@ class ImportFailure(Exception):
     """torch-mlir could not import a stretch; the message says which op."""
 
 
+@dataclass(frozen=True)
+class ImportedStretch:
+    """torch-mlir's import of a stretch and the sizes it asserts of its inputs."""
+
+    function: func.FuncOp
+    checks: tuple[SizeCheck, ...]
+
+    def fits(self, stretch: Stretch) -> bool:
+        """Whether the import holds for `stretch`'s examples: a stretch whose structure
+        key matches differs at most in sizes its import leaves dynamic, but the trace may
+        have needed those sizes in a range (a branch on a size in library code)."""
+        return all(
+            check.holds(stretch.live_ins[check.argument].example.shape[check.dim])
+            for check in self.checks
+        )
+
+
 def _export_example(live_in: LiveIn, widen_ones: bool) -> torch.Tensor:
     """The example torch.export traces with: size 0 along a dynamic dimension would trip
     shape checks of the trace (a `view(-1)` of nothing), so such a dimension gets size 2;
@@ -283,7 +301,7 @@ def _zeros_laid_out_as(example: torch.Tensor, shape: list[int]) -> torch.Tensor:
     return laid_out.expand(shape) if broadcast else laid_out
 
 
-def import_stretch(stretch: Stretch, outputs: list[Ref]) -> func.FuncOp:
+def import_stretch(stretch: Stretch, outputs: list[Ref]) -> ImportedStretch:
     """torch-mlir's import of the stretch as a `func.func`, parsed into xDSL ops.
 
     Live-ins with `?` dimensions are exported with those dimensions dynamic, each its own
@@ -310,7 +328,7 @@ def import_stretch(stretch: Stretch, outputs: list[Ref]) -> func.FuncOp:
 
 def _import_stretch(
     stretch: Stretch, outputs: list[Ref], at_one: OnesTrace | None = None
-) -> func.FuncOp:
+) -> ImportedStretch:
     examples = []
     seen: set[int] = set()
     for live_in in stretch.live_ins:
@@ -362,7 +380,7 @@ def _import_stretch(
     add_size_checks(function, checks)
     if any(not check.holds(1) for check in checks):
         function.attributes[SIZE_ONE_CHECKS_ATTR] = UnitAttr()
-    return function
+    return ImportedStretch(function, tuple(checks))
 
 
 @contextmanager
@@ -459,8 +477,7 @@ def structure_key(stretch: Stretch, outputs: list[Ref]) -> Hashable | None:
         live_ins.append(
             (
                 example.dtype,
-                tuple(example.shape),
-                example.stride(),
+                *_layout_key(example, live_in.dynamic_dims),
                 example.requires_grad,
                 first_of.setdefault(id(example), index),
                 live_in.dynamic_dims,
@@ -480,6 +497,16 @@ def structure_key(stretch: Stretch, outputs: list[Ref]) -> Hashable | None:
     except Unfingerprintable:
         return None
     return (tuple(live_ins), tuple(sorted(stretch.mutated_live_ins)), calls, tuple(outputs))
+
+
+def _layout_key(example: torch.Tensor, dynamic: tuple[int, ...]) -> tuple:
+    """The sizes and strides of a live-in as far as its import depends on them. A dynamic
+    size is traced as a symbol, so only whether it is 0, 1 or more matters (the trace
+    widens 0 and 1, `_export_example`); a contiguous layout then says all about strides."""
+    if not dynamic or not example.is_contiguous():
+        return tuple(example.shape), example.stride()
+    shape = tuple(min(size, 2) if d in dynamic else size for d, size in enumerate(example.shape))
+    return shape, "contiguous"
 
 
 class SpliceMismatch(Exception):

@@ -263,6 +263,22 @@ def _read_arguments(module: ir.Module, func_name: str, positions: list[int]) -> 
                  if any(len(list(block.arguments[position].uses)) for block in blocks))
 
 
+def _calls_team_size(module: ir.Module) -> bool:
+    callees = {threads.GET_TEAM_SIZE, threads.SET_TEAM_SIZE}
+    found = []
+
+    def visit(operation):
+        if operation.operation.name == "func.call" and (
+            ir.FlatSymbolRefAttr(operation.attributes["callee"]).value in callees
+        ):
+            found.append(operation)
+            return ir.WalkResult.INTERRUPT
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return bool(found)
+
+
 def _contains(module: ir.Module, op_name: str) -> bool:
     found = []
 
@@ -369,7 +385,8 @@ def lower_to_llvm(
     openmp = threads.openmp_library() is not None
     run_pipeline(module, PARALLEL_LOOPS.format(openmp=OPENMP_PASSES if openmp else ""),
                  "parallel loops")
-    uses_openmp = openmp and _contains(module, "omp.parallel")
+    # A kernel's team-size calls stay where its parallel loop folded to one item.
+    uses_openmp = openmp and (_contains(module, "omp.parallel") or _calls_team_size(module))
     if uses_openmp:
         schedule_dynamically(module)
     run_pipeline(module, TO_LLVM, "LLVM conversion")

@@ -78,3 +78,32 @@ dy.func @forward(%x: !torch.vtensor<[2],f32>) -> (!torch.vtensor<[2],f32>) {
   %noise = "torch.aten.rand_like"(%x, %none, %none, %none, %none, %none) : (!torch.vtensor<[2],f32>, !torch.none, !torch.none, !torch.none, !torch.none, !torch.none) -> !torch.vtensor<[2],f32>
   dy.return %noise : !torch.vtensor<[2],f32>
 }
+
+// -----
+
+// A `torch.tensor_static_info_cast` of a value no tensor op of its block made (a size an
+// unrolled loop made `?`) stays in the host, so the sub-graph reading it takes the `?`
+// type and is shared with the other iterations; a cast of a value computed in the run
+// goes into the sub-graph with it.
+// CHECK-LABEL: dy.graph @forward_graph0(%0: !torch.vtensor<[1,?],f32>) -> !torch.vtensor<[1,?],f32>
+// CHECK-NEXT:    %t = "torch.aten.tanh"(%0)
+// CHECK-NEXT:    dy.output %t
+// CHECK-LABEL: dy.graph @forward_graph1(%0: !torch.vtensor<[1,3],f32>) -> !torch.vtensor<[1,?],f32>
+// CHECK-NEXT:    %r = "torch.aten.relu"(%0)
+// CHECK-NEXT:    %rc = "torch.tensor_static_info_cast"(%r)
+// CHECK-NEXT:    %t2 = "torch.aten.tanh"(%rc)
+// CHECK-NEXT:    dy.output %t2
+// CHECK-LABEL: dy.func @forward
+// CHECK-NEXT:    %xc = "torch.tensor_static_info_cast"(%x)
+// CHECK-NEXT:    %t = dy.call @forward_graph0(%xc)
+// CHECK-NEXT:    %n = arith.constant 0 : i64
+// CHECK-NEXT:    %t2 = dy.call @forward_graph1(%x)
+dy.func @forward(%x: !torch.vtensor<[1,3],f32>) -> (!torch.vtensor<[1,?],f32>, !torch.vtensor<[1,?],f32>) {
+  %xc = "torch.tensor_static_info_cast"(%x) : (!torch.vtensor<[1,3],f32>) -> !torch.vtensor<[1,?],f32>
+  %t = "torch.aten.tanh"(%xc) : (!torch.vtensor<[1,?],f32>) -> !torch.vtensor<[1,?],f32>
+  %n = arith.constant 0 : i64
+  %r = "torch.aten.relu"(%x) : (!torch.vtensor<[1,3],f32>) -> !torch.vtensor<[1,3],f32>
+  %rc = "torch.tensor_static_info_cast"(%r) : (!torch.vtensor<[1,3],f32>) -> !torch.vtensor<[1,?],f32>
+  %t2 = "torch.aten.tanh"(%rc) : (!torch.vtensor<[1,?],f32>) -> !torch.vtensor<[1,?],f32>
+  dy.return %t, %t2 : !torch.vtensor<[1,?],f32>, !torch.vtensor<[1,?],f32>
+}

@@ -1,0 +1,95 @@
+"""Automatic dynamic sizes in unrolled loops (docs/frontend.md, "Sizes known only at run
+time"): a tensor whose size changes from one iteration to the next gets `?` there, so the
+iterations after it share sub-graphs instead of compiling one per size."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import frontends.torch as ft
+from passes.outline_regions import OutlineRegions
+from tests.frontend.conftest import BACKENDS, check_backend
+from xdsl.context import Context
+
+from ir import dy
+
+backends = pytest.mark.parametrize("backend", BACKENDS)
+
+
+class GreedyDecoder(nn.Module):
+    """Annotated-Transformer-style greedy decoding: the whole prefix is re-read each step
+    with a causal mask built from its length and positions sliced from a buffer by it; the
+    sequence grows by `torch.cat` and the loop stops at the end token."""
+
+    def __init__(self, max_len: int = 8, vocab: int = 7, width: int = 16):
+        super().__init__()
+        self.max_len = max_len
+        self.embed = nn.Embedding(vocab, width)
+        self.register_buffer("positions", torch.randn(1, 32, width) * 0.1)
+        self.query = nn.Linear(width, width)
+        self.out = nn.Linear(width, vocab)
+
+    def forward(self, start: torch.Tensor) -> torch.Tensor:
+        tokens = start
+        for _ in range(self.max_len):
+            x = self.embed(tokens) + self.positions[:, : tokens.size(1)]
+            size = tokens.size(1)
+            mask = torch.triu(torch.ones(1, size, size), diagonal=1) == 0
+            scores = self.query(x) @ x.transpose(1, 2) / math.sqrt(x.size(-1))
+            attended = scores.masked_fill(~mask, -1e9).softmax(-1) @ x
+            next_token = self.out(attended[:, -1]).argmax(-1, keepdim=True)
+            tokens = torch.cat([tokens, next_token], dim=1)
+            if next_token.item() == 0:
+                break
+        return tokens
+
+
+def _graphs(model: nn.Module, example: tuple) -> int:
+    conversion = ft.convert(model, example)
+    OutlineRegions().apply(Context(), conversion.module)
+    return sum(isinstance(op, dy.GraphOp) for op in conversion.module.ops)
+
+
+def _decoder(max_len: int) -> GreedyDecoder:
+    torch.manual_seed(3)
+    return GreedyDecoder(max_len).eval()
+
+
+@backends
+def test_a_growing_sequence_agrees_at_every_stopping_step(backend):
+    model = _decoder(8)
+    samples = [(torch.tensor([[t]]),) for t in range(7)]
+    lengths = {model(*s).shape[1] for s in samples}
+    assert len(lengths) > 2, lengths
+    check_backend(model, samples[0], samples, backend)
+
+
+def test_longer_decoding_compiles_no_more_sub_graphs():
+    example = (torch.tensor([[3]]),)
+    short, long = _graphs(_decoder(4), example), _graphs(_decoder(12), example)
+    assert short == long, (short, long)
+
+
+class ChunkedSum(nn.Module):
+    """The number of chunks `split` makes depends on the size it splits: the trace of one
+    size holds for a range of sizes only."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = x.new_zeros(())
+        for _ in range(6):
+            first = torch.split(x, 3, dim=1)[0]
+            total = total + first.sum()
+            x = torch.cat([x, x[:, :1] * 0.5], dim=1)
+            if total > 1e6:
+                break
+        return total + x.sum()
+
+
+@backends
+def test_a_shared_import_is_not_reused_outside_the_sizes_its_trace_holds_for(backend):
+    samples = [(torch.randn(2, 2) + k,) for k in range(3)]
+    check_backend(ChunkedSum(), samples[0], samples, backend, require_coverage=False)
