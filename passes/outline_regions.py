@@ -43,7 +43,8 @@ def is_host_cast(op: Operation) -> bool:
     if dy.op_name(op) != _STATIC_INFO_CAST:
         return False
     owner = op.operands[0].owner
-    return not (isinstance(owner, Operation) and owner.parent is op.parent and is_tensor_compute(owner))
+    made_here = isinstance(owner, Operation) and owner.parent is op.parent
+    return not (made_here and is_tensor_compute(owner))
 
 
 def _is_rematerializable(op: Operation) -> bool:

@@ -26,7 +26,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from xdsl.dialects import func
 from xdsl.dialects.builtin import FileLineColLoc, IntAttr, ModuleOp, StringAttr, UnitAttr
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
@@ -74,6 +73,9 @@ class Converter:
         self.reachable = True
         self.arrivals: list[Arrival] = []
         self.mutations: list[tuple[Any, Any]] = []
+        self.called_modules: list[int] = []
+        """`id` of every leaf module called, in the order the calls were recorded: which
+        modules an unrolled iteration ran (`loops.widen_changing_sizes`)."""
         self.loop_depth = 0
         self.frame: Frame | None = None
         self.node: ast.AST | None = None

@@ -24,6 +24,7 @@ from frontends.torch.assignment import assign
 from frontends.torch.ast_facts import assigned_names, exits
 from frontends.torch.constants import check_constants_unchanged, constant_versions
 from frontends.torch.errors import UnsupportedError
+from frontends.torch.items import cast_to
 from frontends.torch.joins import (
     arrive,
     clone_containers,
@@ -44,7 +45,6 @@ from frontends.torch.plans import (
     materialize,
     rebuild,
 )
-from frontends.torch.items import cast_to
 from frontends.torch.state import StagedLoop, UnrolledLoop
 from frontends.torch.values import HostScalar, StagedList, StagedTensor, Undefined, join_types
 from ir import dy
@@ -136,7 +136,7 @@ def unrolled_loop(
     if isinstance(statement, ast.While):
         limit = MAX_UNROLLED_WHILE_ITERATIONS
 
-    def iteration(index: int, previous: dict[str, Any]) -> None:
+    def iteration(index: int, previous: IterationStart | None) -> None:
         if index > limit:
             raise cx.unsupported(statement, "loop", f"more than {limit} iterations to unroll")
         proceed, item = next_item(index)
@@ -152,15 +152,15 @@ def unrolled_loop(
             return
         if isinstance(statement, ast.For):
             assign(cx, statement.target, item)
-        types = widen_changing_sizes(cx, previous, statement)
+        start = widen_changing_sizes(cx, previous, statement)
         outer = loop.next_iteration
-        loop.next_iteration = lambda: iteration(index + 1, types)
+        loop.next_iteration = lambda: iteration(index + 1, start)
         try:
-            cx.exec(statement.body, lambda: iteration(index + 1, types))
+            cx.exec(statement.body, lambda: iteration(index + 1, start))
         finally:
             loop.next_iteration = outer
 
-    iteration(0, {})
+    iteration(0, None)
     frame.loops.pop()
     if loop.after is not None:
         cx.reachable = False
@@ -171,38 +171,61 @@ def unrolled_loop(
         rest()
 
 
-def widen_changing_sizes(
-    cx: Converter, previous: dict[str, Any], node: ast.AST
-) -> dict[str, Any]:
-    """Give `?` to the sizes of tensors that changed since the previous iteration began (a
-    sequence grown by `torch.cat` each step), so the iterations after it share sub-graphs
-    instead of compiling one per size, as torch.compile's automatic dynamic shapes do.
-    Returns the tensor types of this iteration's start.
+@dataclass(frozen=True)
+class IterationStart:
+    """Where an unrolled iteration began: its tensors' types by name, how many leaf-module
+    calls were recorded before it, and the modules the iteration before it called (None
+    for the first)."""
 
-    Only tensors already imported are widened (a stretch that runs on across iterations
-    is one sub-graph anyway), and only sizes of at least 2 here: the unrolled iteration
-    runs at exactly these sizes, and a trace at a dynamic size never takes it to be 1."""
+    types: dict[str, Any]
+    mark: int
+    modules_before: frozenset[int] | None
+
+
+def widen_changing_sizes(
+    cx: Converter, previous: IterationStart | None, node: ast.AST
+) -> IterationStart:
+    """Give `?` to the sizes that grew since the previous iteration began (a sequence
+    lengthened by `torch.cat` each step), so that the iterations after it share sub-graphs
+    instead of compiling one per length, as torch.compile's automatic dynamic shapes do.
+
+    Only where the last two iterations called the same leaf modules: the same code ran
+    again on a longer tensor. A loop over different layers (`for layer in self.layers`,
+    `self.layers[i]`) changes sizes because its layers differ; `?` there would only lose
+    what the kernels specialise on. Only tensors already imported are widened (a stretch
+    that runs on across iterations is one sub-graph anyway), and only sizes of at least 2:
+    the unrolled iteration runs at exactly its example's sizes, and the trace of a `?`
+    size takes it to be other than 1."""
     frame = cx.frame
     assert frame is not None
+    mark = len(cx.called_modules)
+    modules = None if previous is None else frozenset(cx.called_modules[previous.mark : mark])
+    repeated = previous is not None and previous.modules_before == modules
     types: dict[str, Any] = {}
-    for name, value in list(frame.env.items()):
+    for name, value in frame.env.items():
         if not isinstance(value, StagedTensor) or not isinstance(value.value, SSAValue):
             continue
         current = value.value.type
-        before = previous.get(name)
-        joined = None if before is None else join_types(before, current)
-        if isinstance(joined, ValueTensorType) and joined != current:
-            shape = [
-                DYNAMIC_DIM if wide == DYNAMIC_DIM and size >= 2 else size
-                for wide, size in zip(joined.shape, current.shape)
-            ]
-            widened = ValueTensorType(shape, current.element_type)
-            if widened != current:
-                value = StagedTensor(cast_to(cx, value.value, widened, node), value.example)
-                frame.env[name] = value
-                current = widened
-        types[name] = current
-    return types
+        before = previous.types.get(name) if repeated else None
+        widened = _grown_sizes_dynamic(before, current)
+        if widened != current:
+            # As an in-place update: every alias sees it, and leaving the arm undoes it.
+            cx.mutations.append((value, value.value))
+            value.value = cast_to(cx, value.value, widened, node)
+        types[name] = widened
+    return IterationStart(types, mark, modules)
+
+
+def _grown_sizes_dynamic(before: Any, current: Any) -> Any:
+    if not (isinstance(before, ValueTensorType) and isinstance(current, ValueTensorType)):
+        return current
+    if join_types(before, current) in (None, current):
+        return current
+    shape = [
+        DYNAMIC_DIM if old != DYNAMIC_DIM and new != DYNAMIC_DIM and new > old >= 1 else new
+        for old, new in zip(before.shape, current.shape)
+    ]
+    return ValueTensorType(shape, current.element_type)
 
 
 def leave_unrolled(cx: Converter, loop: UnrolledLoop, node: ast.AST) -> None:

@@ -96,6 +96,8 @@ def stage_call(
             f"it computes a Python {type(result).__name__} from tensor data; use "
             "tensor operations or .item() in a condition",
         )
+    if module is not None:
+        cx.called_modules.append(id(module))
     for handle in mutated:
         if id(handle) not in fresh:
             mark_mutated(cx, handle)

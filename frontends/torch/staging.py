@@ -22,6 +22,7 @@ from frontends.torch.stretch import (
     Pending,
     SpliceMismatch,
     Stretch,
+    example_layouts,
     import_stretch,
     splice,
     structure_key,
@@ -53,8 +54,13 @@ def flush(cx: Converter) -> None:
         if handle.value.ref not in refs:
             refs.append(handle.value.ref)
     key = structure_key(stretch, refs)
-    imported = cx.imports.get(key) if key is not None else None
-    if imported is None or not imported.fits(stretch):
+    exact = None if key is None else (key, example_layouts(stretch))
+    imported = cx.imports.get(exact) if exact is not None else None
+    if imported is None and key is not None:
+        candidate = cx.imports.get(key)
+        if candidate is not None and candidate.holds_for(stretch, refs):
+            imported = candidate
+    if imported is None:
         try:
             imported = import_stretch(stretch, refs)
         except ImportFailure as error:
@@ -64,8 +70,9 @@ def flush(cx: Converter) -> None:
                 "tensor code",
                 f"torch-mlir cannot import it: {error}",
             ) from None
-        if key is not None:
-            cx.imports.setdefault(key, imported)
+    if key is not None:
+        cx.imports.setdefault(key, imported)
+        cx.imports[exact] = imported
     if dy.SIZE_ONE_CHECKS_ATTR in imported.function.attributes:
         cx.checks_size_one = True
     # splice() consumes the body: a memoised import is spliced as a copy.

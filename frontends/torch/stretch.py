@@ -259,19 +259,52 @@ class ImportFailure(Exception):
 
 @dataclass(frozen=True)
 class ImportedStretch:
-    """torch-mlir's import of a stretch and the sizes it asserts of its inputs."""
+    """torch-mlir's import of a stretch, and torch.export's graph it came from
+    (`_trace_key`; None for a trace that specialised sizes of 1, `OnesTrace`)."""
 
     function: func.FuncOp
-    checks: tuple[SizeCheck, ...]
+    trace: str | None
 
-    def fits(self, stretch: Stretch) -> bool:
-        """Whether the import holds for `stretch`'s examples: a stretch whose structure
-        key matches differs at most in sizes its import leaves dynamic, but the trace may
-        have needed those sizes in a range (a branch on a size in library code)."""
-        return all(
-            check.holds(stretch.live_ins[check.argument].example.shape[check.dim])
-            for check in self.checks
+    def holds_for(self, stretch: Stretch, outputs: list[Ref]) -> bool:
+        """Whether the import is also that of `stretch`, whose structure key is the same
+        but whose examples may differ in sizes the trace left symbolic. torch.export's
+        size-oblivious trace may still have used the example's size without a guard (the
+        number of pieces `torch.split` makes), so `stretch` is traced again, and the
+        import holds if the trace is the same (without the decompositions and the
+        torch-mlir import, three quarters of the work)."""
+        if self.trace is None:
+            return False
+        try:
+            program, squeezed = _export(stretch, outputs)
+            checks = input_checks(program, squeezed)
+        except Exception:  # noqa: BLE001 - whatever fails here is imported afresh
+            return False
+        return _trace_key(program, checks) == self.trace
+
+
+def example_layouts(stretch: Stretch) -> tuple:
+    """The sizes and strides of the live-ins' examples."""
+    return tuple((tuple(i.example.shape), i.example.stride()) for i in stretch.live_ins)
+
+
+def _trace_key(program: torch.export.ExportedProgram, checks: list[SizeCheck]) -> str | None:
+    """torch.export's graph with its input sizes, their ranges, the size checks and the
+    constants it lifted; None when a constant cannot be described."""
+    sizes = [
+        str(getattr(node.meta.get("val"), "shape", None))
+        for node in program.graph.nodes
+        if node.op == "placeholder"
+    ]
+    limits = program.range_constraints.items()
+    ranges = sorted((str(symbol), str(limit)) for symbol, limit in limits)
+    try:
+        constants = sorted(
+            (name, describe_value(value, {})) for name, value in program.constants.items()
         )
+    except Unfingerprintable:
+        return None
+    parts = [program.graph_module.code, repr(sizes), repr(ranges), repr(checks), repr(constants)]
+    return "\n".join(parts)
 
 
 def _export_example(live_in: LiveIn, widen_ones: bool) -> torch.Tensor:
@@ -326,9 +359,9 @@ def import_stretch(stretch: Stretch, outputs: list[Ref]) -> ImportedStretch:
         return _import_stretch(stretch, outputs, OnesTrace(ones, str(error)))
 
 
-def _import_stretch(
+def _export(
     stretch: Stretch, outputs: list[Ref], at_one: OnesTrace | None = None
-) -> ImportedStretch:
+) -> tuple[torch.export.ExportedProgram, CheckedSizes]:
     examples = []
     seen: set[int] = set()
     for live_in in stretch.live_ins:
@@ -341,16 +374,25 @@ def _import_stretch(
     )
     symbolic = any(dynamic_shapes)
     squeezed = CheckedSizes()
+    with redirect_stderr(io.StringIO()), _dynamic_export(symbolic), squeezed:
+        program = torch.export.export(
+            _Replay(stretch, outputs),
+            tuple(examples),
+            dynamic_shapes=(dynamic_shapes,) if symbolic else None,
+            strict=False,
+        )
+    return program, squeezed
+
+
+def _import_stretch(
+    stretch: Stretch, outputs: list[Ref], at_one: OnesTrace | None = None
+) -> ImportedStretch:
+    symbolic = any(live_in.dynamic_dims for live_in in stretch.live_ins)
     try:
+        program, squeezed = _export(stretch, outputs, at_one)
         with redirect_stderr(io.StringIO()), _dynamic_export(symbolic):
-            with squeezed:
-                program = torch.export.export(
-                    _Replay(stretch, outputs),
-                    tuple(examples),
-                    dynamic_shapes=(dynamic_shapes,) if symbolic else None,
-                    strict=False,
-                )
             checks = input_checks(program, squeezed, at_one)
+            trace = None if at_one is not None else _trace_key(program, checks)
             program = decompose(program)
             drop_storage_offset_checks(program)
             negations_as_comparisons(program)
@@ -380,7 +422,7 @@ def _import_stretch(
     add_size_checks(function, checks)
     if any(not check.holds(1) for check in checks):
         function.attributes[SIZE_ONE_CHECKS_ATTR] = UnitAttr()
-    return ImportedStretch(function, tuple(checks))
+    return ImportedStretch(function, trace)
 
 
 @contextmanager
