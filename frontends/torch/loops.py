@@ -217,7 +217,12 @@ def widen_changing_sizes(
 
 
 def _grown_sizes_dynamic(before: Any, current: Any) -> Any:
+    """`current` with `?` where it grew since `before`. Only a tensor whose sizes are all
+    static is widened: the back end's result sizes go wrong for some sub-graphs with two
+    `?` sizes in one tensor (a batch of `dynamic=True` and a length)."""
     if not (isinstance(before, ValueTensorType) and isinstance(current, ValueTensorType)):
+        return current
+    if current.shape is None or DYNAMIC_DIM in current.shape:
         return current
     if join_types(before, current) in (None, current):
         return current

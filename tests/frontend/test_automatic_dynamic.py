@@ -121,3 +121,33 @@ def test_a_widened_tensor_keeps_its_aliases(backend):
     torch.manual_seed(1)
     samples = [(torch.randn(1, 2, 4) * s,) for s in (0.5, 1.0, 2.0)]
     check_backend(DecayingHistory().eval(), samples[0], samples, backend, require_coverage=False)
+
+
+class BatchGreedyDecoder(GreedyDecoder):
+    """`GreedyDecoder` on a batch that stops when every row has emitted the end token."""
+
+    def forward(self, start: torch.Tensor) -> torch.Tensor:
+        tokens = start
+        for _ in range(self.max_len):
+            x = self.embed(tokens) + self.positions[:, : tokens.size(1)]
+            size = tokens.size(1)
+            mask = torch.triu(torch.ones(1, size, size), diagonal=1) == 0
+            scores = self.query(x) @ x.transpose(1, 2) / math.sqrt(x.size(-1))
+            attended = scores.masked_fill(~mask, -1e9).softmax(-1) @ x
+            next_token = self.out(attended[:, -1]).argmax(-1, keepdim=True)
+            tokens = torch.cat([tokens, next_token], dim=1)
+            if (next_token == 0).all():
+                break
+        return tokens
+
+
+@backends
+def test_a_growing_sequence_of_a_dynamic_batch_agrees_at_every_batch_size(backend):
+    torch.manual_seed(3)
+    model = BatchGreedyDecoder(7).eval()
+    generator = torch.Generator().manual_seed(0)
+    samples = [(torch.randint(0, 7, (b, 1), generator=generator),) for b in (2, 1, 3, 5, 8)]
+    samples.append((torch.zeros(4, 1, dtype=torch.long),))
+    lengths = {model(*s).shape[1] for s in samples}
+    assert len(lengths) > 1, lengths
+    check_backend(model, samples[0], samples, backend, dynamic=True, require_coverage=False)
