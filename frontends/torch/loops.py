@@ -218,8 +218,10 @@ def widen_changing_sizes(
 
 def _grown_sizes_dynamic(before: Any, current: Any) -> Any:
     """`current` with `?` where it grew since `before`. Only a tensor whose sizes are all
-    static is widened: the back end's result sizes go wrong for some sub-graphs with two
-    `?` sizes in one tensor (a batch of `dynamic=True` and a length)."""
+    static is widened: a batch already `?` (`dynamic=True`) keeps its length static, as
+    before automatic widening. Two `?` sizes in one tensor exposed a back-end bug
+    (`runtime/llvm/dynamic_views.py`, fixed); this keeps such decoders on the tested
+    path."""
     if not (isinstance(before, ValueTensorType) and isinstance(current, ValueTensorType)):
         return current
     if current.shape is None or DYNAMIC_DIM in current.shape:

@@ -27,6 +27,7 @@ from torch_mlir.dialects import torch as torch_dialect
 
 from . import (
     broadcast_sizes,
+    dynamic_views,
     eager_checks,
     fused_multiply_add,
     index_bounds,
@@ -351,6 +352,7 @@ def lower_to_llvm(
     eager_checks.guard(function)
     nan_indices.apply(function)
     index_linearization.apply(function)
+    dynamic_views.apply(function)
     broadcast_sizes.mark_program_maxima(module)
     fused_multiply_add.mark(module)
     run_pipeline(module, TORCH_TO_TMTENSOR, "torch to linalg-on-tensors")

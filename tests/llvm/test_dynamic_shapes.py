@@ -93,6 +93,30 @@ def test_dynamic_batch_linear_and_reductions():
     check_sizes(compiled, mlp, parameters, lambda b: [torch.randn(b, 24)], [0, 1, 2, 3, 5, 33])
 
 
+def test_a_view_merging_two_run_time_sizes_keeps_both():
+    """``nn.Linear`` on a ``[batch, tokens, d]`` tensor views it as ``[batch * tokens, d]``.
+    torch-mlir took the tokens of such a view's input to be 1: the input's other use, the
+    result, came back ``[batch, 1, d]`` and the kernels wrote past its end."""
+    torch.manual_seed(0)
+
+    def embed_and_project(tokens, table, positions, weight):
+        x = F.embedding(tokens, table) + positions[:, : tokens.size(1)]
+        return x, F.linear(x, weight).reshape(-1)
+
+    parameters = [torch.randn(7, 16), torch.randn(1, 32, 16), torch.randn(16, 16)]
+    dims = {0: torch.export.Dim("b"), 1: torch.export.Dim("s", max=32)}
+    compiled = compile_function(
+        embed_and_project, [torch.randint(0, 7, (2, 3))], parameters, [dims]
+    )
+
+    def tokens(size):
+        return [torch.randint(0, 7, size)]
+
+    check_sizes(
+        compiled, embed_and_project, parameters, tokens, [(2, 3), (2, 5), (3, 4), (1, 7), (4, 2)]
+    )
+
+
 def test_sizes_after_sort_topk_scan_and_scatter_follow_from_input_sizes():
     """``tm_tensor`` ops (``sort``, ``topk``, ``cumsum``'s scan, ``scatter_add``) do not
     reify their result sizes; the prelude reads them off their ``outs``, so a top-2 router
