@@ -126,6 +126,7 @@ def _run(arguments: argparse.Namespace) -> None:
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         dist.init_process_group("gloo")
+    worker = distributed and dist.get_rank() != 0
     try:
         dataset = load_dataset(arguments.dataset, arguments.seed, arguments.image_size)
         config = TrainConfig(
@@ -159,7 +160,7 @@ def _run(arguments: argparse.Namespace) -> None:
             arguments.binarization,
             filter_names,
         )
-        if distributed and dist.get_rank() != 0:
+        if worker:
             train_cnn(dataset, config)
         else:
             result = run(dataset, config, rule_config, arguments.out)
@@ -173,6 +174,18 @@ def _run(arguments: argparse.Namespace) -> None:
     finally:
         if distributed:
             dist.destroy_process_group()
+    if worker:
+        _leave_without_teardown()
+
+
+def _leave_without_teardown() -> None:
+    """Ends a worker rank at once: its part (training) is done, and rank 0 writes every
+    result. The interpreter's teardown aborted a worker now and then ("terminate called
+    without an active exception", a C++ thread still joinable at exit; about 1 run in 15
+    under load, also after a barrier), and torchrun then failed the whole launch."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _rules(arguments: argparse.Namespace) -> None:
