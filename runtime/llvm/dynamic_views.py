@@ -15,6 +15,7 @@ with the sizes the program gives.
 
 from torch_mlir import ir
 
+from .ir_walk import ops_named
 from .torch_ops import constant_int, create, tensor_dims
 
 _VIEWS = ("torch.aten.view", "torch.aten.reshape", "torch.aten._unsafe_view")
@@ -39,13 +40,7 @@ def _through_one_dimension(operation: ir.Operation) -> None:
 
 def apply(function) -> None:
     """Rewrites every view in `function` whose input has two or more run-time sizes."""
-    found: list[ir.Operation] = []
-
-    def visit(operation):
-        if operation.operation.name in _VIEWS and _rewritable(operation.operation):
-            found.append(operation.operation)
-        return ir.WalkResult.ADVANCE
-
-    function.operation.walk(visit)
-    for operation in found:
-        _through_one_dimension(operation)
+    for name in _VIEWS:
+        for operation in ops_named(function, name):
+            if _rewritable(operation):
+                _through_one_dimension(operation)

@@ -32,15 +32,18 @@ class GreedyDecoder(nn.Module):
         self.query = nn.Linear(width, width)
         self.out = nn.Linear(width, vocab)
 
+    def next_token(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.embed(tokens) + self.positions[:, : tokens.size(1)]
+        size = tokens.size(1)
+        mask = torch.triu(torch.ones(1, size, size), diagonal=1) == 0
+        scores = self.query(x) @ x.transpose(1, 2) / math.sqrt(x.size(-1))
+        attended = scores.masked_fill(~mask, -1e9).softmax(-1) @ x
+        return self.out(attended[:, -1]).argmax(-1, keepdim=True)
+
     def forward(self, start: torch.Tensor) -> torch.Tensor:
         tokens = start
         for _ in range(self.max_len):
-            x = self.embed(tokens) + self.positions[:, : tokens.size(1)]
-            size = tokens.size(1)
-            mask = torch.triu(torch.ones(1, size, size), diagonal=1) == 0
-            scores = self.query(x) @ x.transpose(1, 2) / math.sqrt(x.size(-1))
-            attended = scores.masked_fill(~mask, -1e9).softmax(-1) @ x
-            next_token = self.out(attended[:, -1]).argmax(-1, keepdim=True)
+            next_token = self.next_token(tokens)
             tokens = torch.cat([tokens, next_token], dim=1)
             if next_token.item() == 0:
                 break
@@ -129,12 +132,7 @@ class BatchGreedyDecoder(GreedyDecoder):
     def forward(self, start: torch.Tensor) -> torch.Tensor:
         tokens = start
         for _ in range(self.max_len):
-            x = self.embed(tokens) + self.positions[:, : tokens.size(1)]
-            size = tokens.size(1)
-            mask = torch.triu(torch.ones(1, size, size), diagonal=1) == 0
-            scores = self.query(x) @ x.transpose(1, 2) / math.sqrt(x.size(-1))
-            attended = scores.masked_fill(~mask, -1e9).softmax(-1) @ x
-            next_token = self.out(attended[:, -1]).argmax(-1, keepdim=True)
+            next_token = self.next_token(tokens)
             tokens = torch.cat([tokens, next_token], dim=1)
             if (next_token == 0).all():
                 break
